@@ -1,0 +1,218 @@
+"""Typed state of the SMES graph: the turn, perception, predictions, safety, the reply.
+
+All of these are Pydantic models. They travel through the LangGraph state
+(:class:`SupportState`), come back from a checkpointer as models (see
+:func:`mesa.memory.serializer`), and make up the :class:`Reply` that
+``SupportAgent.respond`` returns. Media is kept as references
+(:class:`MediaRef`: a path or URL plus a content hash), never as raw bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import operator
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "MediaRef",
+    "Message",
+    "PerceptionResult",
+    "Prediction",
+    "Reply",
+    "SafetyAssessment",
+    "SupportState",
+    "Turn",
+    "append_history",
+]
+
+Modality = Literal["text", "audio", "video", "image"]
+RiskLevel = Literal["none", "low", "elevated", "imminent"]
+RiskCategory = Literal["none", "suicide", "self_harm", "harm_to_others", "abuse", "other"]
+
+
+def _sha256_of(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class MediaRef(BaseModel):
+    """A reference to a media file: a local path or a URL, and its content hash when known."""
+
+    model_config = ConfigDict(frozen=True)
+
+    uri: str
+    sha256: str | None = None
+
+    @classmethod
+    def from_source(cls, source: str | Path | MediaRef) -> MediaRef:
+        """A reference to ``source``; a readable local file gets its SHA-256 now."""
+        if isinstance(source, MediaRef):
+            return source
+        text = str(source)
+        if "://" in text and not text.startswith("file://"):
+            return cls(uri=text)
+        path = Path(text.removeprefix("file://")).expanduser()
+        try:
+            return cls(uri=str(path), sha256=_sha256_of(path))
+        except OSError:
+            # Missing or unreadable: keep the reference; perception records the error.
+            return cls(uri=str(path))
+
+    @property
+    def is_url(self) -> bool:
+        return "://" in self.uri
+
+
+class Turn(BaseModel):
+    """One user turn: text and/or references to audio, video, image."""
+
+    text: str | None = None
+    audio: MediaRef | None = None
+    video: MediaRef | None = None
+    image: MediaRef | None = None
+
+    @classmethod
+    def from_inputs(
+        cls,
+        text: str | None = None,
+        *,
+        audio: str | Path | MediaRef | None = None,
+        video: str | Path | MediaRef | None = None,
+        image: str | Path | MediaRef | None = None,
+    ) -> Turn:
+        """A turn from user-facing arguments; at least one input is required."""
+        if not any(x is not None and x != "" for x in (text, audio, video, image)):
+            raise ValueError("a turn needs text, audio, video or an image")
+        return cls(
+            text=text,
+            audio=MediaRef.from_source(audio) if audio is not None else None,
+            video=MediaRef.from_source(video) if video is not None else None,
+            image=MediaRef.from_source(image) if image is not None else None,
+        )
+
+    def modalities(self) -> list[Modality]:
+        """The modalities this turn carries."""
+        present: list[Modality] = []
+        if self.text:
+            present.append("text")
+        for name in ("audio", "video", "image"):
+            if getattr(self, name) is not None:
+                present.append(name)  # type: ignore[arg-type]
+        return present
+
+
+class PerceptionResult(BaseModel):
+    """What one perception backend made of one modality of a turn (or why it could not).
+
+    ``clue`` is the short text the prompts show (as MESC carries audio and video
+    into a text model); ``data`` keeps the numbers (distributions, features,
+    transcript segments).
+    """
+
+    cue: str = Field(description="what was perceived: transcript, face, voice, text_emotion, ...")
+    modality: Modality
+    backend: str
+    backend_version: str | None = None
+    clue: str = ""
+    data: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+    seconds: float = 0.0
+    cached: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class Prediction(BaseModel):
+    """One decision of the chain: a label of the active taxonomy, with confidence and rationale."""
+
+    label: str
+    confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    rationale: str = ""
+    source: str = Field(default="llm", description="where it came from: llm, fused, classifier, policy, scripted, rule")
+
+
+class SafetyAssessment(BaseModel):
+    """Risk assessment of a user turn. ``crisis`` routes the turn to the escalation protocol."""
+
+    level: RiskLevel = "none"
+    category: RiskCategory = "none"
+    evidence: list[str] = Field(default_factory=list)
+    sources: list[str] = Field(default_factory=list, description="layers that contributed: rules, llm, moderation")
+
+    @property
+    def crisis(self) -> bool:
+        return self.level in ("elevated", "imminent")
+
+
+class Message(BaseModel):
+    """One entry of the dialogue history, with the chain's annotations when it has them."""
+
+    role: Literal["user", "assistant"]
+    text: str
+    emotion: str | None = None
+    strategy: str | None = None
+    clues: list[str] = Field(default_factory=list)
+
+
+def append_history(left: list[Message] | None, right: list[Message] | Message | None) -> list[Message]:
+    """History reducer: appends new messages; never drops or rewrites earlier ones."""
+    left = list(left or [])
+    if right is None:
+        return left
+    if isinstance(right, Message):
+        right = [right]
+    return left + [m if isinstance(m, Message) else Message.model_validate(m) for m in right]
+
+
+def merge_timings(left: dict[str, float] | None, right: dict[str, float] | None) -> dict[str, float]:
+    """Timings reducer: later values for the same step replace earlier ones."""
+    return {**(left or {}), **(right or {})}
+
+
+class SupportState(BaseModel):
+    """The LangGraph state of one conversation thread.
+
+    Per-turn fields are reset by the graph's first node at every new turn;
+    ``history`` accumulates across turns through :func:`append_history`.
+    """
+
+    turn: Turn = Field(default_factory=Turn)
+    history: Annotated[list[Message], append_history] = Field(default_factory=list)
+    perception: dict[str, PerceptionResult] = Field(default_factory=dict)
+    safety: SafetyAssessment | None = None
+    user_emotion: Prediction | None = None
+    strategy: Prediction | None = None
+    system_emotion: Prediction | None = None
+    response: str | None = None
+    disclosed_ai_at_turn: int | None = None
+    turn_index: int = 0
+    timings: Annotated[dict[str, float], merge_timings] = Field(default_factory=dict)
+    extras: Annotated[dict[str, Any], operator.or_] = Field(
+        default_factory=dict, description="room for user nodes (retrieved passages, reviewer notes, ...)"
+    )
+
+
+class Reply(BaseModel):
+    """What ``SupportAgent.respond`` returns for one turn."""
+
+    text: str
+    user_emotion: Prediction | None
+    strategy: Prediction | None
+    system_emotion: Prediction | None
+    safety: SafetyAssessment | None = None
+    perception: dict[str, PerceptionResult] = Field(default_factory=dict)
+    timings: dict[str, float] = Field(default_factory=dict)
+    thread_id: str | None = None
+    mode: str = "stepwise"
+
+    @property
+    def crisis(self) -> bool:
+        return bool(self.safety and self.safety.crisis)
