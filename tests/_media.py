@@ -76,6 +76,16 @@ def no_face_png(directory: Path, name: str = "noface") -> Path:
     return out
 
 
+def blank_png(directory: Path, value: int = 255, name: str = "blank") -> Path:
+    """A uniform image."""
+    import numpy as np
+    import skimage.io
+
+    out = directory / f"{name}.png"
+    skimage.io.imsave(str(out), np.full((120, 160, 3), value, dtype="uint8"), check_contrast=False)
+    return out
+
+
 def video(directory: Path, image: Path, audio: Path | None, name: str = "turn", *, seconds: float | None = None, fps: int = 5) -> Path:
     """A short MP4 of a still image, with ``audio`` as its sound track (or silent when ``None``)."""
     out = directory / f"{name}.mp4"

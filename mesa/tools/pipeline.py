@@ -207,12 +207,12 @@ class Perception:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(self.aperceive(turn, taxonomy))
+            return _run_sync(self.aperceive(turn, taxonomy))
         # Called from inside a running loop: run in a helper thread with its own loop.
         box: dict[str, Any] = {}
 
         def run() -> None:
-            box["value"] = asyncio.run(self.aperceive(turn, taxonomy))
+            box["value"] = _run_sync(self.aperceive(turn, taxonomy))
 
         thread = threading.Thread(target=run)
         thread.start()
@@ -419,6 +419,24 @@ class _TurnRun:
             return None
         text = str(transcript.data["text"])
         return await self._cue("text_emotion", "audio", _text_sha(text), self._text_input(text))
+
+
+def _run_sync(coro: Any) -> Any:
+    """Run a coroutine on a fresh loop whose worker threads are not waited for at the end
+    (a backend that timed out keeps its thread; the turn does not wait for it)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    loop = asyncio.new_event_loop()
+    executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="mesa-perception")
+    loop.set_default_executor(executor)
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        try:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            executor.shutdown(wait=False, cancel_futures=True)
+            loop.close()
 
 
 def _text_sha(text: str) -> str:
