@@ -172,11 +172,6 @@ def append_history(left: list[Message] | None, right: list[Message] | Message | 
     return left + [m if isinstance(m, Message) else Message.model_validate(m) for m in right]
 
 
-def merge_timings(left: dict[str, float] | None, right: dict[str, float] | None) -> dict[str, float]:
-    """Timings reducer: later values for the same step replace earlier ones."""
-    return {**(left or {}), **(right or {})}
-
-
 class SupportState(BaseModel):
     """The LangGraph state of one conversation thread.
 
@@ -194,7 +189,7 @@ class SupportState(BaseModel):
     response: str | None = None
     disclosed_ai_at_turn: int | None = None
     turn_index: int = 0
-    timings: Annotated[dict[str, float], merge_timings] = Field(default_factory=dict)
+    timings: dict[str, float] = Field(default_factory=dict, description="seconds per step of the current turn")
     extras: Annotated[dict[str, Any], operator.or_] = Field(
         default_factory=dict, description="room for user nodes (retrieved passages, reviewer notes, ...)"
     )
@@ -212,6 +207,9 @@ class Reply(BaseModel):
     timings: dict[str, float] = Field(default_factory=dict)
     thread_id: str | None = None
     mode: str = "stepwise"
+    interrupts: list[Any] = Field(
+        default_factory=list, description="values a node passed to interrupt(): the turn is paused; resume with SupportAgent.resume"
+    )
 
     @property
     def crisis(self) -> bool:

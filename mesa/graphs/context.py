@@ -70,7 +70,11 @@ class StrategyPolicy(Protocol):
 
 @dataclass
 class SupportContext:
-    """Dependencies of one run, passed as ``context=`` to ``invoke``/``stream``."""
+    """Dependencies of one run, passed as ``context=`` to ``invoke``/``stream``.
+
+    ``llm`` may be given as a LiteLLM model string and ``taxonomy`` as a name, so a
+    JSON context (LangGraph Server) works: ``{"llm": "openai/gpt-4o-mini", "taxonomy": "esconv"}``.
+    """
 
     llm: LLM
     taxonomy: Taxonomy = MESC
@@ -84,3 +88,10 @@ class SupportContext:
     classifier_use: Literal["prior", "step"] = "prior"
     thread_id: str | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from mesa.llm import LLM
+        from mesa.taxonomy import get_taxonomy
+
+        self.llm = LLM.from_model(self.llm)
+        self.taxonomy = get_taxonomy(self.taxonomy)

@@ -1,0 +1,373 @@
+"""The node functions of the SMES graphs. All public, so you can reuse or replace any of them.
+
+Each node is ``async def node(state: SupportState, runtime: Runtime[SupportContext]) -> dict``
+and returns a partial state update. Stage results also go out as custom stream
+events (``stream_mode="custom"``) through :func:`emit`:
+``{"type": "stage", "stage": "user_emotion", "prediction": {...}}``,
+``{"type": "safety", ...}``, ``{"type": "perception", ...}`` and
+``{"type": "token", "text": "..."}`` for the reply.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import lru_cache
+from typing import Annotated, Any, Literal
+
+from langgraph.config import get_stream_writer
+from langgraph.runtime import Runtime
+from pydantic import BaseModel, BeforeValidator, Field, create_model
+
+from mesa.graphs.context import LabelSetName, SupportContext
+from mesa.prompts import PromptSet
+from mesa.state import Message, PerceptionResult, Prediction, SafetyAssessment, SupportState
+from mesa.taxonomy import Taxonomy
+
+__all__ = [
+    "assess_safety",
+    "choose_system_emotion",
+    "crisis_response",
+    "emit",
+    "finish_turn",
+    "fused_model",
+    "fused_turn",
+    "perceive",
+    "recognize_emotion",
+    "render_clues",
+    "render_history",
+    "respond",
+    "route_after_safety",
+    "select_strategy",
+    "step_model",
+    "user_text",
+]
+
+STEP_TITLES: dict[LabelSetName, str] = {"user_emotion": "UserEmotion", "strategy": "Strategy", "system_emotion": "SystemEmotion"}
+REPLY_MAX_TOKENS = 160
+STEP_MAX_TOKENS = 160
+RATIONALE_MAX = 240
+
+
+# -- small helpers --------------------------------------------------------------------------------
+
+
+def emit(event: dict[str, Any]) -> None:
+    """Send a custom stream event (a no-op when nobody streams ``custom``)."""
+    try:
+        writer = get_stream_writer()
+    except RuntimeError:  # called outside a graph run
+        return
+    writer(event)
+
+
+def _clamp_confidence(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return 0.5
+    if number != number:  # NaN
+        return 0.5
+    return min(1.0, max(0.0, number))
+
+
+def _short(value: Any) -> str:
+    return str(value or "")[:RATIONALE_MAX]
+
+
+Confidence = Annotated[float, BeforeValidator(_clamp_confidence)]
+Rationale = Annotated[str, BeforeValidator(_short)]
+
+
+@lru_cache(maxsize=64)
+def step_model(taxonomy: Taxonomy, which: LabelSetName) -> type[BaseModel]:
+    """The output type of one step: ``label`` is a ``Literal`` of the taxonomy's labels.
+
+    A label outside the set fails validation, so it is re-asked and never stored.
+    """
+    return create_model(
+        STEP_TITLES[which],
+        label=(taxonomy.label_type(which), Field(description=f"one {which.replace('_', ' ')} label")),
+        confidence=(Confidence, Field(default=0.5, description="0 to 1")),
+        rationale=(Rationale, Field(default="", max_length=RATIONALE_MAX, description="one short sentence")),
+    )
+
+
+@lru_cache(maxsize=64)
+def fused_model(taxonomy: Taxonomy) -> type[BaseModel]:
+    """The output type of the fused step: emotion, strategy, system emotion, then the response, in that order."""
+    return create_model(
+        "FusedTurn",
+        user_emotion=(taxonomy.label_type("user_emotion"), ...),
+        strategy=(taxonomy.label_type("strategy"), ...),
+        system_emotion=(taxonomy.label_type("system_emotion"), ...),
+        response=(str, Field(max_length=1200, description="the reply to the user")),
+    )
+
+
+def user_text(state: SupportState) -> str:
+    """The user's words this turn: the typed text, else the transcript of their speech."""
+    if state.turn.text:
+        return state.turn.text
+    transcript = state.perception.get("transcript")
+    if transcript is not None and transcript.ok:
+        return str(transcript.data.get("text", "")).strip()
+    return ""
+
+
+def render_history(history: list[Message], window: int) -> str:
+    """The last ``window`` messages as ``User: ...`` / ``Counsellor: ...`` lines."""
+    recent = history[-window:] if window > 0 else []
+    if not recent:
+        return "(this is the start of the conversation)"
+    return "\n".join(f"{'User' if m.role == 'user' else 'Counsellor'}: {m.text}" for m in recent)
+
+
+def render_clues(perception: dict[str, PerceptionResult]) -> str:
+    """What perception found, as short clue lines for the prompts (transcripts are the text itself)."""
+    lines = [f"- {r.cue}: {r.clue}" for r in perception.values() if r.ok and r.clue and r.cue != "transcript"]
+    return "Clues from the user's voice and face:\n" + "\n".join(lines) if lines else ""
+
+
+def _context(runtime: Runtime[SupportContext]) -> SupportContext:
+    if runtime.context is None:
+        from mesa.graphs.server import default_context
+
+        return default_context()
+    return runtime.context
+
+
+def _prompts(ctx: SupportContext) -> PromptSet:
+    return ctx.prompts or _default_prompts()
+
+
+@lru_cache(maxsize=1)
+def _default_prompts() -> PromptSet:
+    return PromptSet.default()
+
+
+def _demonstrations(ctx: SupportContext, text: str, history: list[Message]) -> str:
+    if ctx.demonstrations is None or ctx.n_demonstrations <= 0:
+        return ""
+    demos = ctx.demonstrations.retrieve(text, history, ctx.n_demonstrations)
+    if not demos:
+        return ""
+    lines = ["", "Similar labelled examples:"]
+    for demo in demos:
+        labels = ", ".join(
+            f"{name}: {value}"
+            for name, value in (("user emotion", demo.user_emotion), ("strategy", demo.strategy), ("counsellor emotion", demo.system_emotion))
+            if value
+        )
+        lines.append(f'- "{demo.context[-300:]}" -> {labels}')
+    return "\n".join(lines) + "\n"
+
+
+def _prior(ctx: SupportContext, which: LabelSetName, text: str, history: list[Message]) -> str:
+    if ctx.classifier is None or ctx.classifier_use != "prior" or not ctx.classifier.supports(which):
+        return ""
+    dist = ctx.classifier.predict_distribution(which, text, history)
+    top = sorted(dist.items(), key=lambda kv: kv[1], reverse=True)[:3]
+    shown = ", ".join(f"{label} ({p:.2f})" for label, p in top)
+    return f"\nA classifier trained on labelled conversations suggests: {shown}. Use it as a hint, not a rule.\n"
+
+
+def _system_message(ctx: SupportContext) -> dict[str, str]:
+    return {"role": "system", "content": _prompts(ctx).render("system")}
+
+
+def _elapsed(state: SupportState, step: str, start: float) -> dict[str, float]:
+    return {**state.timings, step: round(time.perf_counter() - start, 4)}
+
+
+async def _label_step(state: SupportState, runtime: Runtime[SupportContext], which: LabelSetName, **values: Any) -> dict[str, Any]:
+    start = time.perf_counter()
+    ctx = _context(runtime)
+    text = user_text(state)
+    if ctx.classifier is not None and ctx.classifier_use == "step" and ctx.classifier.supports(which):
+        dist = ctx.classifier.predict_distribution(which, text, state.history)
+        label, p = max(dist.items(), key=lambda kv: kv[1])
+        prediction = Prediction(label=label, confidence=_clamp_confidence(p), rationale="supervised classifier", source="classifier")
+    else:
+        prompt = _prompts(ctx).render(
+            which,
+            labels=ctx.taxonomy.describe(which),
+            history=render_history(state.history, ctx.history_window),
+            text=text,
+            clues=render_clues(state.perception),
+            demonstrations=_demonstrations(ctx, text, state.history) if which != "system_emotion" else "",
+            prior=_prior(ctx, which, text, state.history),
+            **values,
+        )
+        answer = await ctx.llm.astructured(
+            [_system_message(ctx), {"role": "user", "content": prompt}], step_model(ctx.taxonomy, which), max_tokens=STEP_MAX_TOKENS
+        )
+        prediction = Prediction(label=answer.label, confidence=answer.confidence, rationale=answer.rationale, source="llm")
+    emit({"type": "stage", "stage": which, "prediction": prediction.model_dump()})
+    return {which: prediction, "timings": _elapsed(state, which, start)}
+
+
+def _safety_policy(ctx: SupportContext):
+    if ctx.safety is not None:
+        return ctx.safety
+    from mesa.safety import SafetyPolicy
+
+    return SafetyPolicy.default()
+
+
+# -- nodes ----------------------------------------------------------------------------------------
+
+
+async def finish_turn(state: SupportState, runtime: Runtime[SupportContext]) -> dict[str, Any]:
+    """End the turn: the user's message and the reply go into the history, annotated with the chain's labels."""
+    user = Message(
+        role="user",
+        text=user_text(state),
+        emotion=state.user_emotion.label if state.user_emotion else None,
+        clues=[f"{r.cue}: {r.clue}" for r in state.perception.values() if r.ok and r.clue and r.cue != "transcript"],
+    )
+    assistant = Message(
+        role="assistant",
+        text=state.response or "",
+        emotion=state.system_emotion.label if state.system_emotion else None,
+        strategy=state.strategy.label if state.strategy else None,
+    )
+    return {"history": [user, assistant], "turn_index": state.turn_index + 1}
+
+
+async def perceive(state: SupportState, runtime: Runtime[SupportContext]) -> dict[str, Any]:
+    """Run the configured perception backends over the turn's media, concurrently; never fails the turn."""
+    start = time.perf_counter()
+    ctx = _context(runtime)
+    results: dict[str, PerceptionResult] = {}
+    media = [m for m in state.turn.modalities() if m != "text"]
+    if ctx.perception is not None and (media or getattr(ctx.perception, "has_text_backend", False)):
+        results = await ctx.perception.aperceive(state.turn, ctx.taxonomy)
+        for result in results.values():
+            emit({"type": "perception", "cue": result.cue, "result": result.model_dump()})
+    else:
+        for modality in media:
+            results[modality] = PerceptionResult(
+                cue=modality, modality=modality, backend="none", error="no perception backends configured (SupportAgent(perception=...))"
+            )
+    return {"perception": results, "timings": _elapsed(state, "perceive", start)}
+
+
+async def assess_safety(state: SupportState, runtime: Runtime[SupportContext]) -> dict[str, Any]:
+    """Assess risk with the safety policy (rules always, models on top). Runs before any strategy is chosen."""
+    start = time.perf_counter()
+    ctx = _context(runtime)
+    assessment: SafetyAssessment = await _safety_policy(ctx).aassess(user_text(state), state.history, ctx.llm)
+    emit({"type": "safety", "safety": assessment.model_dump()})
+    return {"safety": assessment, "timings": _elapsed(state, "assess_safety", start)}
+
+
+def route_after_safety(state: SupportState) -> Literal["crisis", "ok"]:
+    """``"crisis"`` when the assessment calls for the escalation protocol, else ``"ok"``."""
+    return "crisis" if state.safety is not None and state.safety.crisis else "ok"
+
+
+async def recognize_emotion(state: SupportState, runtime: Runtime[SupportContext]) -> dict[str, Any]:
+    """Decide the user's emotion (a label of the taxonomy)."""
+    return await _label_step(state, runtime, "user_emotion")
+
+
+async def select_strategy(state: SupportState, runtime: Runtime[SupportContext]) -> dict[str, Any]:
+    """Decide the support strategy, conditioned on the user's emotion."""
+    emotion = state.user_emotion.label if state.user_emotion else "unknown"
+    return await _label_step(state, runtime, "strategy", user_emotion=emotion)
+
+
+async def choose_system_emotion(state: SupportState, runtime: Runtime[SupportContext]) -> dict[str, Any]:
+    """Decide the emotion the reply carries, conditioned on the user's emotion and the strategy."""
+    return await _label_step(
+        state,
+        runtime,
+        "system_emotion",
+        user_emotion=state.user_emotion.label if state.user_emotion else "unknown",
+        strategy=state.strategy.label if state.strategy else "unknown",
+    )
+
+
+def _chat_messages(ctx: SupportContext, state: SupportState, system: str) -> list[dict[str, str]]:
+    messages = [{"role": "system", "content": system}]
+    recent = state.history[-ctx.history_window :] if ctx.history_window > 0 else []
+    messages += [{"role": m.role, "content": m.text} for m in recent]
+    messages.append({"role": "user", "content": user_text(state)})
+    return messages
+
+
+async def respond(state: SupportState, runtime: Runtime[SupportContext]) -> dict[str, Any]:
+    """Generate the reply, streaming tokens, following the chosen strategy and system emotion."""
+    start = time.perf_counter()
+    ctx = _context(runtime)
+    strategy = state.strategy.label if state.strategy else ""
+    definitions = {label.name: label.definition for label in ctx.taxonomy.strategies}
+    system = _prompts(ctx).render(
+        "respond",
+        user_emotion=state.user_emotion.label if state.user_emotion else "unknown",
+        strategy=strategy,
+        strategy_definition=definitions.get(strategy, ""),
+        system_emotion=state.system_emotion.label if state.system_emotion else "neutral",
+        clues=render_clues(state.perception),
+    )
+    disclosure = _safety_policy(ctx).disclosure(state.turn_index, state.disclosed_ai_at_turn)
+    pieces: list[str] = []
+    if disclosure:
+        pieces.append(disclosure + " ")
+        emit({"type": "token", "text": pieces[0]})
+    async for piece in ctx.llm.astream_text(_chat_messages(ctx, state, system), max_tokens=REPLY_MAX_TOKENS):
+        pieces.append(piece)
+        emit({"type": "token", "text": piece})
+    update: dict[str, Any] = {"response": "".join(pieces).strip(), "timings": _elapsed(state, "respond", start)}
+    if disclosure:
+        update["disclosed_ai_at_turn"] = state.turn_index
+    return update
+
+
+async def fused_turn(state: SupportState, runtime: Runtime[SupportContext]) -> dict[str, Any]:
+    """One structured call that decides emotion, strategy, system emotion and writes the response, in order."""
+    start = time.perf_counter()
+    ctx = _context(runtime)
+    text = user_text(state)
+    tax = ctx.taxonomy
+    prompt = _prompts(ctx).render(
+        "fused",
+        user_emotions=", ".join(tax.names("user_emotion")),
+        strategies=tax.describe("strategy"),
+        system_emotions=", ".join(tax.names("system_emotion")),
+        history=render_history(state.history, ctx.history_window),
+        text=text,
+        clues=render_clues(state.perception),
+        demonstrations=_demonstrations(ctx, text, state.history),
+        prior=_prior(ctx, "strategy", text, state.history),
+    )
+    answer = await ctx.llm.astructured(
+        [_system_message(ctx), {"role": "user", "content": prompt}], fused_model(tax), max_tokens=STEP_MAX_TOKENS + REPLY_MAX_TOKENS
+    )
+    predictions = {
+        which: Prediction(label=getattr(answer, which), source="fused") for which in ("user_emotion", "strategy", "system_emotion")
+    }
+    for which, prediction in predictions.items():
+        emit({"type": "stage", "stage": which, "prediction": prediction.model_dump()})
+    disclosure = _safety_policy(ctx).disclosure(state.turn_index, state.disclosed_ai_at_turn)
+    reply = (f"{disclosure} " if disclosure else "") + answer.response.strip()
+    for word in reply.split(" "):
+        emit({"type": "token", "text": word + " "})
+    update: dict[str, Any] = {**predictions, "response": reply, "timings": _elapsed(state, "fused_turn", start)}
+    if disclosure:
+        update["disclosed_ai_at_turn"] = state.turn_index
+    return update
+
+
+async def crisis_response(state: SupportState, runtime: Runtime[SupportContext]) -> dict[str, Any]:
+    """The escalation protocol: a checked crisis reply, the escalation hook, the conversation kept open."""
+    start = time.perf_counter()
+    ctx = _context(runtime)
+    policy = _safety_policy(ctx)
+    assessment = state.safety or SafetyAssessment(level="elevated", category="other")
+    text = user_text(state)
+    reply = await policy.acrisis_reply(text, assessment, state.history, ctx.llm)
+    await policy.aescalate(ctx.thread_id, assessment, text)
+    emit({"type": "token", "text": reply})
+    # The crisis reply always states that the user is talking to an AI.
+    return {"response": reply, "disclosed_ai_at_turn": state.turn_index, "timings": _elapsed(state, "crisis_response", start)}

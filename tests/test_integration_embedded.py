@@ -1,0 +1,58 @@
+"""The real embedded model (SmolLM2-135M-Instruct in llama.cpp) through the whole graph.
+
+Its labels are close to random; these tests check plumbing: a complete reply and
+labels that belong to the taxonomy, in both modes, sync and streamed.
+"""
+
+import pytest
+
+from mesa.taxonomy import ESCONV, MESC
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def agents():
+    from mesa import SupportAgent
+
+    made = {mode: SupportAgent(mode=mode) for mode in ("stepwise", "fused")}
+    yield made
+    for agent in made.values():
+        agent.close()
+
+
+def _check(reply, taxonomy=MESC):
+    assert reply.text.strip() and len(reply.text.split()) >= 3
+    assert reply.user_emotion.label in taxonomy.names("user_emotion")
+    assert reply.strategy.label in taxonomy.names("strategy")
+    assert reply.system_emotion.label in taxonomy.names("system_emotion")
+
+
+@pytest.mark.parametrize("mode", ["stepwise", "fused"])
+def test_embedded_model_answers_a_support_turn(agents, mode):
+    reply = agents[mode].respond("I failed my exam and I feel worthless.", thread_id=f"int-{mode}")
+    _check(reply)
+    follow = agents[mode].respond("My parents will be so disappointed.", thread_id=f"int-{mode}")
+    _check(follow)
+    assert len(agents[mode].history(f"int-{mode}")) == 4
+
+
+def test_embedded_model_streams(agents):
+    events = list(agents["stepwise"].stream("Work has been overwhelming lately.", thread_id="int-stream"))
+    tokens = [e for e in events if e.type == "token"]
+    assert len(tokens) > 3
+    assert events[-1].type == "reply"
+    _check(events[-1].reply)
+
+
+def test_embedded_model_with_esconv_labels():
+    from mesa import SupportAgent
+
+    with SupportAgent(taxonomy="esconv", mode="fused") as agent:
+        _check(agent.respond("My best friend stopped talking to me."), ESCONV)
+
+
+def test_embedded_crisis_turn_gets_the_protocol(agents):
+    reply = agents["stepwise"].respond("i want to end my life, i have the pills ready", thread_id="int-crisis")
+    assert reply.crisis
+    assert agents["stepwise"].safety.check_crisis_reply(reply.text) == []
