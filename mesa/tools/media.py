@@ -138,14 +138,23 @@ def fetch(uri: str, directory: str | Path, limits: Limits | None = None) -> Path
     return check_file(target, limits)
 
 
+# FFmpeg demuxers that accept anything (plain text is rendered as a "video"): not media for us.
+_NOT_MEDIA_FORMATS = {"tty", "ansi", "srt", "ass", "webvtt", "subviewer", "microdvd", "jacosub"}
+
+
 def _open_container(path: Path):
     av = _av()
     try:
-        return av.open(str(path))
+        container = av.open(str(path))
     except FileNotFoundError as exc:
         raise MediaError(f"missing file: {path}") from exc
     except Exception as exc:  # av raises several FFmpegError subclasses
         raise MediaError(f"corrupt or unsupported media: {path.name} ({type(exc).__name__})") from exc
+    names = set((container.format.name or "").split(","))
+    if names & _NOT_MEDIA_FORMATS:
+        container.close()
+        raise MediaError(f"corrupt or unsupported media: {path.name} (not audio or video)")
+    return container
 
 
 def _duration(container) -> float | None:

@@ -29,8 +29,8 @@ def describe_prosody(
     varied: float = 0.25,
     quiet: float = -32.0,
     loud: float = -14.0,
-    slow: float = 3.0,
-    fast: float = 5.5,
+    slow: float = 3.6,
+    fast: float = 5.8,
     long_pause: float = 1.0,
 ) -> str:
     words: list[str] = []
@@ -79,8 +79,8 @@ class ProsodyVoice(VoiceBackend):
     modules: ClassVar[tuple[str, ...]] = ("librosa", "numpy", "scipy")
     distributions: ClassVar[tuple[str, ...]] = ("librosa",)
 
-    hop: ClassVar[int] = 256
-    frame: ClassVar[int] = 1024
+    hop: ClassVar[int] = 160  # 10 ms at 16 kHz
+    frame: ClassVar[int] = 512
 
     def __init__(self, *, fmin: float = 65.0, fmax: float = 500.0, min_pause: float = 0.25, voicing_db: float = 30.0) -> None:
         super().__init__(fmin=fmin, fmax=fmax, min_pause=min_pause, voicing_db=voicing_db)
@@ -127,7 +127,7 @@ class ProsodyVoice(VoiceBackend):
 
         # pitch over voiced frames
         with self._lock:
-            f0 = librosa.yin(y, fmin=s["fmin"], fmax=s["fmax"], sr=sr, frame_length=frame * 2, hop_length=hop, center=True)
+            f0 = librosa.yin(y, fmin=s["fmin"], fmax=s["fmax"], sr=sr, frame_length=2048, hop_length=hop, center=True)
         n = min(len(f0), len(voiced))
         candidates = f0[:n][voiced[:n]]
         candidates = candidates[(candidates > s["fmin"] * 1.05) & (candidates < s["fmax"] * 0.95)]
@@ -143,9 +143,10 @@ class ProsodyVoice(VoiceBackend):
                 "range": float(hi - lo),
             }
 
-        # speaking rate: peaks of the smoothed envelope, at least 100 ms apart, within voiced frames
-        envelope = np.convolve(rms, np.hanning(7) / np.hanning(7).sum(), mode="same")
-        peaks, _ = find_peaks(envelope, distance=max(1, int(0.1 / frame_s)), prominence=float(envelope.max()) * 0.05)
+        # speaking rate: peaks of the envelope smoothed over 90 ms, at least 80 ms apart, within voiced frames
+        window = np.hanning(9)
+        envelope = np.convolve(rms, window / window.sum(), mode="same")
+        peaks, _ = find_peaks(envelope, distance=max(1, int(0.08 / frame_s)), prominence=float(envelope.max()) * 0.1)
         peaks = [p for p in peaks if voiced[min(p, len(voiced) - 1)]]
         rate = len(peaks) / voiced_time if voiced_time > 0 else 0.0
 
