@@ -27,7 +27,7 @@ from typing import Any
 
 from mesa.errors import MissingExtraError
 
-__all__ = ["EmbeddedModel", "embedded_model", "local_provider", "smollm2_path"]
+__all__ = ["EmbeddedModel", "close_truncated_json", "embedded_model", "local_provider", "smollm2_path"]
 
 DEFAULT_CONTEXT = 4096
 _GENERATION_KEYS = ("temperature", "top_p", "top_k", "max_tokens", "stop", "seed", "repeat_penalty", "min_p")
@@ -95,6 +95,7 @@ class EmbeddedModel:
         request.setdefault("temperature", 0.3)
         request.setdefault("max_tokens", 256)
         request.setdefault("seed", 0)
+        request.setdefault("repeat_penalty", 1.15)
         fmt = params.get("response_format")
         if isinstance(fmt, dict):
             if fmt.get("type") == "json_schema":
@@ -105,10 +106,21 @@ class EmbeddedModel:
         return request
 
     def complete(self, messages: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
-        """A whole chat completion (OpenAI-shaped dict)."""
+        """A whole chat completion (OpenAI-shaped dict).
+
+        A JSON answer that ``max_tokens`` cut off is closed where it was cut, so a long
+        string field degrades to a truncated one instead of failing the call.
+        """
         request = self._request(messages, params)
         with self._lock:
-            return self.llama.create_chat_completion(**request)
+            result = self.llama.create_chat_completion(**request)
+        choice = result["choices"][0]
+        if "response_format" in request and choice.get("finish_reason") == "length":
+            closed = close_truncated_json(choice["message"].get("content") or "")
+            if closed is not None:
+                choice["message"]["content"] = closed
+                choice["finish_reason"] = "stop"
+        return result
 
     def stream(self, messages: list[dict[str, Any]], params: dict[str, Any]) -> Iterator[tuple[str, str | None]]:
         """``(text piece, finish reason or None)`` pairs as they are generated."""
@@ -117,6 +129,20 @@ class EmbeddedModel:
             for chunk in self.llama.create_chat_completion(stream=True, **request):
                 choice = chunk["choices"][0]
                 yield choice["delta"].get("content") or "", choice.get("finish_reason")
+
+
+def close_truncated_json(text: str) -> str | None:
+    """``text`` (a JSON object cut off mid-way) closed into valid JSON, or ``None`` if that fails."""
+    import json
+
+    for suffix in ('"}', '}', '"]}', ']}', '""}'):
+        candidate = text.rstrip().rstrip(",") + suffix
+        try:
+            json.loads(candidate)
+        except ValueError:
+            continue
+        return candidate
+    return None
 
 
 _models: dict[str, EmbeddedModel] = {}

@@ -46,6 +46,7 @@ STEP_TITLES: dict[LabelSetName, str] = {"user_emotion": "UserEmotion", "strategy
 REPLY_MAX_TOKENS = 160
 STEP_MAX_TOKENS = 160
 RATIONALE_MAX = 240
+REPLY_MAX_CHARS = 1200
 
 
 # -- small helpers --------------------------------------------------------------------------------
@@ -74,8 +75,23 @@ def _short(value: Any) -> str:
     return str(value or "")[:RATIONALE_MAX]
 
 
+def _cut_reply(value: Any) -> str:
+    """At most ``REPLY_MAX_CHARS``; a reply cut mid-sentence ends at its last full sentence."""
+    text = " ".join(str(value or "").split())[:REPLY_MAX_CHARS]
+    if text and text[-1] not in ".!?\"')":
+        last = max(text.rfind(". "), text.rfind("! "), text.rfind("? "))
+        if last > 0:
+            text = text[: last + 1]
+    if not text:
+        raise ValueError("the response is empty")
+    return text
+
+
+# Lengths are enforced by cutting, not by maxLength in the schema: long repetitions in a
+# llama.cpp grammar are slow to build and have crashed it.
 Confidence = Annotated[float, BeforeValidator(_clamp_confidence)]
 Rationale = Annotated[str, BeforeValidator(_short)]
+Reply = Annotated[str, BeforeValidator(_cut_reply)]
 
 
 @lru_cache(maxsize=64)
@@ -88,7 +104,7 @@ def step_model(taxonomy: Taxonomy, which: LabelSetName) -> type[BaseModel]:
         STEP_TITLES[which],
         label=(taxonomy.label_type(which), Field(description=f"one {which.replace('_', ' ')} label")),
         confidence=(Confidence, Field(default=0.5, description="0 to 1")),
-        rationale=(Rationale, Field(default="", max_length=RATIONALE_MAX, description="one short sentence")),
+        rationale=(Rationale, Field(default="", description="one short sentence")),
     )
 
 
@@ -100,7 +116,7 @@ def fused_model(taxonomy: Taxonomy) -> type[BaseModel]:
         user_emotion=(taxonomy.label_type("user_emotion"), ...),
         strategy=(taxonomy.label_type("strategy"), ...),
         system_emotion=(taxonomy.label_type("system_emotion"), ...),
-        response=(str, Field(max_length=1200, description="the reply to the user")),
+        response=(Reply, Field(description="the reply to the user")),
     )
 
 
