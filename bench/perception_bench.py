@@ -62,7 +62,7 @@ def make_turn_media(directory: Path, seconds: float) -> tuple[Path, Path]:
     video = directory / "turn.mp4"
     run(
         "ffmpeg", "-y", "-loglevel", "error", "-loop", "1", "-framerate", "10", "-i", str(face), "-i", str(wav),
-        "-c:a", "aac", "-shortest", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+        "-c:a", "aac", "-t", f"{load_audio(wav).duration:.2f}", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
         "-vf", "scale=480:480", str(video),
     )  # fmt: skip
     return video, wav

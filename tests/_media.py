@@ -91,7 +91,11 @@ def video(directory: Path, image: Path, audio: Path | None, name: str = "turn", 
     out = directory / f"{name}.mp4"
     cmd = ["ffmpeg", "-y", "-loglevel", "error", "-loop", "1", "-framerate", str(fps), "-i", str(image)]
     if audio is not None:
-        cmd += ["-i", str(audio), "-c:a", "aac", "-shortest"]
+        cmd += ["-i", str(audio), "-c:a", "aac"]
+        if seconds is None:
+            from mesa.tools import load_audio
+
+            seconds = round(load_audio(audio).duration, 2)
     if seconds is not None:
         cmd += ["-t", str(seconds)]
     cmd += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-vf", "scale=320:320", str(out)]

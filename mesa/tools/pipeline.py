@@ -186,7 +186,13 @@ class Perception:
 
     @property
     def kinds(self) -> list[str]:
+        """The configured backend kinds, e.g. ``["speech", "face", "voice"]``."""
         return list(self.backends)
+
+    @property
+    def has_text_backend(self) -> bool:
+        """Whether a text-only turn has anything to perceive (a text-emotion backend is configured)."""
+        return "text_emotion" in self.backends
 
     def describe(self) -> dict[str, str]:
         """``{kind: "name version"}`` of the configured backends."""

@@ -88,7 +88,13 @@ class ProsodyVoice(VoiceBackend):
 
     def _load(self) -> Any:
         import librosa
+        import numpy as np
 
+        # librosa loads its submodules and compiles its numba kernels at first use (seconds):
+        # pay that here, so that warmup() covers it and the first turn does not.
+        noise = (np.random.default_rng(0).standard_normal(4000) * 0.1).astype(np.float32)
+        librosa.feature.rms(y=noise, frame_length=self.frame, hop_length=self.hop)
+        librosa.yin(noise, fmin=self.settings["fmin"], fmax=self.settings["fmax"], sr=16000, frame_length=2048, hop_length=self.hop)
         return librosa
 
     def analyze(self, audio: Audio) -> ProsodyFeatures:
