@@ -23,6 +23,7 @@ LiteLLM is imported on first use, with its price-list fetch turned off
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -92,6 +93,11 @@ def import_litellm():
             if name not in existing:
                 litellm.custom_provider_map.append({"provider": name, "custom_handler": handler})
         litellm.suppress_debug_info = True
+        # LiteLLM warns each time its logging worker meets a new event loop; mesa runs graphs on
+        # its own loop, so that warning is noise. Errors still show.
+        lite_logger = logging.getLogger("LiteLLM")
+        if lite_logger.level in (logging.NOTSET, logging.WARNING):  # not when LITELLM_LOG asks for more
+            lite_logger.setLevel(logging.ERROR)
         _litellm_ready = True
         return litellm
 

@@ -17,7 +17,7 @@ def test_respond_prints_the_reply_as_json(tmp_path):
     script = ScriptedModel(user_emotion="sadness", strategy="Approval", reply="You matter.")
     result = runner.invoke(app, ["respond", "I feel invisible", "--model", script.model, "--thread", "t1", "--memory", str(tmp_path / "m.sqlite")])
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     assert data["user_emotion"]["label"] == "sadness" and data["strategy"]["label"] == "Approval"
     assert data["text"].endswith("You matter.") and data["thread_id"] == "t1"
 
