@@ -1,0 +1,418 @@
+"""A small supervised model for the emotion / strategy / system-emotion steps.
+
+Sentence embeddings (the shared :class:`~mesa.eval.embeddings.Embedder`) of the
+user's utterance and of the preceding context, plus label-history features
+(the previous therapist strategies, the speaker's earlier emotions), feed one
+multinomial logistic regression per label set. The class weighting and the
+regularisation are chosen for weighted F1 on a held-out part of the training
+dialogues, then the model is refitted on all of them.
+
+It implements :class:`mesa.graphs.context.LabelClassifier`, so the graph can use
+it as the step itself or as a prior the LLM sees. It is saved as one small
+``.npz`` file (arrays + a JSON header; loaded with ``allow_pickle=False``), and
+predicting needs only NumPy and the embedder, not scikit-learn.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mesa.state import Message
+from mesa.taxonomy import MESC, Taxonomy, get_taxonomy
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from mesa.eval.datasets import Example
+    from mesa.eval.embeddings import Embedder
+
+__all__ = ["TASKS", "MajorityClassifier", "SupervisedClassifier"]
+
+TASKS = ("user_emotion", "strategy", "system_emotion")
+FORMAT_VERSION = 1
+_CONTEXT = 4  # history messages averaged into the context embedding
+_SPAN = 12  # history messages the label histograms look at
+
+
+def _label_vector(taxonomy: Taxonomy, text: str, history: Sequence[Message]) -> list[float]:
+    strategies = taxonomy.names("strategy")
+    user_emotions = taxonomy.names("user_emotion")
+    system_emotions = taxonomy.names("system_emotion")
+
+    def one_hot(names: list[str], value: str | None) -> list[float]:
+        vec = [0.0] * (len(names) + 1)
+        vec[names.index(value) if value in names else len(names)] = 1.0
+        return vec
+
+    def histogram(names: list[str], values: list[str | None]) -> list[float]:
+        counts = Counter(v for v in values if v in names)
+        total = sum(counts.values())
+        return [counts[n] / total if total else 0.0 for n in names]
+
+    recent = list(history[-_SPAN:])
+    assistant = [m for m in history if m.role == "assistant"]
+    users = [m for m in history if m.role == "user"]
+    trailing = 0
+    for message in reversed(history):
+        if message.role != "assistant":
+            break
+        trailing += 1
+    out: list[float] = []
+    out += one_hot(strategies, assistant[-1].strategy if assistant else None)
+    out += one_hot(strategies, assistant[-2].strategy if len(assistant) > 1 else None)
+    out += one_hot(system_emotions, assistant[-1].emotion if assistant else None)
+    out += one_hot(user_emotions, users[-1].emotion if users else None)
+    out += histogram(user_emotions, [m.emotion for m in recent if m.role == "user"])
+    out += histogram(strategies, [m.strategy for m in recent if m.role == "assistant"])
+    out += [
+        min(trailing, 5) / 5.0,
+        1.0 if history and history[-1].role == "assistant" else 0.0,
+        math.log1p(len(history)) / 5.0,
+        math.log1p(len(text.split())) / 4.0,
+        1.0 if "?" in text else 0.0,
+    ]
+    return out
+
+
+class _Featurizer:
+    def __init__(self, taxonomy: Taxonomy, embedder: Embedder) -> None:
+        self.taxonomy = taxonomy
+        self.embedder = embedder
+
+    def __call__(self, items: Sequence[tuple[str, Sequence[Message]]]) -> np.ndarray:
+        import numpy as np
+
+        texts: dict[str, None] = {}
+        for text, history in items:
+            texts[text] = None
+            for message in history[-_SPAN:]:
+                texts[message.text] = None
+            for message in reversed(history):
+                if message.role == "assistant":
+                    texts[message.text] = None
+                    break
+        ordered = list(texts)
+        matrix = self.embedder.encode(ordered) if ordered else None
+        index = {t: i for i, t in enumerate(ordered)}
+        dim = matrix.shape[1] if matrix is not None else 0
+        zero = np.zeros(dim, dtype=np.float32)
+
+        def emb(text: str | None) -> np.ndarray:
+            return matrix[index[text]] if text is not None and matrix is not None else zero
+
+        def mean(values: list[str]) -> np.ndarray:
+            return np.mean([emb(v) for v in values], axis=0) if values else zero
+
+        rows = []
+        for text, history in items:
+            last_assistant = next((m.text for m in reversed(history) if m.role == "assistant"), None)
+            recent = list(history[-_SPAN:])
+            blocks = [
+                emb(text),
+                emb(history[-1].text) if history else zero,
+                emb(last_assistant),
+                mean([m.text for m in history[-_CONTEXT:]]),
+                mean([m.text for m in recent if m.role == "user"] + [text]),
+                np.asarray(_label_vector(self.taxonomy, text, history), dtype=np.float32),
+            ]
+            rows.append(np.concatenate(blocks))
+        return np.stack(rows).astype(np.float32)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+class _Head:
+    """One linear softmax head: classes, coefficients, intercepts."""
+
+    def __init__(self, classes: list[str], coef: np.ndarray, intercept: np.ndarray) -> None:
+        self.classes = classes
+        self.coef = coef
+        self.intercept = intercept
+
+    def proba(self, z: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        if len(self.classes) == 1:
+            return np.ones((z.shape[0], 1), dtype=np.float64)
+        logits = z @ self.coef.T + self.intercept
+        if len(self.classes) == 2 and self.coef.shape[0] == 1:  # scikit-learn's binary form
+            p1 = 1.0 / (1.0 + np.exp(-logits[:, 0]))
+            return np.stack([1.0 - p1, p1], axis=1)
+        return _softmax(logits)
+
+
+class SupervisedClassifier:
+    """Embeddings + logistic regression per label set; a :class:`~mesa.graphs.context.LabelClassifier`.
+
+    Train with :meth:`train`, keep with :meth:`save` / :meth:`load`::
+
+        from mesa.eval import SupervisedClassifier, load_mesc
+
+        clf = SupervisedClassifier.train(load_mesc("data/mesc", "train"), "mesc")
+        clf.save("mesc-clf.npz")
+        clf = SupervisedClassifier.load("mesc-clf.npz")
+        clf.predict_distribution("strategy", "I can't sleep.", history=[])
+    """
+
+    def __init__(
+        self,
+        taxonomy: Taxonomy,
+        heads: dict[str, _Head],
+        mean: np.ndarray,
+        scale: np.ndarray,
+        *,
+        embedding_model: str | None = None,
+        embedder: Embedder | None = None,
+        info: dict[str, Any] | None = None,
+    ) -> None:
+        self.taxonomy = taxonomy
+        self.heads = heads
+        self.mean = mean
+        self.scale = scale
+        self.embedding_model = embedding_model
+        self.info = info or {}
+        self._embedder = embedder
+
+    # ------------------------------------------------------------------ LabelClassifier
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            from mesa.eval.embeddings import default_embedder
+
+            self._embedder = default_embedder(self.embedding_model)
+        return self._embedder
+
+    def supports(self, which: str) -> bool:
+        """Whether this model predicts ``which`` (``user_emotion``, ``strategy``, ``system_emotion``)."""
+        return which in self.heads
+
+    def predict_distribution(self, which: str, text: str, history: list[Message]) -> dict[str, float]:
+        """Probabilities over the taxonomy's labels of ``which`` for one turn."""
+        return self.predict_distributions(which, [(text, history)])[0]
+
+    # ------------------------------------------------------------------ batches
+
+    def _z(self, items: Sequence[tuple[str, Sequence[Message]]]) -> np.ndarray:
+        features = _Featurizer(self.taxonomy, self.embedder)(items)
+        return (features - self.mean) / self.scale
+
+    def predict_distributions(
+        self, which: str, items: Sequence[tuple[str, Sequence[Message]]]
+    ) -> list[dict[str, float]]:
+        """Label distributions for many ``(text, history)`` pairs (one embedding batch)."""
+        if which not in self.heads:
+            raise KeyError(f"this classifier does not predict {which!r}; it predicts {sorted(self.heads)}")
+        if not items:
+            return []
+        head = self.heads[which]
+        proba = head.proba(self._z(items))
+        names = self.taxonomy.names(which)  # type: ignore[arg-type]
+        out = []
+        for row in proba:
+            dist = dict.fromkeys(names, 0.0)
+            for label, p in zip(head.classes, row, strict=True):
+                dist[label] = dist.get(label, 0.0) + float(p)
+            out.append(dist)
+        return out
+
+    def predict_all(self, items: Sequence[tuple[str, Sequence[Message]]]) -> dict[str, list[dict[str, float]]]:
+        """Distributions of every supported label set for many turns, featurising once."""
+        if not items:
+            return {which: [] for which in self.heads}
+        z = self._z(items)
+        result = {}
+        for which, head in self.heads.items():
+            names = self.taxonomy.names(which)  # type: ignore[arg-type]
+            rows = []
+            for row in head.proba(z):
+                dist = dict.fromkeys(names, 0.0)
+                for label, p in zip(head.classes, row, strict=True):
+                    dist[label] = dist.get(label, 0.0) + float(p)
+                rows.append(dist)
+            result[which] = rows
+        return result
+
+    def predict(self, which: str, text: str, history: list[Message]) -> str:
+        """The most probable label."""
+        dist = self.predict_distribution(which, text, history)
+        return max(dist, key=dist.__getitem__)
+
+    # ------------------------------------------------------------------ training
+
+    @classmethod
+    def train(
+        cls,
+        examples: Sequence[Example],
+        taxonomy: Taxonomy | str = MESC,
+        *,
+        embedder: Embedder | None = None,
+        tasks: Sequence[str] | None = None,
+        c_grid: Sequence[float] = (0.02, 0.05),
+        weight_powers: Sequence[float] = (0.5, 1.0),
+        holdout: float = 0.2,
+        seed: int = 0,
+        max_iter: int = 300,
+        verbose: bool = False,
+    ) -> SupervisedClassifier:
+        """Fit one head per label set that has gold labels in ``examples``.
+
+        For each head, every ``C`` in ``c_grid`` and class-weight power in
+        ``weight_powers`` (0: none, 1: "balanced", 0.5: in between) is scored by
+        weighted F1 on ``holdout`` of the dialogues; the best is refitted on all.
+        """
+        import numpy as np
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.metrics import f1_score
+
+        from mesa.eval.embeddings import default_embedder
+
+        tax = get_taxonomy(taxonomy)
+        embedder = embedder or default_embedder()
+        started = time.perf_counter()
+        items = [(e.text, e.history) for e in examples]
+        features = _Featurizer(tax, embedder)(items)
+        embed_seconds = time.perf_counter() - started
+        mean = features.mean(axis=0)
+        scale = features.std(axis=0)
+        scale[scale < 1e-6] = 1.0
+        z = (features - mean) / scale
+
+        dialogues = sorted({e.dialogue_id for e in examples})
+        rng = np.random.default_rng(seed)
+        held = set(rng.choice(dialogues, size=max(1, int(len(dialogues) * holdout)), replace=False).tolist()) if holdout > 0 and len(dialogues) > 1 else set()
+        is_held = np.array([e.dialogue_id in held for e in examples])
+
+        heads: dict[str, _Head] = {}
+        info: dict[str, Any] = {"n_examples": len(examples), "n_features": int(features.shape[1]), "tasks": {}}
+        for which in tasks or TASKS:
+            gold = [e.gold(which) for e in examples]
+            mask = np.array([g is not None for g in gold])
+            if mask.sum() == 0:
+                continue
+            y = np.array([g for g in gold if g is not None])
+            zx = z[mask]
+            held_mask = is_held[mask]
+            classes = sorted(set(y.tolist()))
+            if len(classes) == 1:
+                heads[which] = _Head(classes, np.zeros((1, z.shape[1])), np.zeros(1))
+                info["tasks"][which] = {"classes": classes, "constant": True}
+                continue
+
+            def weights(labels: np.ndarray, power: float) -> dict[str, float] | None:
+                if power == 0:
+                    return None
+                counts = Counter(labels.tolist())
+                k, n = len(counts), len(labels)
+                return {c: (n / (k * counts[c])) ** power for c in counts}
+
+            best = (-1.0, c_grid[0], weight_powers[0])
+            scores = []
+            can_tune = held_mask.any() and (~held_mask).any() and len(set(y[~held_mask].tolist())) > 1
+            if can_tune and (len(c_grid) > 1 or len(weight_powers) > 1):
+                for c in c_grid:
+                    for power in weight_powers:
+                        model = LogisticRegression(C=c, class_weight=weights(y[~held_mask], power), max_iter=max_iter)
+                        model.fit(zx[~held_mask], y[~held_mask])
+                        f1 = float(f1_score(y[held_mask], model.predict(zx[held_mask]), average="weighted", zero_division=0))
+                        scores.append({"C": c, "weight_power": power, "holdout_weighted_f1": f1})
+                        if verbose:
+                            print(f"  {which}: C={c} weight_power={power} holdout weighted F1={f1:.4f}", flush=True)
+                        if f1 > best[0]:
+                            best = (f1, c, power)
+            model = LogisticRegression(C=best[1], class_weight=weights(y, best[2]), max_iter=max_iter)
+            model.fit(zx, y)
+            heads[which] = _Head([str(c) for c in model.classes_], model.coef_.astype(np.float32), model.intercept_.astype(np.float32))
+            info["tasks"][which] = {
+                "classes": [str(c) for c in model.classes_],
+                "C": best[1],
+                "weight_power": best[2],
+                "holdout_weighted_f1": best[0] if best[0] >= 0 else None,
+                "grid": scores,
+                "n": int(mask.sum()),
+            }
+        info["embed_seconds"] = round(embed_seconds, 2)
+        info["train_seconds"] = round(time.perf_counter() - started, 2)
+        return cls(tax, heads, mean.astype(np.float32), scale.astype(np.float32),
+                   embedding_model=embedder.model_id, embedder=embedder, info=info)
+
+    # ------------------------------------------------------------------ files
+
+    def save(self, path: str | Path) -> Path:
+        """Write the model as one ``.npz`` (NumPy arrays and a JSON header; no pickle)."""
+        import numpy as np
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        header = {
+            "format": "mesa.SupervisedClassifier",
+            "version": FORMAT_VERSION,
+            "taxonomy": self.taxonomy.model_dump(mode="json"),
+            "embedding_model": self.embedding_model,
+            "heads": {which: head.classes for which, head in self.heads.items()},
+            "info": self.info,
+        }
+        arrays: dict[str, Any] = {"header": np.array(json.dumps(header)), "mean": self.mean, "scale": self.scale}
+        for which, head in self.heads.items():
+            arrays[f"{which}.coef"] = head.coef
+            arrays[f"{which}.intercept"] = head.intercept
+        with path.open("wb") as handle:
+            np.savez_compressed(handle, **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, *, embedder: Embedder | None = None) -> SupervisedClassifier:
+        """Read a model written by :meth:`save`."""
+        import numpy as np
+
+        with np.load(Path(path), allow_pickle=False) as data:
+            header = json.loads(str(data["header"]))
+            if header.get("format") != "mesa.SupervisedClassifier":
+                raise ValueError(f"{path} is not a mesa classifier file")
+            if header.get("version", 0) > FORMAT_VERSION:
+                raise ValueError(f"{path} was written by a newer mesa (format {header['version']})")
+            heads = {
+                which: _Head(list(classes), data[f"{which}.coef"], data[f"{which}.intercept"])
+                for which, classes in header["heads"].items()
+            }
+            mean, scale = data["mean"], data["scale"]
+        taxonomy = Taxonomy.model_validate(header["taxonomy"])
+        return cls(taxonomy, heads, mean, scale, embedding_model=header.get("embedding_model"),
+                   embedder=embedder, info=header.get("info"))
+
+
+class MajorityClassifier:
+    """Always the most frequent training label: the trivial baseline, as a ``LabelClassifier``."""
+
+    def __init__(self, taxonomy: Taxonomy, majority: dict[str, str]) -> None:
+        self.taxonomy = taxonomy
+        self.majority = majority
+
+    @classmethod
+    def fit(cls, examples: Sequence[Example], taxonomy: Taxonomy | str = MESC) -> MajorityClassifier:
+        majority = {}
+        for which in TASKS:
+            counts = Counter(g for e in examples if (g := e.gold(which)) is not None)
+            if counts:
+                majority[which] = counts.most_common(1)[0][0]
+        return cls(get_taxonomy(taxonomy), majority)
+
+    def supports(self, which: str) -> bool:
+        return which in self.majority
+
+    def predict_distribution(self, which: str, text: str, history: list[Message]) -> dict[str, float]:
+        dist = dict.fromkeys(self.taxonomy.names(which), 0.0)  # type: ignore[arg-type]
+        dist[self.majority[which]] = 1.0
+        return dist

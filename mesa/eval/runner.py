@@ -1,0 +1,322 @@
+"""The evaluation runner: any predictor over examples, concurrent, resumable, with progress.
+
+A *predictor* turns an :class:`~mesa.eval.datasets.Example` into predicted
+labels and a reply. Adapters are provided for a ``SupportAgent`` (or anything
+with ``async arespond(text, history=..., thread_id=...)``), a compiled LangGraph
+graph with its runtime context, and any ``LabelClassifier`` (the majority
+baseline, the supervised model). Results are appended to a JSONL file per run
+configuration, keyed by example id, so an interrupted run resumes where it
+stopped and a finished example is never recomputed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+import traceback
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from mesa.eval.datasets import Example
+
+__all__ = [
+    "AgentPredictor",
+    "ClassifierPredictor",
+    "GraphPredictor",
+    "Predictor",
+    "RunResult",
+    "arun_predictor",
+    "run_predictor",
+    "select_examples",
+]
+
+TASKS = ("user_emotion", "strategy", "system_emotion")
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    """What the runner evaluates. ``config`` identifies a run for the result cache."""
+
+    name: str
+
+    def config(self) -> dict[str, Any]: ...
+
+    async def apredict(self, example: Example) -> dict[str, Any]: ...
+
+
+def _label(prediction: Any) -> str | None:
+    if prediction is None:
+        return None
+    if isinstance(prediction, str):
+        return prediction
+    if isinstance(prediction, dict):
+        return prediction.get("label")
+    return getattr(prediction, "label", None)
+
+
+def _reply_record(reply: Any) -> dict[str, Any]:
+    get = reply.get if isinstance(reply, dict) else lambda k, d=None: getattr(reply, k, d)
+    safety = get("safety")
+    return {
+        "user_emotion": _label(get("user_emotion")),
+        "strategy": _label(get("strategy")),
+        "system_emotion": _label(get("system_emotion")),
+        "reply": get("text") if get("text") is not None else get("response"),
+        "crisis": bool(getattr(safety, "crisis", False)) if safety is not None else False,
+    }
+
+
+class AgentPredictor:
+    """Evaluates a ``SupportAgent`` (or any object with an ``arespond`` of the same shape).
+
+    Each example is a fresh thread seeded with the example's history (with its
+    gold labels, the same information every row gets).
+    """
+
+    def __init__(self, agent: Any, *, name: str = "agent", config: dict[str, Any] | None = None) -> None:
+        if not hasattr(agent, "arespond"):
+            raise TypeError("AgentPredictor needs an object with an async arespond(text, history=..., thread_id=...)")
+        self.agent = agent
+        self.name = name
+        self._config = config or {}
+
+    def config(self) -> dict[str, Any]:
+        agent = self.agent
+        described = {
+            "model": str(getattr(getattr(agent, "llm", None), "model", None) or getattr(agent, "model", None) or type(agent).__name__),
+            "mode": getattr(agent, "mode", None),
+            "taxonomy": getattr(getattr(agent, "taxonomy", None), "name", None),
+            "history_window": getattr(agent, "history_window", None),
+            "demonstrations": type(getattr(agent, "demonstrations", None)).__name__,
+            "n_demonstrations": getattr(agent, "n_demonstrations", None),
+            "classifier": type(getattr(agent, "classifier", None)).__name__,
+            "classifier_use": getattr(agent, "classifier_use", None),
+        }
+        return {**described, **self._config}
+
+    async def apredict(self, example: Example) -> dict[str, Any]:
+        reply = await self.agent.arespond(
+            example.text, history=list(example.history), thread_id=f"eval-{uuid.uuid4().hex}"
+        )
+        return _reply_record(reply)
+
+
+class GraphPredictor:
+    """Evaluates a compiled SMES graph with its runtime context (``mesa.graphs.context.SupportContext``)."""
+
+    def __init__(self, graph: Any, context: Any, *, name: str = "graph", config: dict[str, Any] | None = None) -> None:
+        self.graph = graph
+        self.context = context
+        self.name = name
+        self._config = config or {}
+
+    def config(self) -> dict[str, Any]:
+        llm = getattr(self.context, "llm", None)
+        return {"model": str(getattr(llm, "model", llm)), "graph": type(self.graph).__name__, **self._config}
+
+    async def apredict(self, example: Example) -> dict[str, Any]:
+        from mesa.state import Turn
+
+        state = {"turn": Turn(text=example.text), "history": list(example.history)}
+        config = {"configurable": {"thread_id": f"eval-{uuid.uuid4().hex}"}}
+        values = await self.graph.ainvoke(state, config, context=self.context)
+        return _reply_record(values)
+
+
+class ClassifierPredictor:
+    """Evaluates a ``LabelClassifier`` as the steps themselves (no reply).
+
+    A classifier with ``predict_all`` (the supervised model) is run in batches
+    in :meth:`prepare`, which embeds every text once; others are asked per example.
+    """
+
+    def __init__(self, classifier: Any, *, name: str = "classifier", config: dict[str, Any] | None = None) -> None:
+        self.classifier = classifier
+        self.name = name
+        self._config = config or {}
+        self._ready: dict[str, dict[str, Any]] = {}
+
+    def config(self) -> dict[str, Any]:
+        return {"classifier": type(self.classifier).__name__, **self._config}
+
+    def prepare(self, examples: Sequence[Example]) -> None:
+        if not hasattr(self.classifier, "predict_all") or not examples:
+            return
+        results = self.classifier.predict_all([(e.text, e.history) for e in examples])
+        for i, example in enumerate(examples):
+            record: dict[str, Any] = {w: None for w in TASKS}
+            for which, rows in results.items():
+                record[which] = max(rows[i], key=rows[i].__getitem__)
+            record["reply"] = None
+            self._ready[example.id] = record
+
+    async def apredict(self, example: Example) -> dict[str, Any]:
+        if example.id in self._ready:
+            return dict(self._ready.pop(example.id))
+        record: dict[str, Any] = {"reply": None}
+        for which in TASKS:
+            if self.classifier.supports(which):
+                dist = self.classifier.predict_distribution(which, example.text, list(example.history))
+                record[which] = max(dist, key=dist.__getitem__)
+            else:
+                record[which] = None
+        return record
+
+
+@dataclass
+class RunResult:
+    """Predictions of one predictor over some examples, with timing."""
+
+    name: str
+    config: dict[str, Any]
+    records: dict[str, dict[str, Any]]
+    wall_seconds: float = 0.0
+    computed: int = 0
+    reused: int = 0
+    errors: int = 0
+    cache_file: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def examples_per_second(self) -> float | None:
+        return self.computed / self.wall_seconds if self.computed and self.wall_seconds > 0 else None
+
+    def prediction(self, example_id: str) -> dict[str, Any] | None:
+        return self.records.get(example_id)
+
+
+def config_key(name: str, config: dict[str, Any]) -> str:
+    """A short stable hash of a run configuration (the cache file name)."""
+    blob = json.dumps({"name": name, **config}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _read_cache(path: Path) -> dict[str, dict[str, Any]]:
+    done: dict[str, dict[str, Any]] = {}
+    if not path.exists():
+        return done
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:  # a line cut by an interruption
+                continue
+            if row.get("error") is None:
+                done[row["id"]] = row
+    return done
+
+
+def select_examples(examples: Sequence[Example], limit: int | None = None, seed: int = 0) -> list[Example]:
+    """``limit`` examples drawn at random with ``seed`` (in corpus order), or all of them."""
+    if limit is None or limit >= len(examples):
+        return list(examples)
+    import random
+
+    chosen = sorted(random.Random(seed).sample(range(len(examples)), limit))
+    return [examples[i] for i in chosen]
+
+
+async def arun_predictor(
+    predictor: Any,
+    examples: Sequence[Example],
+    *,
+    cache_dir: str | Path | None = None,
+    concurrency: int = 4,
+    progress: bool = True,
+    resume: bool = True,
+    timeout: float | None = None,
+) -> RunResult:
+    """Run ``predictor`` over ``examples``; results go to ``cache_dir/<name>-<config>.jsonl``.
+
+    With ``resume`` (default) examples already in that file are not recomputed.
+    At most ``concurrency`` examples run at once. A failing example is recorded
+    with its error (and retried by the next run); it never stops the run.
+    """
+    if not isinstance(predictor, Predictor) and hasattr(predictor, "arespond"):
+        predictor = AgentPredictor(predictor)
+    config = predictor.config()
+    key = config_key(predictor.name, config)
+    path: Path | None = None
+    done: dict[str, dict[str, Any]] = {}
+    if cache_dir is not None:
+        path = Path(cache_dir) / f"{_safe(predictor.name)}-{key}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if resume:
+            done = _read_cache(path)
+        elif path.exists():
+            path.unlink()
+    wanted = {e.id for e in examples}
+    records = {i: r for i, r in done.items() if i in wanted}
+    todo = [e for e in examples if e.id not in records]
+    result = RunResult(predictor.name, config, records, reused=len(records), cache_file=str(path) if path else None)
+
+    started = time.perf_counter()
+    if todo and hasattr(predictor, "prepare"):
+        await asyncio.to_thread(predictor.prepare, todo)
+    bar = None
+    if progress and todo:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), desc=predictor.name, unit="ex")
+    semaphore = asyncio.Semaphore(max(1, concurrency))
+    handle = path.open("a", encoding="utf-8") if path is not None else None
+
+    async def one(example: Example) -> None:
+        async with semaphore:
+            t0 = time.perf_counter()
+            try:
+                coro = predictor.apredict(example)
+                record = await (asyncio.wait_for(coro, timeout) if timeout else coro)
+                error = None
+            except Exception as exc:  # noqa: BLE001 - recorded, the run goes on
+                record = {w: None for w in TASKS} | {"reply": None}
+                error = f"{type(exc).__name__}: {exc}"
+                if result.errors < 3:
+                    result.extra.setdefault("first_errors", []).append(traceback.format_exc(limit=3))
+                result.errors += 1
+            row = {"id": example.id, **record, "seconds": round(time.perf_counter() - t0, 4), "error": error}
+            records[example.id] = row
+            if handle is not None:
+                handle.write(json.dumps(row, default=str) + "\n")
+                handle.flush()
+            if bar is not None:
+                bar.update(1)
+
+    try:
+        await asyncio.gather(*(one(e) for e in todo))
+    finally:
+        if bar is not None:
+            bar.close()
+        if handle is not None:
+            handle.close()
+    result.wall_seconds = time.perf_counter() - started
+    result.computed = len(todo)
+    if path is not None:  # running totals over resumed runs, for the report
+        meta_path = path.with_suffix(".meta.json")
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() and resume else {}
+        meta = {
+            "wall_seconds": meta.get("wall_seconds", 0.0) + result.wall_seconds * bool(todo),
+            "computed": meta.get("computed", 0) + result.computed,
+            "config": config,
+        }
+        meta_path.write_text(json.dumps(meta, default=str, indent=1))
+        result.extra["total_wall_seconds"] = meta["wall_seconds"]
+        result.extra["total_computed"] = meta["computed"]
+    return result
+
+
+def run_predictor(predictor: Any, examples: Sequence[Example], **kwargs: Any) -> RunResult:
+    """Sync wrapper of :func:`arun_predictor`."""
+    return asyncio.run(arun_predictor(predictor, examples, **kwargs))
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
