@@ -27,10 +27,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mesa.cache import PerceptionCache  # noqa: E402
-from mesa.state import Turn  # noqa: E402
-from mesa.tools import Perception, get_backend, load_audio, load_images  # noqa: E402
-from mesa.tools.media import Limits, probe  # noqa: E402
+from mesa.cache import PerceptionCache
+from mesa.state import Turn
+from mesa.tools import Perception, get_backend, load_audio, load_images
+from mesa.tools.media import Limits, probe
 
 TEXT = (
     "I failed my exam today and I feel worthless. My best friend moved away last week, "
@@ -86,12 +86,14 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="mesa-bench-") as tmp:
         tmp_path = Path(tmp)
-        video, wav = make_turn_media(tmp_path, args.seconds)
+        video, _ = make_turn_media(tmp_path, args.seconds)
         info = probe(video)
         limits = Limits(frame_rate=args.frame_rate)
         duration = info.duration or args.seconds
-        print(f"turn: {duration:.1f} s video (480x480, 10 fps) with a synthesised sound track; "
-              f"frames sampled at {args.frame_rate:g}/s; machine: {sys.platform}, python {sys.version.split()[0]}")
+        print(
+            f"turn: {duration:.1f} s video (480x480, 10 fps) with a synthesised sound track; "
+            f"frames sampled at {args.frame_rate:g}/s; machine: {sys.platform}, python {sys.version.split()[0]}"
+        )
 
         speech = get_backend("speech", "faster-whisper")
         voice = get_backend("voice", "prosody")
@@ -119,8 +121,10 @@ def main() -> None:
         print(f"   sequential (sum)        {sequential * 1000:8.1f} ms")
         print(f"   concurrent (perceive)   {concurrent * 1000:8.1f} ms")
         ratio = concurrent / alone[slowest_kind]
-        print(f"   concurrent / slower alone ({slowest_kind}) = {ratio:.2f}x   (goal <= 1.15x)"
-              f"   concurrent / sequential = {concurrent / sequential:.2f}x\n")
+        print(
+            f"   concurrent / slower alone ({slowest_kind}) = {ratio:.2f}x   (goal <= 1.15x)"
+            f"   concurrent / sequential = {concurrent / sequential:.2f}x\n"
+        )
 
         cache = PerceptionCache(tmp_path / "cache")
         cached = Perception(speech=speech, voice=voice, face=face, cache=cache, limits=limits)
@@ -144,16 +148,20 @@ def main() -> None:
         ahits = asyncio.run(async_hits())
         print("2. the same turn again, from the perception cache (3 cues), 50 runs")
         print(f"   perceive():  median {statistics.median(hits) * 1000:.2f} ms, max {max(hits) * 1000:.2f} ms")
-        print(f"   aperceive(): median {statistics.median(ahits) * 1000:.2f} ms, max {max(ahits) * 1000:.2f} ms   (goal <= 5 ms)\n")
+        print(
+            f"   aperceive(): median {statistics.median(ahits) * 1000:.2f} ms, max {max(ahits) * 1000:.2f} ms   (goal <= 5 ms)\n"
+        )
         cache.close()
 
         audio = load_audio(video)
         frames = load_images(video, limits=limits)
-        print(f"3. per backend on the decoded input ({audio.duration:.1f} s audio, {len(frames)} frames), median of {args.repeats}")
+        print(
+            f"3. per backend on the decoded input ({audio.duration:.1f} s audio, {len(frames)} frames), median of {args.repeats}"
+        )
         print(f"   {'backend':<34} {'latency':>10} {'RTF':>7}")
         rows = [
-            (f"speech  faster-whisper tiny.en int8", lambda: speech.transcribe(audio)),
-            (f"voice   prosody (librosa)", lambda: voice.analyze(audio)),
+            ("speech  faster-whisper tiny.en int8", lambda: speech.transcribe(audio)),
+            ("voice   prosody (librosa)", lambda: voice.analyze(audio)),
             (f"face    fer tflite ({len(frames)} frames)", lambda: face.recognize(frames)),
         ]
         for label, fn in rows:
@@ -161,7 +169,9 @@ def main() -> None:
             print(f"   {label:<34} {seconds * 1000:8.1f} ms {seconds / audio.duration:7.3f}")
         decode_audio = timed(lambda: load_audio(video), args.repeats)
         decode_frames = timed(lambda: load_images(video, limits=limits), args.repeats)
-        print(f"   {'decode audio track (PyAV)':<34} {decode_audio * 1000:8.1f} ms {decode_audio / audio.duration:7.3f}")
+        print(
+            f"   {'decode audio track (PyAV)':<34} {decode_audio * 1000:8.1f} ms {decode_audio / audio.duration:7.3f}"
+        )
         print(f"   {'sample frames (PyAV)':<34} {decode_frames * 1000:8.1f} ms {decode_frames / audio.duration:7.3f}")
         print(f"   face per frame: {timed(lambda: face.recognize(frames), 1) / len(frames) * 1000:.1f} ms")
 

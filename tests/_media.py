@@ -21,7 +21,9 @@ def _run(*cmd: str) -> None:
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def speech_wav(directory: Path, text: str, name: str = "speech", *, rate: int = 140, pitch: int = 50, gap: float = 0.0) -> Path:
+def speech_wav(
+    directory: Path, text: str, name: str = "speech", *, rate: int = 140, pitch: int = 50, gap: float = 0.0
+) -> Path:
     """Synthesised English speech, 16 kHz mono WAV. ``gap`` seconds of silence go after each sentence."""
     directory.mkdir(parents=True, exist_ok=True)
     if gap:
@@ -86,7 +88,9 @@ def blank_png(directory: Path, value: int = 255, name: str = "blank") -> Path:
     return out
 
 
-def video(directory: Path, image: Path, audio: Path | None, name: str = "turn", *, seconds: float | None = None, fps: int = 5) -> Path:
+def video(
+    directory: Path, image: Path, audio: Path | None, name: str = "turn", *, seconds: float | None = None, fps: int = 5
+) -> Path:
     """A short MP4 of a still image, with ``audio`` as its sound track (or silent when ``None``)."""
     out = directory / f"{name}.mp4"
     cmd = ["ffmpeg", "-y", "-loglevel", "error", "-loop", "1", "-framerate", str(fps), "-i", str(image)]

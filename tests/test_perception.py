@@ -21,13 +21,13 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import _media as M  # noqa: E402
+import _media as M
 
-import mesa.tools as tools  # noqa: E402
-from mesa.cache import PerceptionCache  # noqa: E402
-from mesa.state import MediaRef, PerceptionResult, Turn  # noqa: E402
-from mesa.taxonomy import ESCONV, MESC  # noqa: E402
-from mesa.tools import (  # noqa: E402
+from mesa import tools
+from mesa.cache import PerceptionCache
+from mesa.state import MediaRef, PerceptionResult, Turn
+from mesa.taxonomy import ESCONV, MESC
+from mesa.tools import (
     Audio,
     BackendError,
     BackendNotFoundError,
@@ -49,10 +49,9 @@ from mesa.tools import (  # noqa: E402
     register_backend,
     resolve_perception,
 )
-from mesa.tools import registry as registry_module  # noqa: E402
-from mesa.tools.conformance import assert_conforms, check_backend  # noqa: E402
-from mesa.tools.media import fetch, load_audio, load_images, probe  # noqa: E402
-
+from mesa.tools import registry as registry_module
+from mesa.tools.conformance import assert_conforms, check_backend
+from mesa.tools.media import fetch, load_audio, load_images, probe
 
 # --------------------------------------------------------------------------- fakes
 
@@ -195,7 +194,14 @@ def test_public_api_is_explicit():
     assert len(tools.__all__) == len(set(tools.__all__))
     for name in tools.__all__:
         assert hasattr(tools, name), name
-    for name in ("Perception", "resolve_perception", "register_backend", "get_backend", "available_backends", "MissingExtraError"):
+    for name in (
+        "Perception",
+        "resolve_perception",
+        "register_backend",
+        "get_backend",
+        "available_backends",
+        "MissingExtraError",
+    ):
         assert name in tools.__all__
 
 
@@ -503,11 +509,17 @@ def test_urls_are_downloaded_within_limits(server, media, tmp_path):
     perception = _cacheless(speech=SlowSpeech(), face=GreyFace())
     results = perception.perceive(Turn.from_inputs(audio=f"{server}/speech.wav", image=f"{server}/face.png"))
     assert results["transcript"].ok and results["face"].ok
-    assert results["transcript"].data["text"] == perception.perceive(Turn.from_inputs(audio=media["speech"]))["transcript"].data["text"]
+    assert (
+        results["transcript"].data["text"]
+        == perception.perceive(Turn.from_inputs(audio=media["speech"]))["transcript"].data["text"]
+    )
     assert "download failed" in perception.perceive(Turn.from_inputs(audio=f"{server}/nothing.wav"))["transcript"].error
     tiny = Perception(speech=SlowSpeech(), cache=False, limits=Limits(max_bytes=2000))
     assert "too large" in tiny.perceive(Turn.from_inputs(audio=f"{server}/speech.wav"))["transcript"].error
-    assert "unsupported URL scheme" in perception.perceive(Turn.from_inputs(audio="ftp://example.org/a.wav"))["transcript"].error
+    assert (
+        "unsupported URL scheme"
+        in perception.perceive(Turn.from_inputs(audio="ftp://example.org/a.wav"))["transcript"].error
+    )
     with pytest.raises(MediaError, match="download failed"):
         fetch("http://127.0.0.1:9/unreachable.wav", tmp_path, Limits(download_timeout=2))
 

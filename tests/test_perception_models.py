@@ -16,13 +16,13 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import _media as M  # noqa: E402
+import _media as M
 
-from mesa.cache import PerceptionCache  # noqa: E402
-from mesa.state import MediaRef, Turn  # noqa: E402
-from mesa.taxonomy import MESC  # noqa: E402
-from mesa.tools import Limits, MediaError, Perception, get_backend  # noqa: E402
-from mesa.tools.conformance import assert_conforms  # noqa: E402
+from mesa.cache import PerceptionCache
+from mesa.state import MediaRef, Turn
+from mesa.taxonomy import MESC
+from mesa.tools import Limits, MediaError, Perception, get_backend
+from mesa.tools.conformance import assert_conforms
 
 pytestmark = pytest.mark.integration
 
@@ -35,8 +35,12 @@ def media(tmp_path_factory) -> dict[str, Path]:
     for i, sentence in enumerate(M.SENTENCES):
         out[f"sentence{i}"] = M.speech_wav(d, sentence, name=f"sentence{i}")
     out["speech"] = M.speech_wav(d, " ".join(M.SENTENCES), name="all")
-    out["slow_low"] = M.speech_wav(d, "I just. do not know. what to do anymore.", name="slow", rate=95, pitch=15, gap=1.2)
-    out["fast_high"] = M.speech_wav(d, "I just do not know what to do anymore, it is all too much.", name="fast", rate=260, pitch=90)
+    out["slow_low"] = M.speech_wav(
+        d, "I just. do not know. what to do anymore.", name="slow", rate=95, pitch=15, gap=1.2
+    )
+    out["fast_high"] = M.speech_wav(
+        d, "I just do not know what to do anymore, it is all too much.", name="fast", rate=260, pitch=90
+    )
     out["silence"] = M.silence_wav(d)
     out["video"] = M.video(d, face, out["speech"])
     out["noface_video"] = M.video(d, out["noface"], out["sentence0"], name="noface")

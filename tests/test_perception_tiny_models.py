@@ -17,12 +17,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import _media as M  # noqa: E402
+import _media as M
 
-from mesa.state import Turn  # noqa: E402
-from mesa.taxonomy import MESC  # noqa: E402
-from mesa.tools import BackendError, EmotionScores, MediaError, Perception, Transcript, get_backend  # noqa: E402
-from mesa.tools.conformance import assert_conforms  # noqa: E402
+from mesa.state import Turn
+from mesa.taxonomy import MESC
+from mesa.tools import BackendError, EmotionScores, MediaError, Perception, Transcript, get_backend
+from mesa.tools.conformance import assert_conforms
 
 pytestmark = pytest.mark.integration
 
@@ -129,7 +129,14 @@ def text_model(tmp_path_factory) -> Path:
 
     torch.manual_seed(0)
     d = tmp_path_factory.mktemp("hf-text")
-    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"i feel sad happy angry today the exam failed worthless and my".split()]
+    words = [
+        "[PAD]",
+        "[UNK]",
+        "[CLS]",
+        "[SEP]",
+        "[MASK]",
+        *["i", "feel", "sad", "happy", "angry", "today", "the", "exam", "failed", "worthless", "and", "my"],
+    ]
     (d / "vocab.txt").write_text("\n".join(words) + "\n")
     labels = ["joy", "sadness", "anger", "surprise"]
     config = BertConfig(
@@ -158,7 +165,9 @@ def audio_model(tmp_path_factory) -> Path:
     )  # fmt: skip
     out = tmp_path_factory.mktemp("hf-audio") / "model"
     Wav2Vec2ForSequenceClassification(config).save_pretrained(out)
-    Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True).save_pretrained(out)
+    Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True).save_pretrained(
+        out
+    )
     return out
 
 
@@ -188,7 +197,12 @@ def test_transformers_audio_classification_pipeline(audio_model, media):
     assert_conforms(backend, good_input=media["speech"])
     perception = Perception(audio_emotion=backend, cache=False)
     turn_result = perception.perceive(Turn.from_inputs(video=media["video"]), MESC)["audio_emotion"]
-    assert turn_result.ok and set(turn_result.data["taxonomy_scores"]["labels"]) == {"neutral", "joy", "sadness", "anger"}
+    assert turn_result.ok and set(turn_result.data["taxonomy_scores"]["labels"]) == {
+        "neutral",
+        "joy",
+        "sadness",
+        "anger",
+    }
 
 
 def test_transformers_needs_a_model():

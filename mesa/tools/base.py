@@ -142,7 +142,7 @@ class Audio:
 
         if sample_rate == self.sample_rate or self.samples.size == 0:
             return Audio(samples=self.samples, sample_rate=sample_rate, source=self.source)
-        count = max(1, int(round(self.samples.size * sample_rate / self.sample_rate)))
+        count = max(1, round(self.samples.size * sample_rate / self.sample_rate))
         old = np.arange(self.samples.size, dtype=np.float64) / self.sample_rate
         new = np.arange(count, dtype=np.float64) / sample_rate
         samples = np.interp(new, old, self.samples).astype(np.float32)
@@ -407,7 +407,6 @@ class Backend:
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v!r}" for k, v in self.settings.items())
         return f"{type(self).__name__}({shown})"
-
 
 
 class SpeechBackend(Backend):

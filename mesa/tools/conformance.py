@@ -67,7 +67,9 @@ class ConformanceReport:
 
     def __str__(self) -> str:
         lines = [f"{self.kind} backend {self.backend}: {'conforms' if self.passed else 'does NOT conform'}"]
-        lines += [f"  [{'ok' if c.passed else 'FAIL'}] {c.name}" + (f": {c.detail}" if c.detail else "") for c in self.checks]
+        lines += [
+            f"  [{'ok' if c.passed else 'FAIL'}] {c.name}" + (f": {c.detail}" if c.detail else "") for c in self.checks
+        ]
         return "\n".join(lines)
 
 
@@ -172,7 +174,13 @@ def check_backend(
         add(Check("kind", False, f"unknown kind {kind!r}; pass kind= one of {sorted(PROTOCOLS)}"))
         return report
     sync_name, async_name = METHODS[kind]
-    add(Check("follows the protocol", isinstance(backend, PROTOCOLS[kind]), f"needs name, version, {sync_name}, {async_name}"))
+    add(
+        Check(
+            "follows the protocol",
+            isinstance(backend, PROTOCOLS[kind]),
+            f"needs name, version, {sync_name}, {async_name}",
+        )
+    )
     name = getattr(backend, "name", None)
     add(Check("name is a non-empty string", isinstance(name, str) and bool(name), repr(name)))
     version = getattr(backend, "version", "<missing>")
@@ -194,13 +202,21 @@ def check_backend(
         try:
             result = sync(good)
             problem = _well_formed(kind, result)
-            add(Check(f"{sync_name} returns a well-formed {RESULT_TYPES[kind].__name__}", problem is None, problem or ""))
+            add(
+                Check(
+                    f"{sync_name} returns a well-formed {RESULT_TYPES[kind].__name__}", problem is None, problem or ""
+                )
+            )
         except Exception as exc:  # noqa: BLE001
             add(Check(f"{sync_name} handles a good input", False, f"{type(exc).__name__}: {exc}"))
         try:
             result = asyncio.run(asyn(good))
             problem = _well_formed(kind, result)
-            add(Check(f"{async_name} returns a well-formed {RESULT_TYPES[kind].__name__}", problem is None, problem or ""))
+            add(
+                Check(
+                    f"{async_name} returns a well-formed {RESULT_TYPES[kind].__name__}", problem is None, problem or ""
+                )
+            )
         except Exception as exc:  # noqa: BLE001
             add(Check(f"{async_name} handles a good input", False, f"{type(exc).__name__}: {exc}"))
 
@@ -210,11 +226,23 @@ def check_backend(
                 for method_name, call in ((sync_name, sync), (async_name, lambda x: asyncio.run(asyn(x)))):
                     try:
                         out = call(bad)
-                        add(Check(f"{method_name} rejects {label}", False, f"returned {type(out).__name__} instead of raising MediaError"))
+                        add(
+                            Check(
+                                f"{method_name} rejects {label}",
+                                False,
+                                f"returned {type(out).__name__} instead of raising MediaError",
+                            )
+                        )
                     except MediaError:
                         add(Check(f"{method_name} rejects {label}", True))
                     except Exception as exc:  # noqa: BLE001
-                        add(Check(f"{method_name} rejects {label}", False, f"raised {type(exc).__name__}: {exc} (expected MediaError)"))
+                        add(
+                            Check(
+                                f"{method_name} rejects {label}",
+                                False,
+                                f"raised {type(exc).__name__}: {exc} (expected MediaError)",
+                            )
+                        )
     return report
 
 

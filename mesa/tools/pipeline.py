@@ -196,7 +196,10 @@ class Perception:
 
     def describe(self) -> dict[str, str]:
         """``{kind: "name version"}`` of the configured backends."""
-        return {k: f"{getattr(b, 'name', type(b).__name__)} {getattr(b, 'version', '') or ''}".strip() for k, b in self.backends.items()}
+        return {
+            k: f"{getattr(b, 'name', type(b).__name__)} {getattr(b, 'version', '') or ''}".strip()
+            for k, b in self.backends.items()
+        }
 
     def warmup(self) -> None:
         """Load every backend's model now (where the backend supports it)."""

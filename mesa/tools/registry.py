@@ -15,6 +15,7 @@ is accepted when the object has a ``kind`` attribute.
 from __future__ import annotations
 
 import importlib
+import logging
 import threading
 from collections.abc import Callable
 from importlib import metadata
@@ -60,6 +61,7 @@ _BUILTINS: dict[str, dict[str, str]] = {
 }
 _NAME_ALIASES = {"fer-lite": "fer", "fer-tflite": "fer", "whisper": "openai-whisper", "librosa": "prosody"}
 
+logger = logging.getLogger(__name__)
 Factory = Callable[..., Any]
 _lock = threading.Lock()
 _registry: dict[str, dict[str, Factory | str]] = {kind: dict(names) for kind, names in _BUILTINS.items()}
@@ -123,7 +125,8 @@ def _untyped(key: str) -> dict[str, Any]:
     for name, entry in list(_registry.get("_untyped", {}).items()):
         try:
             obj = entry.load()
-        except Exception:  # noqa: BLE001 - a broken plug-in must not break the others
+        except Exception as exc:  # noqa: BLE001 - a broken plug-in must not break the others
+            logger.warning("mesa.tools: could not load the perception plug-in %r: %s", name, exc)
             continue
         if getattr(obj, "kind", None) == key:
             found[name] = obj

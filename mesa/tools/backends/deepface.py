@@ -94,7 +94,11 @@ class DeepFaceFace(FaceBackend):
                 array = np.asarray(frame)
                 if array.dtype != np.uint8:
                     array = np.clip(array, 0, 255).astype(np.uint8)
-                bgr = cv2.cvtColor(array, cv2.COLOR_GRAY2BGR) if array.ndim == 2 else cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
+                bgr = (
+                    cv2.cvtColor(array, cv2.COLOR_GRAY2BGR)
+                    if array.ndim == 2
+                    else cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
+                )
                 try:
                     found = deepface.analyze(
                         img_path=bgr,
@@ -114,7 +118,8 @@ class DeepFaceFace(FaceBackend):
                 if s["faces"] == "largest":
                     found = [max(found, key=lambda f: f["region"]["w"] * f["region"]["h"])]
                 probs = {
-                    label: float(np.mean([float(f["emotion"][label]) for f in found])) / 100.0 for label in DEEPFACE_LABELS
+                    label: float(np.mean([float(f["emotion"][label]) for f in found])) / 100.0
+                    for label in DEEPFACE_LABELS
                 }
                 region = found[0]["region"]
                 per_frame.append(

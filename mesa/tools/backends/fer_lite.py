@@ -58,7 +58,9 @@ def _find_runtime(preferred: str | None) -> tuple[str, str, str]:
     raise MissingExtraError("the 'fer' face backend (a TFLite runtime)", "vision", ["ai_edge_litert"])
 
 
-def detect_faces(gray, cascade, *, scale_factor: float, min_neighbors: int, min_face_size: int) -> list[tuple[int, int, int, int]]:
+def detect_faces(
+    gray, cascade, *, scale_factor: float, min_neighbors: int, min_face_size: int
+) -> list[tuple[int, int, int, int]]:
     import cv2
 
     boxes = cascade.detectMultiScale(
@@ -164,7 +166,9 @@ class FERLiteFace(FaceBackend):
         import cv2
 
         runtime = importlib.import_module(self._runtime_module)
-        interpreter = runtime.Interpreter(model_path=self.settings["model_path"], num_threads=self.settings["num_threads"])
+        interpreter = runtime.Interpreter(
+            model_path=self.settings["model_path"], num_threads=self.settings["num_threads"]
+        )
         interpreter.allocate_tensors()
         cascade = cv2.CascadeClassifier(self.settings["cascade_path"])
         if cascade.empty():
@@ -179,12 +183,18 @@ class FERLiteFace(FaceBackend):
         s = self.settings
         height, width = gray.shape[:2]
         scale = min(1.0, s["detect_max_side"] / max(height, width)) if s["detect_max_side"] else 1.0
-        small = gray if scale == 1.0 else cv2.resize(gray, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
+        small = (
+            gray
+            if scale == 1.0
+            else cv2.resize(
+                gray, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA
+            )
+        )
         min_size = max(int(s["min_face_size"]), int(s["min_face_fraction"] * min(small.shape[:2])))
         boxes = detect_faces(
             small, cascade, scale_factor=s["scale_factor"], min_neighbors=s["min_neighbors"], min_face_size=min_size
         )
-        return [tuple(int(round(v / scale)) for v in box) for box in boxes]  # type: ignore[misc]
+        return [tuple(round(v / scale) for v in box) for box in boxes]  # type: ignore[misc]
 
     def _face_crop(self, padded, box):
         x, y, w, h = box
@@ -233,7 +243,9 @@ class FERLiteFace(FaceBackend):
                     boxes = [max(boxes, key=lambda b: b[2] * b[3])]
                 bottom = gray[-2:, :]
                 fill = float(bottom.mean()) if bottom.size else 0.0
-                padded = cv2.copyMakeBorder(gray, _PADDING, _PADDING, _PADDING, _PADDING, cv2.BORDER_CONSTANT, value=fill)
+                padded = cv2.copyMakeBorder(
+                    gray, _PADDING, _PADDING, _PADDING, _PADDING, cv2.BORDER_CONSTANT, value=fill
+                )
                 crops = [c for c in (self._face_crop(padded, b) for b in boxes) if c.size]
                 if not crops:
                     continue

@@ -65,7 +65,11 @@ class _HFBackend:
         return pipe
 
     def cache_settings(self) -> dict[str, Any]:
-        return {"version": self.version, "model": self.settings["model"], "revision": str(self.settings.get("revision"))}  # type: ignore[attr-defined]
+        return {
+            "version": self.version,
+            "model": self.settings["model"],
+            "revision": str(self.settings.get("revision")),
+        }  # type: ignore[attr-defined]
 
 
 class TransformersTextEmotion(_HFBackend, TextEmotionBackend):

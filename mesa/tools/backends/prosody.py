@@ -82,7 +82,9 @@ class ProsodyVoice(VoiceBackend):
     hop: ClassVar[int] = 160  # 10 ms at 16 kHz
     frame: ClassVar[int] = 512
 
-    def __init__(self, *, fmin: float = 65.0, fmax: float = 500.0, min_pause: float = 0.25, voicing_db: float = 30.0) -> None:
+    def __init__(
+        self, *, fmin: float = 65.0, fmax: float = 500.0, min_pause: float = 0.25, voicing_db: float = 30.0
+    ) -> None:
         super().__init__(fmin=fmin, fmax=fmax, min_pause=min_pause, voicing_db=voicing_db)
         self.version = f"mesa-prosody-1/librosa {self.version}"
 
@@ -94,7 +96,14 @@ class ProsodyVoice(VoiceBackend):
         # pay that here, so that warmup() covers it and the first turn does not.
         noise = (np.random.default_rng(0).standard_normal(4000) * 0.1).astype(np.float32)
         librosa.feature.rms(y=noise, frame_length=self.frame, hop_length=self.hop)
-        librosa.yin(noise, fmin=self.settings["fmin"], fmax=self.settings["fmax"], sr=16000, frame_length=2048, hop_length=self.hop)
+        librosa.yin(
+            noise,
+            fmin=self.settings["fmin"],
+            fmax=self.settings["fmax"],
+            sr=16000,
+            frame_length=2048,
+            hop_length=self.hop,
+        )
         return librosa
 
     def analyze(self, audio: Audio) -> ProsodyFeatures:

@@ -158,10 +158,16 @@ class OpenAIWhisperSpeech(SpeechBackend):
         model = self.settings["model"]
         if _looks_like_path(model):
             model = str(Path(model).expanduser())
-        return whisper.load_model(model, device=self.settings["device"], download_root=self.settings.get("download_root"))
+        return whisper.load_model(
+            model, device=self.settings["device"], download_root=self.settings.get("download_root")
+        )
 
     def cache_settings(self) -> dict[str, Any]:
-        return {"version": self.version, "model": self.settings["model"], "language": str(self.settings.get("language"))}
+        return {
+            "version": self.version,
+            "model": self.settings["model"],
+            "language": str(self.settings.get("language")),
+        }
 
     def transcribe(self, audio: Audio) -> Transcript:
         audio = _prepare(audio)
