@@ -120,8 +120,10 @@ class SupportAgent:
         safety: a ``mesa.safety.SafetyPolicy``; default ``SafetyPolicy.default()``. It cannot be turned off here.
         memory: ``None`` (in memory), a SQLite file path, or any LangGraph checkpointer.
         history_window: how many earlier messages the prompts see.
-        demonstrations, n_demonstrations: few-shot retrieval (see ``mesa.eval``).
-        classifier, classifier_use: a small supervised model used as a ``"prior"`` or as the ``"step"``.
+        demonstrations: a source of similar labelled turns shown as few-shot examples (see ``mesa.eval``).
+        n_demonstrations: how many demonstrations each prompt gets.
+        classifier: a small supervised model for emotion and/or strategy (see ``mesa.eval``).
+        classifier_use: ``"prior"`` (the LLM sees its distribution) or ``"step"`` (it decides).
         cache: ``True``, a folder, or a ``mesa.cache.DiskCache``: label steps with the same inputs
             are answered from disk.
         graph: your own uncompiled ``StateGraph`` (of ``SupportState``) instead of a mode's.

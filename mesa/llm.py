@@ -113,7 +113,8 @@ class LLM:
         model: a LiteLLM model string, or a model group name when ``router`` is given.
         mode: instructor mode name (``"tools"``, ``"json_schema"``, ``"json"``, ...); default by provider.
         max_retries: how many times an invalid structured answer is re-asked.
-        temperature, max_tokens: defaults for every call (a call's own kwargs win).
+        temperature: default sampling temperature of every call (a call's own kwargs win).
+        max_tokens: default output limit of every call.
         router: a ``litellm.Router`` for fallbacks and load balancing.
         **completion_kwargs: passed to every LiteLLM call (``api_base``, ``api_key``, ``timeout``, ...).
     """

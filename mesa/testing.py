@@ -36,6 +36,7 @@ _ids = itertools.count(1)
 
 # Schema titles that the graph's step models use, mapped to the scripted field that answers them.
 _STEP_FIELDS = {"UserEmotion": "user_emotion", "Strategy": "strategy", "SystemEmotion": "system_emotion"}
+_DEFAULT_LABELS = {"user_emotion": "neutral", "strategy": "Restatement", "system_emotion": "neutral"}
 
 
 @dataclass
@@ -69,7 +70,10 @@ class ScriptedModel:
     """A model that answers from a script. See the module docs.
 
     Args:
-        user_emotion, strategy, system_emotion: labels to answer the three steps with.
+        user_emotion: label(s) to answer the emotion step with (default ``"neutral"``).
+        strategy: label(s) to answer the strategy step with (default ``"Restatement"``).
+        system_emotion: label(s) to answer the system-emotion step with (default ``"neutral"``).
+            A default that the active taxonomy lacks becomes its first label.
         reply: the response text (streamed word by word).
         structured: answers for other structured requests, by schema title
             (``{"SafetyJudgement": {"level": "imminent", ...}}``); a dict or a list of dicts.
@@ -77,9 +81,9 @@ class ScriptedModel:
         confidence: the confidence reported with each label.
     """
 
-    user_emotion: str | Sequence[str] | None = "neutral"
-    strategy: str | Sequence[str] | None = "Restatement"
-    system_emotion: str | Sequence[str] | None = "neutral"
+    user_emotion: str | Sequence[str] | None = None
+    strategy: str | Sequence[str] | None = None
+    system_emotion: str | Sequence[str] | None = None
     reply: str | Sequence[str] = "I hear you. That sounds really hard, and it makes sense that you feel this way."
     structured: dict[str, Any] = field(default_factory=dict)
     latency: float = 0.0
@@ -135,19 +139,23 @@ class ScriptedModel:
         with self._lock:
             if title in self._other:
                 return self._other[title].next() or "{}"
+            props = schema.get("properties", {})
             if title in _STEP_FIELDS:
-                label = self._answers[_STEP_FIELDS[title]].next()
+                label = self._label(_STEP_FIELDS[title], props.get("label", {}))
                 return json.dumps({"label": label, "confidence": self.confidence, "rationale": "scripted"})
             if title == "FusedTurn":
-                return json.dumps(
-                    {
-                        "user_emotion": self._answers["user_emotion"].next(),
-                        "strategy": self._answers["strategy"].next(),
-                        "system_emotion": self._answers["system_emotion"].next(),
-                        "response": self._answers["reply"].next(),
-                    }
-                )
+                answer = {field: self._label(field, props.get(field, {})) for field in ("user_emotion", "strategy", "system_emotion")}
+                return json.dumps({**answer, "response": self._answers["reply"].next()})
             return json.dumps(self._minimal(schema))
+
+    def _label(self, which: str, prop: dict[str, Any]) -> str | None:
+        value = self._answers[which].next()
+        if value is None:
+            enum = prop.get("enum") or []
+            value = _DEFAULT_LABELS[which]
+            if enum and value not in enum:
+                value = enum[0]
+        return value
 
     def answer_text(self) -> str:
         with self._lock:

@@ -320,3 +320,23 @@ def test_after_reply_node_can_pause_for_a_human_and_edit_the_reply(make_agent):
     assert agent.history("r")[-1].text == "A reviewed reply."
     agent.respond("thanks", thread_id="r")
     assert agent.resume("r", {"action": "approve"}).text == "second draft"
+
+
+def test_langgraph_json_graphs_load_and_take_a_json_context():
+    import asyncio
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    config = json.loads((root / "langgraph.json").read_text())
+    script = ScriptedModel(reply="served")  # default labels fall back to the taxonomy's first ones
+    for name, target in config["graphs"].items():
+        path, attr = target.split(":")
+        spec = importlib.util.spec_from_file_location(f"lg_{name}", root / path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        graph = getattr(module, attr)
+        out = asyncio.run(graph.ainvoke({"turn": {"text": "hello"}}, context={"llm": script.model, "taxonomy": "esconv"}))
+        assert out["response"].endswith("served"), name
+        assert out["strategy"].label == "Question" and out["user_emotion"].label == "anxiety"
