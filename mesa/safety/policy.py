@@ -1,0 +1,627 @@
+"""The safety policy: layered assessment, the crisis reply, escalation hooks, AI disclosure."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import re
+import threading
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timezone
+from functools import lru_cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, Field
+
+from mesa.safety.contacts import CrisisContact, LocaleContacts, load_contact_table, locale_entry, resolve_locale
+from mesa.safety.patterns import RiskPattern
+from mesa.safety.rules import LEVELS, RuleEngine, normalize
+from mesa.state import Message, SafetyAssessment
+
+if TYPE_CHECKING:
+    from mesa.llm import LLM
+
+__all__ = [
+    "REQUIRED_ELEMENTS",
+    "EscalationEvent",
+    "EscalationHook",
+    "SafetyJudgement",
+    "SafetyPolicy",
+    "check_crisis_reply",
+]
+
+log = logging.getLogger("mesa.safety")
+
+_RANK = {name: i for i, name in enumerate(LEVELS)}
+RiskLevelName = Literal["none", "low", "elevated", "imminent"]
+RiskCategoryName = Literal["none", "suicide", "self_harm", "harm_to_others", "abuse", "other"]
+
+
+class SafetyJudgement(BaseModel):
+    """The LLM layer's structured answer."""
+
+    evidence: str = Field(default="", description="the user's own words that show the risk, quoted exactly; empty if none")
+    category: RiskCategoryName = Field(description="what kind of risk")
+    level: RiskLevelName = Field(description="none, low, elevated or imminent")
+
+
+class EscalationEvent(BaseModel):
+    """What an escalation hook receives when a turn is routed to the crisis protocol."""
+
+    thread_id: str | None
+    level: str
+    category: str
+    evidence: list[str] = Field(default_factory=list)
+    sources: list[str] = Field(default_factory=list)
+    text: str = Field(default="", description="the user's message that triggered the escalation")
+    locale: str = "US"
+    timestamp: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+
+
+EscalationHook = Callable[[EscalationEvent], Any] | Callable[[EscalationEvent], Awaitable[Any]]
+
+# -- required elements of a crisis reply ----------------------------------------------------------
+
+REQUIRED_ELEMENTS: dict[str, str] = {
+    "acknowledgement": "acknowledges the distress without judgement",
+    "safety_question": "asks about (or confirms) the person's safety, as a question",
+    "human_help": "encourages reaching a real person now (someone trusted, a crisis line, emergency services)",
+    "crisis_contact": "gives at least one crisis contact of the configured locale",
+    "ai_disclosure": "says plainly that the user is talking to an AI",
+    "open_door": "keeps the conversation open",
+}
+"""Every crisis reply must have all of these (``check_crisis_reply`` names the ones missing)."""
+
+_ACK = re.compile(
+    r"\b(?:sounds? (?:like|really|so|incredibly|very|unbearabl|overwhelm|painful|frighten|scary|hard|exhausting)|"
+    r"i(?:'m| am) (?:so |really |very |truly )?(?:sorry|glad you (?:told|reached|shared|said)|grateful you)|"
+    r"thank you for (?:telling|sharing|trusting|reaching|letting)|that (?:sounds|must (?:be|feel))|must (?:be|feel) "
+    r"(?:so |really |incredibly )?(?:hard|painful|overwhelming|frightening|scary|exhausting|heavy|lonely)|i hear (?:you|how|that)|"
+    r"(?:carrying|going through|dealing with|facing) (?:so much|a lot|something (?:really |so )?(?:hard|painful|heavy))|"
+    r"in (?:so much|a lot of) pain|makes sense (?:that|you)|not alone|your feelings (?:matter|are valid))"
+)
+_SAFETY_Q = re.compile(
+    r"(?:are you (?:safe|somewhere safe|in (?:immediate )?danger|thinking (?:about|of)|having thoughts|okay right now|hurt|injured|able to stay safe)|"
+    r"is (?:anyone|someone|somebody) (?:in danger|with you|nearby|around)|have you (?:already )?(?:taken|hurt|done|harmed|made a plan|got)|"
+    r"do you (?:have a plan|feel safe|have (?:the )?(?:means|pills|a weapon))|can you (?:stay|keep yourself|get somewhere) safe|"
+    r"(?:are|is) (?:you|anyone) safe|how safe)[^?]{0,200}\?"
+)
+_HUMAN_HELP = re.compile(
+    r"\b(?:call|text|reach(?: out)?(?: to)?|contact|talk to|talk with|speak (?:to|with)|tell|go to|be with|get in touch with|ring|phone|message|visit)\b"
+    r"[^.?!]{0,120}\b(?:someone|somebody|a person|person|friend|family|crisis|counsell?or|professional|doctor|gp|emergency|helpline|lifeline|hotline|line|"
+    r"trusted|people who|988|services?|hospital|police|human|neighbou?r|relative|partner|therapist)"
+)
+_NOW = re.compile(r"\b(?:now|right away|immediately|today|tonight|straight away|at once|as soon as you can|this moment|urgent(?:ly)?)\b")
+_AI = re.compile(
+    r"\b(?:i(?:'m| am) (?:just |only )?(?:an? )?(?:ai|a\.i\.|artificial intelligence|chatbot|chat bot|bot|computer program|language model|automated|virtual assistant|machine)|"
+    r"as an ai|i(?:'m| am) not (?:a )?(?:human|real person|person|counsell?or|therapist|doctor)(?: but| - | — |,)? ?(?:an? )?(?:ai)?|"
+    r"(?:you(?:'re| are) (?:talking|chatting|speaking) (?:to|with) (?:an? )?(?:ai|chatbot|bot|computer|machine)))"
+)
+_OPEN = re.compile(
+    r"\b(?:i(?:'m| am) (?:still )?here|i(?:'ll| will) (?:stay|keep|be here|still be here)|(?:keep|keep on) talking|we can (?:keep|continue|talk|stay)|"
+    r"you can (?:keep|tell me|talk|come back|write|message)|i(?:'m| am) (?:happy|glad|willing|ready) to (?:keep|stay|listen|talk|hear)|"
+    r"i(?:'m| am) (?:listening|not going anywhere)|(?:want|would you like) to (?:tell|talk|share)|if you want to (?:talk|keep|tell))\b"
+)
+_JUDGEMENT = re.compile(
+    r"\b(?:selfish|stupid|cowardly|coward|attention[- ]seeking|overreact\w*|dramatic|calm down|get over it|snap out of it|just cheer up|"
+    r"shouldn't feel|should be ashamed|a sin|sinful|you're being silly|it's not that bad|others have it worse|man up)\b"
+)
+_HUMAN_CLAIM = re.compile(
+    r"\b(?:i(?:'m| am) (?:a |an )?(?:real )?(?:human|person|real person|your friend,? not an? ai|not an? (?:ai|bot|chatbot|machine|program))|"
+    r"i(?:'m| am) not (?:an? )?(?:ai|bot|chatbot|machine|program)|i promise (?:not to tell|to keep (?:this|it) (?:a )?secret))\b"
+)
+
+
+def check_crisis_reply(text: str, contacts: Sequence[CrisisContact] = (), emergency: str | None = None) -> list[str]:
+    """The required elements a crisis reply lacks (empty: it has them all), plus violations.
+
+    Violations are named ``judgemental`` and ``claims_to_be_human``. ``contacts``
+    (and the ``emergency`` number) are what the reply must quote at least one of;
+    without them any phone number or crisis-service URL counts.
+    """
+    body = normalize(text)
+    raw = text or ""
+    missing: list[str] = []
+    if not _ACK.search(body):
+        missing.append("acknowledgement")
+    if not _SAFETY_Q.search(body):
+        missing.append("safety_question")
+    if not (_HUMAN_HELP.search(body) and _NOW.search(body)):
+        missing.append("human_help")
+    if not _has_contact(raw, contacts, emergency):
+        missing.append("crisis_contact")
+    if not _AI.search(body) or _HUMAN_CLAIM.search(body):
+        missing.append("ai_disclosure")
+    if not _OPEN.search(body):
+        missing.append("open_door")
+    if _JUDGEMENT.search(body):
+        missing.append("judgemental")
+    if _HUMAN_CLAIM.search(body):
+        missing.append("claims_to_be_human")
+    return missing
+
+
+def _has_contact(text: str, contacts: Sequence[CrisisContact], emergency: str | None) -> bool:
+    digits_in_text = re.sub(r"(?<=\d)[\s\-.]+(?=\d)", "", text)
+    lowered = text.lower()
+    if not contacts:
+        return bool(re.search(r"\b\d{3}\b|\b\d[\d\s\-]{4,}\d\b|https?://|www\.", text))
+    for contact in contacts:
+        for way in contact.reach():
+            if way.startswith("http"):
+                host = re.sub(r"^https?://(?:www\.)?", "", way).rstrip("/").lower()
+                if host and host in lowered:
+                    return True
+            else:
+                digits = re.sub(r"\D", "", way)
+                if len(digits) >= 3 and re.search(rf"(?<!\d){digits}(?!\d)", digits_in_text):
+                    return True
+    return False
+
+
+# -- templates -----------------------------------------------------------------------------------
+
+_OPENINGS = {
+    "suicide": "It sounds like you're carrying an enormous amount of pain right now, and I'm really glad you told me. You don't have to go through this alone.",
+    "self_harm": "It sounds like you're going through something really painful right now, and I'm glad you told me. There's no judgement here.",
+    "harm_to_others": "It sounds like you're feeling overwhelmed by really intense feelings right now, and I'm glad you said it out loud instead of keeping it in.",
+    "abuse": "What you're describing sounds frightening, and I'm really sorry you're going through it. It is not your fault.",
+    "other": "It sounds like you're going through something really hard right now, and I'm glad you told me.",
+}
+_QUESTIONS = {
+    "suicide": "Can I ask you directly: are you safe right now, or are you thinking about ending your life?",
+    "self_harm": "Are you safe right now? Have you hurt yourself, or are you thinking about hurting yourself?",
+    "harm_to_others": "Is anyone in danger right now, including you?",
+    "abuse": "Are you safe right now, where you are?",
+    "other": "Are you safe right now?",
+}
+_HUMAN = {
+    "suicide": "Please reach out to someone right now: a person you trust, or a crisis line. They are real people, there to talk, any time.",
+    "self_harm": "Please reach out to someone right now: a person you trust, or a crisis line, where real people can help you through this.",
+    "harm_to_others": "Please talk to someone right now: put some distance between you and the person, and call a crisis line or someone you trust.",
+    "abuse": "Please reach out to someone right now: a crisis line, someone you trust, or the police if you are in danger.",
+    "other": "Please reach out to someone right now: a person you trust, or a crisis line.",
+}
+_AI_LINE = "I'm an AI, not a person or a counsellor, so I can't be there with you or call for help myself, but the people at these services can."
+_OPEN_LINE = "I'm still here, and you can keep talking to me while you reach out."
+DISCLOSURE_TEXT = "Just so you know: I'm an AI, not a human or a therapist. I can listen and offer support, but I can't replace professional help."
+
+
+@lru_cache(maxsize=4)
+def _prompt(name: str) -> str:
+    return resources.files("mesa").joinpath("prompts", name).read_text(encoding="utf-8")
+
+
+def _fill(template: str, **values: str) -> str:
+    for key, value in values.items():
+        template = template.replace("{" + key + "}", value)
+    return template
+
+
+def _history_lines(history: Sequence[Message], n: int = 6) -> str:
+    lines = [f"{'User' if m.role == 'user' else 'Assistant'}: {m.text}" for m in list(history)[-n:]]
+    return "\n".join(lines)
+
+
+def _max(a: str, b: str) -> str:
+    return a if _RANK.get(a, 0) >= _RANK.get(b, 0) else b
+
+
+# -- the policy ----------------------------------------------------------------------------------
+
+
+class SafetyPolicy:
+    """Crisis detection and the crisis protocol. Put one in ``SupportContext(safety=...)``.
+
+    Args:
+        locale: country for crisis contacts (``"US"``, ``"en_GB"``, ``"DE"``; unknown → international list).
+        rules: run the rule layer. Turning it off is allowed only explicitly and logs a warning:
+            then only the model layers can detect risk.
+        llm_assessment: ask the LLM for a structured judgement (when an ``llm`` is passed).
+        llm_wording: let the LLM word the crisis reply (checked; vetted template fallback).
+        moderation_model: a LiteLLM moderation model name (``"omni-moderation-latest"``) or a
+            callable ``text -> dict[category, bool | float]``; ``None``: no moderation layer.
+        extra_patterns: more rules (regex strings, ``(regex, category[, level])`` tuples, ``RiskPattern``).
+        contacts: overrides of the contact table: ``{locale: [contact dicts]}`` or ``{locale: {"emergency": ..., "contacts": [...]}}``;
+            a plain list replaces the contacts of ``locale``.
+        on_escalation: hook(s) called with an :class:`EscalationEvent` (sync or async).
+        disclosure_every: repeat the AI disclosure after this many turns (``None``: only the first turn).
+        llm_escalation: ``"grounded"`` (default): an LLM verdict of crisis counts only when the rules saw at
+            least a signal, or the LLM quoted the user's own risk words verbatim (else it is kept as ``low``);
+            ``"trusted"``: always (for strong models). The moderation layer is always trusted.
+        hook_timeout: seconds an async hook may take before it is abandoned (logged).
+    """
+
+    def __init__(
+        self,
+        locale: str = "US",
+        rules: bool = True,
+        llm_assessment: bool = True,
+        llm_wording: bool = True,
+        moderation_model: str | Callable[[str], Mapping[str, Any]] | None = None,
+        extra_patterns: Iterable[RiskPattern | str | Sequence[str]] = (),
+        contacts: Mapping[str, Any] | Sequence[Any] | None = None,
+        on_escalation: EscalationHook | Sequence[EscalationHook] | None = None,
+        disclosure_every: int | None = 20,
+        *,
+        llm_escalation: Literal["grounded", "trusted"] = "grounded",
+        hook_timeout: float | None = 30.0,
+    ) -> None:
+        self.locale = resolve_locale(locale)
+        self.rules = bool(rules)
+        if not self.rules:
+            log.warning(
+                "mesa.safety: the rule layer is OFF (SafetyPolicy(rules=False)); crisis detection now depends "
+                "entirely on the LLM/moderation layers. Do not deploy this to real users."
+            )
+        self.llm_assessment = llm_assessment
+        self.llm_wording = llm_wording
+        self.moderation_model = moderation_model
+        self.engine = RuleEngine(extra_patterns)
+        if contacts is not None and not isinstance(contacts, Mapping):
+            contacts = {self.locale: list(contacts)}
+        self.contact_table: dict[str, LocaleContacts] = load_contact_table(contacts)
+        self.hooks: list[EscalationHook] = []
+        if on_escalation is not None:
+            for hook in on_escalation if isinstance(on_escalation, Sequence) else [on_escalation]:
+                self.add_hook(hook)
+        if disclosure_every is not None and disclosure_every < 1:
+            raise ValueError("disclosure_every must be >= 1 or None")
+        self.disclosure_every = disclosure_every
+        if llm_escalation not in ("grounded", "trusted"):
+            raise ValueError("llm_escalation must be 'grounded' or 'trusted'")
+        self.llm_escalation = llm_escalation
+        self.hook_timeout = hook_timeout
+
+    @classmethod
+    def default(cls) -> SafetyPolicy:
+        """The default policy: US contacts, every layer on, AI disclosure every 20 turns."""
+        return cls()
+
+    def __repr__(self) -> str:
+        return (
+            f"SafetyPolicy(locale={self.locale!r}, rules={self.rules}, llm_assessment={self.llm_assessment}, "
+            f"llm_wording={self.llm_wording}, moderation_model={self.moderation_model!r}, hooks={len(self.hooks)})"
+        )
+
+    # -- contacts ------------------------------------------------------------------------------------
+
+    @property
+    def locale_contacts(self) -> LocaleContacts:
+        return locale_entry(self.locale, self.contact_table)
+
+    def contacts(self, category: str | None = None) -> list[CrisisContact]:
+        """The crisis contacts of this policy's locale (category-specific ones first)."""
+        entry = self.locale_contacts
+        own = [c for c in entry.contacts if c.serves(category)]
+        return [c for c in own if c.categories] + [c for c in own if not c.categories]
+
+    # -- assessment ------------------------------------------------------------------------------------
+
+    def assess_rules(self, text: str, history: Sequence[Message] = ()) -> SafetyAssessment:
+        """The rule layer (with this policy's extra patterns), plus the answer to a crisis check-in."""
+        if not self.rules:
+            return SafetyAssessment(level="none", category="none", evidence=[], sources=[])
+        result = self.engine.assess(text)
+        follow = self._follow_up(text, history)
+        if follow is not None and _RANK[follow.level] > _RANK[result.level]:
+            result = SafetyAssessment(
+                level=follow.level, category=follow.category, evidence=follow.evidence + result.evidence, sources=["rules"]
+            )
+        return result
+
+    def _follow_up(self, text: str, history: Sequence[Message]) -> SafetyAssessment | None:
+        """A short answer to our own crisis check-in keeps the protocol on unless it is a clear 'I'm safe'."""
+        last = next((m for m in reversed(list(history)) if m.role == "assistant"), None)
+        if last is None or not self._looks_like_crisis_reply(last.text):
+            return None
+        body = normalize(text)
+        if len(body.split()) > 14:
+            return None
+        if re.search(r"\b(?:i'm|i am|i feel|i'll be|feeling) (?:safe|okay|ok|fine|alright|better)\b|\bnot (?:going to|gonna) (?:do|hurt|kill|act)\b|\bi'm not in danger\b|\bi wasn't serious\b", body) and not re.search(r"\bnot (?:safe|okay|ok|fine)\b", body):
+            return None
+        if re.search(r"^(?:yes|yeah|yep|yea|ya|mhm|i am|i do|i have|kind of|kinda|sort of|maybe|a little|sometimes|i think so|probably|no|nope|not really|idk|i don't know|i'm not sure|don't know|not sure|i guess|who cares|does it matter|whatever)\b|\bnot (?:safe|okay|ok|fine)\b|\bi (?:already )?(?:did|have)\b", body):
+            lowered = last.text.lower()
+            category = (
+                "abuse" if "where you are" in lowered or "not your fault" in lowered
+                else "harm_to_others" if "anyone in danger" in lowered
+                else "self_harm" if "hurting yourself" in lowered and "ending your life" not in lowered
+                else "suicide"
+            )
+            return SafetyAssessment(
+                level="elevated",
+                category=category,
+                evidence=[f"rules:follow_up: answer to a crisis check-in: \"{body[:80]}\""],
+                sources=["rules"],
+            )
+        return None
+
+    def _looks_like_crisis_reply(self, text: str) -> bool:
+        missing = set(check_crisis_reply(text, self.contacts(None) + self.contacts("abuse")))
+        return not ({"safety_question", "crisis_contact"} & missing)
+
+    def _llm_messages(self, text: str, history: Sequence[Message]) -> list[dict[str, str]]:
+        context = _history_lines(history)
+        user = (f"Conversation so far:\n{context}\n\n" if context else "") + f"User's last message:\n\"\"\"\n{text}\n\"\"\""
+        return [{"role": "system", "content": _prompt("safety_assess.md")}, {"role": "user", "content": user}]
+
+    def _merge(self, base: SafetyAssessment, level: str, category: str, evidence: str, source: str, text: str) -> SafetyAssessment:
+        """Add a model layer's verdict: it may raise the level, never lower it."""
+        sources = list(dict.fromkeys([*base.sources, source]))
+        if level not in _RANK:
+            return base.model_copy(update={"sources": sources})
+        if evidence.strip().strip("\"'.").lower() in ("none", "n/a", "na", "null", "no", "nothing", "empty", ""):
+            evidence = ""
+        note = f"{source}: {level} {category}" + (f": \"{evidence[:160]}\"" if evidence else "")
+        if source == "llm" and _RANK[level] >= _RANK["elevated"] and self.llm_escalation == "grounded" and not self._grounded(base, evidence, text):
+            level = "low"
+            note = f"{source} (unconfirmed, capped at low): " + note.split(": ", 1)[1]
+        evidence_list = [*base.evidence, note] if level != "none" else base.evidence
+        if _RANK[level] > _RANK[base.level]:
+            new_category = category if category != "none" else (base.category if base.category != "none" else "other")
+            return SafetyAssessment(level=level, category=new_category, evidence=evidence_list, sources=sources)
+        return SafetyAssessment(level=base.level, category=base.category, evidence=evidence_list, sources=sources)
+
+    def _grounded(self, base: SafetyAssessment, evidence: str, text: str) -> bool:
+        if _RANK[base.level] >= _RANK["low"]:
+            return True
+        quote = normalize(evidence).strip(" \"'.")
+        return len(quote.split()) >= 3 and quote in normalize(text) and bool(re.search(
+            r"\b(?:die|dead|death|kill|suicid\w*|end|ending|live|living|alive|life|hurt|harm|pain|gone|disappear|burden|goodbye|pills?|"
+            r"cut|bleed|jump|bridge|rope|gun|knife|hit|hits|beat|abuse|scared|afraid|threat\w*|safe|unsafe|point|anymore|over)\b", quote))
+
+    @staticmethod
+    def _call_kwargs(method: Any) -> dict[str, Any]:
+        """A token cap for the judgement when the LLM accepts extra keyword arguments (mesa's ``LLM`` does)."""
+        try:
+            params = inspect.signature(method).parameters.values()
+        except (TypeError, ValueError):
+            return {}
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD or p.name == "max_tokens" for p in params):
+            return {"max_tokens": 256}
+        return {}
+
+    def _judgement_from(self, answer: Any) -> SafetyJudgement:
+        if isinstance(answer, SafetyJudgement):
+            return answer
+        if isinstance(answer, BaseModel):
+            return SafetyJudgement.model_validate(answer.model_dump())
+        return SafetyJudgement.model_validate(answer)
+
+    async def aassess(self, text: str, history: Sequence[Message] = (), llm: LLM | None = None) -> SafetyAssessment:
+        """Rules, then the LLM judgement (if enabled and ``llm`` given), then moderation (if configured).
+
+        Model layers may raise the rules' level, never lower it; a failing model layer is
+        logged and skipped (the result so far stands).
+        """
+        result = self.assess_rules(text, history)
+        if llm is not None and self.llm_assessment:
+            try:
+                answer = await llm.astructured(
+                    self._llm_messages(text, history), SafetyJudgement, max_retries=1, **self._call_kwargs(llm.astructured)
+                )
+                judgement = self._judgement_from(answer)
+                result = self._merge(result, judgement.level, judgement.category, judgement.evidence, "llm", text)
+            except Exception as exc:  # noqa: BLE001 - a model failure must never break the safety layer
+                log.warning("mesa.safety: LLM assessment failed, keeping the rule result: %s: %s", type(exc).__name__, exc)
+        if self.moderation_model is not None:
+            try:
+                flags = await self._amoderate(text)
+                result = self._merge_moderation(result, flags, text)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("mesa.safety: moderation failed, keeping the result so far: %s: %s", type(exc).__name__, exc)
+        return result
+
+    def assess(self, text: str, history: Sequence[Message] = (), llm: LLM | None = None) -> SafetyAssessment:
+        """Sync twin of :meth:`aassess`."""
+        result = self.assess_rules(text, history)
+        if llm is not None and self.llm_assessment:
+            try:
+                answer = llm.structured(
+                    self._llm_messages(text, history), SafetyJudgement, max_retries=1, **self._call_kwargs(llm.structured)
+                )
+                judgement = self._judgement_from(answer)
+                result = self._merge(result, judgement.level, judgement.category, judgement.evidence, "llm", text)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("mesa.safety: LLM assessment failed, keeping the rule result: %s: %s", type(exc).__name__, exc)
+        if self.moderation_model is not None:
+            try:
+                result = self._merge_moderation(result, self._moderate(text), text)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("mesa.safety: moderation failed, keeping the result so far: %s: %s", type(exc).__name__, exc)
+        return result
+
+    # -- moderation --------------------------------------------------------------------------------------
+
+    def _moderate(self, text: str) -> dict[str, Any]:
+        if callable(self.moderation_model):
+            return dict(self.moderation_model(text))
+        from mesa.llm import import_litellm
+
+        response = import_litellm().moderation(input=text, model=self.moderation_model)
+        return _moderation_categories(response)
+
+    async def _amoderate(self, text: str) -> dict[str, Any]:
+        if callable(self.moderation_model):
+            out = self.moderation_model(text)
+            if inspect.isawaitable(out):
+                out = await out
+            return dict(out)
+        from mesa.llm import import_litellm
+
+        response = await import_litellm().amoderation(input=text, model=self.moderation_model)
+        return _moderation_categories(response)
+
+    def _merge_moderation(self, base: SafetyAssessment, flags: Mapping[str, Any], text: str) -> SafetyAssessment:
+        def on(*names: str) -> bool:
+            for name in names:
+                for key in (name, name.replace("-", "_").replace("/", "_")):
+                    value = flags.get(key)
+                    if value is True or (isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0.5):
+                        return True
+            return False
+
+        level, category = "none", "none"
+        if on("self-harm/intent"):
+            level = "elevated"
+            category = base.category if base.category in ("suicide", "self_harm") else "self_harm"
+        elif on("self-harm", "self-harm/instructions"):
+            level, category = "low", "self_harm"
+        elif on("violence", "harassment/threatening", "hate/threatening", "violence/graphic"):
+            level, category = "low", "harm_to_others"
+        flagged = ", ".join(k for k, v in flags.items() if v is True)
+        return self._merge(base, level, category, flagged, "moderation", text) if level != "none" else base.model_copy(
+            update={"sources": list(dict.fromkeys([*base.sources, "moderation"]))}
+        )
+
+    # -- the crisis reply ------------------------------------------------------------------------------
+
+    def check_crisis_reply(self, text: str, category: str | None = None) -> list[str]:
+        """The required elements ``text`` lacks for this policy's locale (see :data:`REQUIRED_ELEMENTS`)."""
+        contacts = self.contacts(category) if category else self.locale_contacts.contacts
+        return check_crisis_reply(text, contacts)
+
+    def template_reply(self, assessment: SafetyAssessment) -> str:
+        """The vetted crisis reply for ``assessment`` (used whenever the LLM wording misses anything)."""
+        category = assessment.category if assessment.category in _OPENINGS else "other"
+        if category == "none":
+            category = "other"
+        entry = self.locale_contacts
+        contacts = self.contacts(category)[:3]
+        lines = [_OPENINGS[category], _QUESTIONS[category]]
+        if assessment.level == "imminent":
+            lines.append(
+                f"If you have already hurt yourself or you are in immediate danger, please call emergency services ({entry.emergency}) "
+                "right now or go to the nearest emergency department."
+            )
+        lines.append(_HUMAN[category])
+        listed = "; ".join(c.render() for c in contacts)
+        lines.append(f"Crisis lines ({entry.country}): {listed}." if entry.locale != "INTERNATIONAL" else f"You can find a free, confidential crisis line near you here: {listed}.")
+        if assessment.level != "imminent":
+            lines.append(f"If you are in immediate danger, call {entry.emergency}.")
+        lines.append(_AI_LINE)
+        lines.append(_OPEN_LINE)
+        return " ".join(lines)
+
+    def _reply_messages(self, text: str, assessment: SafetyAssessment, history: Sequence[Message]) -> list[dict[str, str]]:
+        entry = self.locale_contacts
+        contacts = self.contacts(assessment.category)[:3]
+        system = _fill(
+            _prompt("crisis_reply.md"),
+            category=assessment.category.replace("_", " "),
+            level=assessment.level,
+            contacts="\n".join(f"   - {c.render()}" for c in contacts),
+            emergency=f"call {entry.emergency}",
+        )
+        context = _history_lines(history)
+        user = (f"Conversation so far:\n{context}\n\n" if context else "") + f"User's last message:\n\"\"\"\n{text}\n\"\"\"\n\nYour reply:"
+        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+    def _accept(self, reply: str | None, assessment: SafetyAssessment) -> str:
+        if reply:
+            missing = self.check_crisis_reply(reply, assessment.category)
+            if not missing:
+                return reply.strip()
+            log.info("mesa.safety: LLM crisis reply lacked %s; using the vetted template", ", ".join(missing))
+        return self.template_reply(assessment)
+
+    async def acrisis_reply(self, text: str, assessment: SafetyAssessment, history: Sequence[Message] = (), llm: LLM | None = None) -> str:
+        """The crisis reply: LLM-worded when allowed and complete, else the vetted template."""
+        reply = None
+        if llm is not None and self.llm_wording:
+            try:
+                reply = await llm.atext(self._reply_messages(text, assessment, history))
+            except Exception as exc:  # noqa: BLE001
+                log.warning("mesa.safety: LLM crisis wording failed, using the template: %s: %s", type(exc).__name__, exc)
+        return self._accept(reply, assessment)
+
+    def crisis_reply(self, text: str, assessment: SafetyAssessment, history: Sequence[Message] = (), llm: LLM | None = None) -> str:
+        """Sync twin of :meth:`acrisis_reply`."""
+        reply = None
+        if llm is not None and self.llm_wording:
+            try:
+                reply = llm.text(self._reply_messages(text, assessment, history))
+            except Exception as exc:  # noqa: BLE001
+                log.warning("mesa.safety: LLM crisis wording failed, using the template: %s: %s", type(exc).__name__, exc)
+        return self._accept(reply, assessment)
+
+    # -- escalation ---------------------------------------------------------------------------------------
+
+    def add_hook(self, hook: EscalationHook) -> None:
+        """Register an escalation hook (sync or async callable taking an :class:`EscalationEvent`)."""
+        if not callable(hook):
+            raise TypeError(f"escalation hook {hook!r} is not callable")
+        self.hooks.append(hook)
+
+    def _event(self, thread_id: str | None, assessment: SafetyAssessment, text: str) -> EscalationEvent:
+        return EscalationEvent(
+            thread_id=thread_id,
+            level=assessment.level,
+            category=assessment.category,
+            evidence=list(assessment.evidence),
+            sources=list(assessment.sources),
+            text=text,
+            locale=self.locale,
+        )
+
+    async def aescalate(self, thread_id: str | None, assessment: SafetyAssessment, text: str) -> None:
+        """Fire every hook; a failing or hanging hook is logged and never breaks the reply."""
+        if not self.hooks:
+            return
+        event = self._event(thread_id, assessment, text)
+        for hook in self.hooks:
+            name = getattr(hook, "__name__", repr(hook))
+            try:
+                if inspect.iscoroutinefunction(hook) or inspect.iscoroutinefunction(getattr(hook, "__call__", None)):
+                    result = hook(event)
+                else:
+                    result = await asyncio.to_thread(hook, event)
+                if inspect.isawaitable(result):
+                    await asyncio.wait_for(result, self.hook_timeout)
+            except Exception as exc:  # noqa: BLE001
+                log.error("mesa.safety: escalation hook %s failed: %s: %s", name, type(exc).__name__, exc)
+
+    def escalate(self, thread_id: str | None, assessment: SafetyAssessment, text: str) -> None:
+        """Sync twin of :meth:`aescalate` (async hooks are run to completion in a helper thread if a loop is running)."""
+        if not self.hooks:
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            asyncio.run(self.aescalate(thread_id, assessment, text))
+            return
+        worker = threading.Thread(target=asyncio.run, args=(self.aescalate(thread_id, assessment, text),), daemon=True)
+        worker.start()
+        worker.join(self.hook_timeout)
+
+    # -- AI disclosure ------------------------------------------------------------------------------------
+
+    def disclosure(self, turn_index: int, disclosed_at: int | None) -> str | None:
+        """The AI-disclosure sentence when it is due (first turn, then every ``disclosure_every`` turns), else ``None``."""
+        if disclosed_at is None or turn_index == 0:
+            return DISCLOSURE_TEXT
+        if self.disclosure_every is not None and turn_index - disclosed_at >= self.disclosure_every:
+            return DISCLOSURE_TEXT
+        return None
+
+
+def _moderation_categories(response: Any) -> dict[str, Any]:
+    """``{category: bool}`` from a LiteLLM/OpenAI moderation response."""
+    results = getattr(response, "results", None)
+    if results is None and isinstance(response, Mapping):
+        results = response.get("results")
+    if not results:
+        return {}
+    first = results[0]
+    categories = getattr(first, "categories", None)
+    if categories is None and isinstance(first, Mapping):
+        categories = first.get("categories")
+    if categories is None:
+        return {}
+    if hasattr(categories, "model_dump"):
+        categories = categories.model_dump(by_alias=True)
+    elif not isinstance(categories, Mapping):
+        categories = dict(vars(categories))
+    return {str(k): v for k, v in dict(categories).items()}
