@@ -83,16 +83,18 @@ def perception(tmp_path_factory, speech, face, voice):
 
 
 def test_faster_whisper_transcribes_synthetic_speech(media, speech):
-    errors, words = 0.0, 0
+    errors, words, heard = 0.0, 0, []
     for i, sentence in enumerate(M.SENTENCES):
         result = speech.transcribe(media[f"sentence{i}"])
+        heard.append(result.text)
         n = len(sentence.split())
         errors += M.wer(sentence, result.text) * n
         words += n
-        assert result.language == "en"
-        assert result.segments and result.segments[0].start >= 0 and result.segments[-1].end <= result.duration + 0.5
+        assert result.language == "en", result
+        assert result.segments, result
+        assert 0 <= result.segments[0].start <= result.segments[-1].end <= result.duration + 1.0, result
         assert result.backend == "faster-whisper" and result.backend_version
-    assert errors / words <= 0.2, f"WER {errors / words:.2f}"
+    assert errors / words <= 0.2, f"WER {errors / words:.2f}: {heard}"
 
 
 def test_faster_whisper_rejects_silence(media, speech):
