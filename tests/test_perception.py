@@ -368,6 +368,16 @@ def test_audio_only_turn_gives_transcript_and_voice(media):
     assert results["text_emotion"].modality == "text" and results["text_emotion"].data["scores"]["sadness"] == 0.8
 
 
+def test_explicit_audio_wins_over_the_video_sound_track(media):
+    perception = _cacheless(speech=SlowSpeech(), voice=SlowVoice(), face=GreyFace())
+    results = perception.perceive(Turn.from_inputs(audio=media["speech"], video=media["silent_video"]))
+    assert results["transcript"].ok and results["transcript"].modality == "audio"
+    assert results["voice"].ok and results["face"].ok and results["face"].modality == "video"
+    # an image with a video: the face is read from the video
+    results = perception.perceive(Turn.from_inputs(image=media["blank"], video=media["silent_video"]))
+    assert results["face"].ok and results["face"].modality == "video"
+
+
 def test_text_only_turn_and_taxonomy_mapping():
     perception = _cacheless(text_emotion=Keywords(), speech=SlowSpeech())
     results = perception.perceive(Turn.from_inputs(text="I feel worthless"), MESC)
