@@ -128,7 +128,9 @@ def test_face_tracking_across_frames_matches_full_search():
     tracked = get_backend("face", "fer").recognize(images)
     full = get_backend("face", "fer", track=False).recognize(images)
     assert tracked.frames == full.frames == 9
-    assert tracked.frames_with_face == full.frames_with_face == 8  # the blank frame has none; the face is found again after it
+    assert (
+        tracked.frames_with_face == full.frames_with_face == 8
+    )  # the blank frame has none; the face is found again after it
     assert [f["time"] for f in tracked.per_frame] == [f["time"] for f in full.per_frame]
     for a, b in zip(tracked.per_frame, full.per_frame, strict=True):
         assert abs(a["box"][0] - b["box"][0]) <= 12 and abs(a["box"][1] - b["box"][1]) <= 12
@@ -234,3 +236,19 @@ def test_own_backends_pass_the_conformance_kit(media, speech, face, voice):
     assert_conforms(speech, good_input=media["sentence0"])
     assert_conforms(face, good_input=media["face"])
     assert_conforms(voice, good_input=media["sentence0"])
+
+
+# --------------------------------------------------------------------------- the example
+
+
+def test_multimodal_example_perceives_its_demo_turn():
+    import subprocess
+
+    script = Path(__file__).resolve().parent.parent / "examples" / "multimodal_turn.py"
+    out = subprocess.run(
+        [sys.executable, str(script), "--perception-only"], capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "transcript" in out.stdout and "exam" in out.stdout
+    assert "face          mostly happy" in out.stdout
+    assert "voice" in out.stdout and "error" not in out.stdout
