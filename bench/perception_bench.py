@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import subprocess
 import sys
@@ -104,7 +105,12 @@ def main() -> None:
         # first calls compile / allocate: keep them out of the figures
         warm = Perception(speech=speech, voice=voice, face=face, cache=False, limits=limits)
         warm.perceive(Turn.from_inputs(video=video))
-        print(f"model loading + warm-up: {time.perf_counter() - t0:.2f} s (not counted below)\n")
+        print(f"model loading + warm-up: {time.perf_counter() - t0:.2f} s (not counted below)")
+        cores = os.cpu_count()
+        print(
+            f"cores: {cores}; load average before the run: {os.getloadavg()[0]:.1f} "
+            "(timings are only meaningful when it is well below the core count)\n"
+        )
 
         turn = Turn.from_inputs(video=video)
         alone = {}
@@ -174,6 +180,7 @@ def main() -> None:
         )
         print(f"   {'sample frames (PyAV)':<34} {decode_frames * 1000:8.1f} ms {decode_frames / audio.duration:7.3f}")
         print(f"   face per frame: {timed(lambda: face.recognize(frames), 1) / len(frames) * 1000:.1f} ms")
+        print(f"\nload average after the run: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
