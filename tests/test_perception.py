@@ -523,6 +523,9 @@ def test_urls_are_downloaded_within_limits(server, media, tmp_path):
         results["transcript"].data["text"]
         == perception.perceive(Turn.from_inputs(audio=media["speech"]))["transcript"].data["text"]
     )
+    # two downloads with the same suffix in one turn do not overwrite each other
+    both = perception.perceive(Turn.from_inputs(audio=f"{server}/turn.mp4", video=f"{server}/mute.mp4"))
+    assert both["transcript"].ok and both["face"].ok, {k: r.error for k, r in both.items()}
     assert "download failed" in perception.perceive(Turn.from_inputs(audio=f"{server}/nothing.wav"))["transcript"].error
     tiny = Perception(speech=SlowSpeech(), cache=False, limits=Limits(max_bytes=2000))
     assert "too large" in tiny.perceive(Turn.from_inputs(audio=f"{server}/speech.wav"))["transcript"].error

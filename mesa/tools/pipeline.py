@@ -267,7 +267,6 @@ class _TurnRun:
         self._paths: dict[str, asyncio.Task] = {}
         self._audio: asyncio.Task | None = None
         self._images: asyncio.Task | None = None
-        self.results: dict[str, PerceptionResult] = {}
 
     def close(self) -> None:
         if self.tmpdir is not None:
@@ -293,11 +292,13 @@ class _TurnRun:
         if ref.uri not in self._paths:
             if self.tmpdir is None:
                 self.tmpdir = self.tmp.__enter__()
+            directory = self.tmpdir / str(len(self._paths))
 
             async def get() -> tuple[Path, str]:
-                directory = self.tmpdir / str(len(self._paths))  # type: ignore[operator]
                 directory.mkdir(parents=True, exist_ok=True)
                 path = await asyncio.to_thread(fetch, ref.uri, directory, self.p.limits)
+                if ref.sha256 and not ref.is_url:
+                    return path, ref.sha256  # hashed when the turn was made
                 sha = await asyncio.to_thread(sha256_file, path)
                 return path, sha
 
