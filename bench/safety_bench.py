@@ -88,6 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="only the first N MESC user turns for the LLM run")
     ap.add_argument("--history", type=int, default=4, help="previous utterances passed as history (0: none)")
     ap.add_argument("--messages", type=Path, default=HERE.parent / "tests" / "safety_messages.py")
+    ap.add_argument(
+        "--skip-llm-recall",
+        action="store_true",
+        help="in the LLM run, do not re-run the risk messages: model layers can only raise the rules' level, so recall "
+        "can only be >= the rules' recall (saves ~190 model calls on a slow machine)",
+    )
     ap.add_argument("--show", action="store_true", help="print every MESC turn that escalated")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     args = ap.parse_args(argv)
@@ -109,8 +115,11 @@ def main(argv: list[str] | None = None) -> int:
         fa = sum(r.crisis for r in mesc_res)
         print(f"\n== {name} ==")
         print(f"MESC {args.split} user turns: false-alarm rate {pct(fa, len(turns))}   (goal <= 2 %)   {1000 * mesc_s / max(1, len(turns)):.1f} ms/turn", flush=True)
-        exp_res, _ = run(policy, [(t, []) for t in explicit], llm, f"{name} explicit")
-        imp_res, _ = run(policy, [(t, []) for t in implicit], llm, f"{name} implicit")
+        skip = llm is not None and args.skip_llm_recall
+        exp_res, _ = run(policy, [(t, []) for t in explicit], None if skip else llm, f"{name} explicit")
+        imp_res, _ = run(policy, [(t, []) for t in implicit], None if skip else llm, f"{name} implicit")
+        if skip:
+            print("(risk messages: rules only; with the LLM layer recall can only be higher)")
         safe_res, _ = run(policy, [(t, []) for t in safe], llm, f"{name} non-risk")
         rec_e = sum(r.crisis for r in exp_res)
         rec_i = sum(r.crisis for r in imp_res)

@@ -74,8 +74,8 @@ async def test_llm_raises_the_rule_level():
     assert not result.crisis and "llm" in result.sources
     trusted = await SafetyPolicy(llm_escalation="trusted").aassess(text, [], llm)
     assert trusted.level == "imminent" and trusted.category == "suicide" and trusted.crisis
-    verbatim = FakeLLM({"evidence": "I've got the rope", "category": "suicide", "level": "elevated"})
-    text2 = "It's over soon. I've got the rope and everything I need."
+    verbatim = FakeLLM({"evidence": "the pain will be gone", "category": "suicide", "level": "elevated"})
+    text2 = "It's over soon. The pain will be gone and everything is ready."
     assert not SafetyPolicy().assess_rules(text2).crisis
     grounded = await SafetyPolicy().aassess(text2, [], verbatim)
     assert grounded.crisis and grounded.sources == ["rules", "llm"]

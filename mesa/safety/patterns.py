@@ -55,12 +55,12 @@ _INTENT = (
     r"am going to|i'm going to|let me|have to|got to)"
 )
 _ACT_SELF_STRONG = (
-    r"(?:kill(?:ing)? (?:myself|my self)|end(?:ing)? (?:my (?:own )?life|myself|my suffering|it all)|tak(?:e|ing) my (?:own )?life|"
+    r"(?:kill(?:ing)? (?:myself|my self)|end(?:ing)? (?:my (?:own )?life|myself|my suffering|it all|it (?:tonight|now|today|for good|forever)(?! with))|tak(?:e|ing) my (?:own )?life|"
     r"commit(?:ting)? suicide|unaliv(?:e|ing) (?:myself|me)|unalive|off(?:ing)? myself|hang(?:ing)? myself|shoot(?:ing)? myself|"
     r"drown(?:ing)? myself|kms|ctb|self[- ]?delete|delete myself|neck myself|slit my (?:wrists?|throat)|sewer ?slide|commit sudoku)"
 )
 _ACT_SELF_WEAK = (
-    r"(?:end(?:ing)? (?:it all|it (?:now|tonight|today|for good|forever)|it(?=\s*(?:$|[.!?]|for good|once and for all)))|overdos(?:e|ing)|od|kys|rope(?: myself)?|"
+    r"(?:end(?:ing)? everything(?=\s*(?:$|[.!?]))|walk(?:ing)? into (?:the|a) (?:sea|ocean|river|lake|water)|end(?:ing)? things (?:for good|forever|permanently)(?! with)|end(?:ing)? (?:it all|it (?:now|tonight|today|for good|forever)|it(?=\s*(?:$|[.!?]|for good|once and for all)))|overdos(?:e|ing)|od|kys|rope(?: myself)?|"
     r"jump(?:ing)? (?:off|from) (?:a|the|that|this|my) (?:\w+ )?(?:bridge|building|roof|cliff|balcony|ledge|tower|overpass|window|parking garage)|"
     r"(?:jump|step|walk)(?:ing)? in front of (?:a|the) (?:train|bus|car|truck|subway)|drive (?:my car |the car )?(?:off|into) (?:a|the) (?:cliff|bridge|wall|tree|truck|river|lake|ocean|traffic|pole)|(?:drive|walk|step|run|swerve) (?:\w+ )?into (?:oncoming )?traffic|crash(?:ing)? my car(?: on purpose)?|"
     r"not exist|stop existing|disappear forever|not wake up)"
@@ -136,7 +136,7 @@ PATTERNS: tuple[RiskPattern, ...] = (
         "suicide_suicidal",
         r"\b(?:i(?:'m| am|'ve| have)? (?:been |feeling |felt |feel |getting |becoming |so |very |really |kind of |kinda |a bit |a little |pretty |extremely |actively |passively |quite )*suicidal|"
         r"(?:having|have|had|getting|get|with) (?:\w+ )?suicidal (?:thoughts|ideation|feelings|urges|thinking)|"
-        r"(?:think|thinking|thought|thoughts|fantasi[sz]\w*|daydream\w*|dream\w*|obsess\w*|imagin\w*) (?:about|of) (?:suicide|committing suicide|ending it|ending it all|not being here|being dead|dying|my (?:own )?death|not existing|not being alive|not waking up)|"
+        r"(?:plan|planning|planned|plotting|preparing|researching|attempting) (?:my |a )?suicide|(?:think|thinking|thought|thoughts|fantasi[sz]\w*|daydream\w*|dream\w*|obsess\w*|imagin\w*) (?:about|of) (?:suicide|committing suicide|ending it|ending it all|not being here|being dead|dying|my (?:own )?death|not existing|not being alive|not waking up)|"
         r"(?:imagin|pictur|plann|think)\w* (?:about |of )?my (?:own )?funeral|"
         r"(?:suicide|death|dying|killing myself|ending it(?: all)?|ending my life) (?:is|seems(?: like)?|feels(?: like)?) (?:the |my )?(?:only|best|last|right) (?:option|way|answer|choice|solution|way out)|"
         r"(?:don't|can't|do not|cannot) see myself (?:being )?(?:alive|around|here|living) (?:next|in|by|much longer|for (?:much )?long|a year from now))\b",
@@ -145,10 +145,10 @@ PATTERNS: tuple[RiskPattern, ...] = (
     ),
     RiskPattern(
         "suicide_death_wish",
-        r"\b(?:want(?:s)? to die|wanna die|feel like (?:dying|i want to die)|wish(?:ed|ing)? (?:i (?:was|were|could be) (?:dead|gone|never born)|i (?:could|would) (?:just )?die|to die|i had never been born|i'd never been born|i wasn't born|i (?:could|would) disappear forever)|"
+        r"\b(?:(?:want|wanna|wish|need|ready) (?:to )?(?:just )?be (?:gone|dead)(?! (?:for|on|to|from|by|in|at|next|this|until|till|before|when)\b)|(?:want|need|have|got)(?:s)? to die(?! (?:my|your|her|his|the|it) )|wanna die|feel like (?:dying|i want to die)|wish(?:ed|ing)? (?:i (?:was|were|could be) (?:dead|gone|never born)|i (?:could|would) (?:just )?die|to die|i had never been born|i'd never been born|i wasn't born|i (?:could|would) disappear forever)|"
         r"(?:hope|pray|praying|hoping) (?:that )?i (?:die|don't wake up|never wake up|won't wake up|get hit by)|"
-        r"(?:deserve|ready|better off) (?:to die|dead)|should (?:just )?(?:die|be dead)|let me die|"
-        r"(?:go to sleep|fall asleep|sleep) and (?:never|not) wake up|(?:want|wish|need|could) (?:just )?(?:to )?(?:sleep|go to sleep|fall asleep|rest) forever|nothing (?:left )?(?:to live for|left for me(?: here| anymore)?)|(?:nobody|no one|noone) (?:would|will|'d) (?:even )?(?:miss me|care|notice|cry) if i (?:died|disappeared|was gone|were gone|was dead|were dead|killed myself|wasn't here|weren't here|left forever)|(?:i'd|i would) rather (?:be dead|die|not be alive|not exist)(?! than)|"
+        r"(?:deserve|ready|better off) (?:to die|dead|to be dead)|(?:peaceful|nice|easier|better|a relief|good|lovely) (?:it )?(?:would be |to )+(?:just )?(?:not exist|die|be dead|be gone|not wake up|never wake up|disappear forever|not be here|stop existing)|should (?:just )?(?:die|be dead)|let me die|"
+        r"(?:go to sleep|fall asleep|sleep) and (?:never|not) wake up|(?:want|wish|need|could) (?:just )?(?:to )?(?:sleep|go to sleep|fall asleep|rest) forever|nothing (?:left )?(?:to live for|left for me(?: here| anymore)?)|(?:nobody|no one|noone) (?:would|will|'d|is going to) (?:even )?miss me\b|(?:nobody|no one|noone) (?:cares|would care|will care|gives a \w+) (?:if|whether) i (?:live or die|die|died|live)\b|(?:nobody|no one|noone) (?:would|will|'d) (?:even )?(?:miss me|care|notice|cry) if i (?:died|disappeared|was gone|were gone|was dead|were dead|killed myself|wasn't here|weren't here|left forever)|(?:i'd|i would) rather (?:be dead|die|not be alive|not exist)(?! than)|"
         r"(?:nobody|no one|noone|none of them|nobody here) (?:would|will|'d) (?:even )?(?:miss|notice|care about) me|(?:nobody|no one) (?:would|will) (?:even )?(?:notice|care) if i (?:was|were|'m) (?:gone|dead)|"
         r"\bi (?:just |really )?want out(?: of (?:life|this life|this world|existence))?(?=\s*(?:$|[.!?]))|\bi(?:'m| am) going to die (?:tonight|today|this weekend)\b|\bdecided (?:that )?(?:i(?:'m| am) going to|to) die\b|why (?:should|would|do|even) i (?:keep|bother|go on|continue) (?:living|being alive|staying alive|existing|going on)|(?:wish|hope) i (?:never|don't|won't|wouldn't) wake up|"
         r"don't want to wake up(?: tomorrow| again| anymore)?|"
@@ -161,19 +161,20 @@ PATTERNS: tuple[RiskPattern, ...] = (
         "suicide_implicit_better_off",
         r"\b(?:everyone|everybody|they|my (?:\w+ )?(?:family|kids|parents|friends|wife|husband|partner)|people|the world|you all|y'all|all of you|it|things|life)"
         r"(?: would| will|'d|'ll| would all| will all) (?:be )?(?:so much |much |a lot |all )?(?:better|happier) (?:off )?without me\b|"
-        r"\b(?:happier|better|easier|fine|relieved) (?:off )?(?:if|when|once) i(?:'m| am| was| were)? (?:dead|gone|not here|not around|died|disappeared)\b|\b(?:better|happier) off without me\b|\bbetter off dead\b",
+        r"\b(?:happier|better|easier|fine|relieved|okay|ok|a relief|best) (?:for everyone )?(?:off )?(?:if|when|once) i(?:'m| am| was| were)? (?:just )?(?:dead|gone|not here|not around|died|disappeared|wasn't here|weren't here|was not here|wasn't around|didn't wake up|don't wake up|ended it)\b|"
+        r"\bif i (?:don't|didn't|never) wake up(?: tomorrow| again)?,? (?:that|it) (?:would|'d) (?:honestly |really |actually |just )?be (?:fine|okay|ok|a relief|good|better|for the best)\b|\b(?:better|happier) off without me\b|\bbetter off dead\b",
         "suicide",
         negatable=False,
     ),
     RiskPattern(
         "suicide_implicit_no_will_to_live",
-        r"\b(?:(?:don't|do not|no longer|dont|never) (?:really |even |actually )?want to (?:be alive|live|exist|be here|stay alive|keep living|go on|wake up|be around|be on this earth)(?: either| at all| really| on this earth)?(?: anymore| any more| any longer| now|$| like this|(?<=either)|(?<=at all))|"
+        r"\b(?:(?:don't|do not|no longer|dont|never) (?:really |even |actually )?want to (?:be alive|live|exist|be here|stay alive|keep living|go on|wake up|be around|be on this earth)(?: either| at all| really| on this earth)?(?: anymore| any more| any longer| now| tomorrow|$| like this|(?<=either)|(?<=at all))|"
         r"(?:not sure|don't know if|unsure if|not certain) i want to (?:live|be alive|keep living|go on|be here|keep going)|"
-        r"(?:no|not a|not any|(?:don't|do not|can't|cannot|couldn't) (?:see|find|have|think of|come up with) (?:a|any)|lost (?:my|the|any)) (?:single |good |real )?(?:reason|point|will|purpose) (?:to|in|for) (?:live|living|go on|going on|be alive|being alive|keep going|keep living|stay alive|staying alive)|"
+        r"(?:no|not a|not any|(?:don't|do not|can't|cannot|couldn't) (?:see|find|have|think of|come up with) (?:a|any)|lost (?:my|the|any)) (?:single |good |real )?(?:reason|point|will|purpose) (?:to|in|for) (?:me |my )?(?:live|living|go on|going on|be alive|being alive|keep going|keep living|stay alive|staying alive)|"
         r"what(?:'s| is) the point anymore|what(?:'s| is) the point (?:of|in) (?:anything|trying|it all|going on) anymore|what(?:'s| is) the point (?:of|in) (?:living|life|being alive|going on|staying alive|me being here|my life|even living|any of it anymore)|"
         r"(?:can't|cannot) (?:go on|keep going|do this|live like this|take (?:it|this|the pain)|keep living)(?: anymore| any more| any longer)?(?: i just want| i want| i'm done| i give up)?(?: it to end| to die| to disappear)|"
-        r"can't (?:go on|keep living) (?:living )?(?:anymore|any more|any longer|like this)|(?:can't|cannot|don't think i can|not sure i can) (?:keep going|go on|hold on|keep living|last) (?:much longer|any longer|anymore|any more)|"
-        r"tired of (?:living|being alive|life itself|existing)|done with (?:living|life|being alive|existing|everything for good)|"
+        r"can't (?:go on|keep living|live|continue living|keep going) (?:like this|this way)(?: anymore| any more| any longer)?|can't (?:go on|keep living|live|keep going) (?:anymore|any more|any longer)|(?:can't|cannot|don't think i can|not sure i can) (?:keep going|go on|hold on|keep living|last) (?:much longer|any longer|anymore|any more)|"
+        r"tired of (?:living|being alive|life itself|existing)|hate (?:being alive|existing|living)\b|(?:don't|do not|no longer) deserve to (?:live|be alive|exist)|done with (?:living|life|being alive|existing|everything for good)|"
         r"life (?:isn't|is not|is no longer) worth (?:living|it anymore)|not worth living)\b",
         "suicide",
         negatable=False,
@@ -196,7 +197,7 @@ PATTERNS: tuple[RiskPattern, ...] = (
     RiskPattern(
         "suicide_giving_away",
         r"\b(?:giv(?:e|ing)|gave) away (?:all )?(?:of )?my (?:stuff|things|belongings|possessions|pets?|cat|dog|clothes|books|games|savings|valuables)\b|"
-        r"\b(?:saying|said|say) (?:my )?goodbyes? to (?:everyone|everybody|my family|people|all my friends)\b|\bput my (?:affairs|things) in order\b|"
+        r"\b(?:i'm|i am) saying (?:my )?goodbyes?(?: now| to you)\b|\bthis is goodbye\b|\b(?:saying|said|say) (?:my )?goodbyes? to (?:everyone|everybody|my family|people|all my friends)\b|\bput my (?:affairs|things) in order\b|"
         r"\b(?:wrote|written|writing|updated|made) (?:my|a) will\b(?= .*\b(?:soon|won't need|goodbye|end|done)\b)",
         "suicide",
         negatable=False,
@@ -225,6 +226,28 @@ PATTERNS: tuple[RiskPattern, ...] = (
         "suicide",
         first_person=True,
     ),
+    RiskPattern(
+        "suicide_means_acquired",
+        r"\b(?:bought|got|buying|ordered|getting) (?:a |some |the )?(?:rope|noose)\b|"
+        r"\b(?:vodka|alcohol|whiskey|wine|booze|drinks?) and (?:my |the |some |all my |a bunch of )?(?:sleeping )?(?:pills|meds|tablets)\b|"
+        r"\btonight(?:'s| is) the night\b(?=.*\b(?:pills|rope|gun|end|die|goodbye|bridge|blade)\b)|\b(?:pills|rope|gun|bridge|blade)\b.*\btonight(?:'s| is) the night\b",
+        "suicide",
+    ),
+    RiskPattern(
+        "suicide_preparations",
+        r"\b(?:letters?|notes?|will|goodbyes?) [^.!?]{0,50}in case (?:something happens to me|i'm (?:not|no longer) (?:here|around)|i don't make it|i die|i'm gone)\b|"
+        r"\b(?:pills|tablets|meds|blades?|razors?|rope) (?:are |is )?(?:lined up|counted out|counted|laid out|sorted out|in front of me|on my (?:desk|bed|nightstand|table))\b|"
+        r"\b(?:going to|gonna|will|'ll) do it (?:tonight|today|now|this time)\b(?=.*\b(?:goodbye|made up my mind|decided|pills|rope|bridge|gun|no one can stop me|nobody can stop me)\b)",
+        "suicide",
+        first_person=True,
+    ),
+    RiskPattern(
+        "command_voices",
+        r"\b(?:voices?|something|a voice|god|the devil|it) (?:is |are |keep |keeps )?(?:telling|tell|tells|told|ordering|orders|commanding|commands) me to (?:hurt|kill|harm|cut|end|burn) (?:myself|me|my life|someone|somebody|him|her|them|people|my \w+)\b",
+        "self_harm",
+        negatable=True,
+        past_sensitive=True,
+    ),
     # -------- self-harm --------
     RiskPattern(
         "self_harm_act",
@@ -242,7 +265,7 @@ PATTERNS: tuple[RiskPattern, ...] = (
         r"\b(?:i(?:'ve| have| am|'m)? (?:been |started |start |keep |still |gone back to |went back to |back to )?(?:self[- ]?harm(?:ing|ed)?|sh'?ing)|"
         r"(?:relapsed|relapse|relapsing) (?:on |with |into |and )?(?:self[- ]?harm|sh|cutting|cut|burning)|(?:urges?|urge) to (?:self[- ]?harm|sh|cut|relapse)|"
         r"(?:my|fresh|new) (?:cuts|wounds) (?:are|is|won't|keep|from)|won't stop bleeding|(?:the )?(?:cuts?|wound) (?:is|are) (?:deep|bleeding)|"
-        r"(?:blade|razor) (?:on|against|to) my (?:skin|wrist|arm|leg|thigh)s?|"
+        r"(?:blade|razor|knife|scissors|glass|lighter) (?:on|against|to|into) my (?:skin|wrist|arm|leg|thigh|throat|stomach)s?|"
         r"(?:started|start|keep|kept|been|went back to|back to|relapsed and started|urges? to start) (?:cutting|burning myself|self-harming)(?= again|\s*$|\s*[.!?,])|cutting again)\b",
         "self_harm",
         first_person=True,
@@ -264,7 +287,7 @@ PATTERNS: tuple[RiskPattern, ...] = (
     # -------- harm to others --------
     RiskPattern(
         "harm_others_mass",
-        r"\b(?:shoot up|bomb|blow up|attack|shoot everyone (?:at|in)|kill everyone (?:at|in)) (?:the |my |our |that |this )?(?:school|class|classroom|office|work|workplace|mall|church|mosque|synagogue|campus|concert|party|building|station)\b|"
+        r"\b(?:shoot(?:ing)? up|bomb(?:ing)?|blow(?:ing)? up|attack(?:ing)?|shoot(?:ing)? everyone (?:at|in)|kill(?:ing)? everyone (?:at|in)) (?:the |my |our |that |this )?(?:school|class|classroom|office|work|workplace|mall|church|mosque|synagogue|campus|concert|party|building|station)\b|"
         r"\bbring(?:ing)? (?:a|my|the|dad's|my dad's) (?:gun|rifle|knife|weapon|bomb) to (?:school|class|work|the office|campus|church)\b|\b(?:they'll|they will|everyone will) (?:all )?(?:pay|be sorry)\b(?= .*\b(?:gun|kill|shoot|bomb|knife|die)\b)",
         "harm_to_others",
         "imminent",
@@ -280,7 +303,7 @@ PATTERNS: tuple[RiskPattern, ...] = (
     RiskPattern(
         "harm_others_afraid_of_self",
         rf"\b(?:afraid|scared|terrified|worried|fear) (?:that )?i(?:'ll| will| might| could| am going to|'m going to) (?:\w+ )?(?:hurt|kill|harm|snap and hurt|shake|lose it and hurt) (?:my (?:baby|child|kids?|son|daughter|wife|husband|partner|mom|dad|dog)|him|her|them|someone|somebody)\b|"
-        r"\bfeel like i (?:could|might|will|'m going to) (?:kill|hurt|murder|strangle) (?:someone|somebody|people|anyone)\b|\b(?:urges?|thoughts?|fantasies) (?:about|of) (?:killing|hurting|stabbing|shooting|harming) (?:someone|somebody|people|him|her|them|my \w+)\b",
+        rf"\bfeel like i (?:could|might|will|'m going to) (?:\w+ )?(?:kill|hurt|murder|strangle|harm) {_PERSON}\b|\b(?:urges?|thoughts?|fantasies) (?:about|of) (?:killing|hurting|stabbing|shooting|harming) (?:someone|somebody|people|him|her|them|my \w+)\b",
         "harm_to_others",
     ),
     RiskPattern(
@@ -323,7 +346,7 @@ PATTERNS: tuple[RiskPattern, ...] = (
     ),
     RiskPattern(
         "harm_others_violent_wish",
-        rf"\b(?:want|wanna|going|gonna|need|like) to (?:see|watch|make) {_PERSON} (?:bleed|suffer and die|die|dead|beg for (?:his|her|their) life)\b|"
+        rf"\bwant(?:s|ed)? {_PERSON} (?:dead|to die|gone for good)\b|\b(?:want|wanna|going|gonna|need|like) to (?:see|watch|make) {_PERSON} (?:bleed|suffer and die|die|dead|beg for (?:his|her|their) life)\b|"
         rf"\b(?:going to|gonna|will|'ll|want to|wanna) (?:beat|punch|hit|kick) {_PERSON} (?:until|till|to death|senseless|bloody|half to death|unconscious)\b",
         "harm_to_others",
         first_person=True,
@@ -455,7 +478,7 @@ PRESENT_AGAIN = (
     r"(?:still|now|today) (?:\w+ ){0,2}(?:want|wanna|think|thinking|feel|feeling|do|doing|have (?:the )?urges?|cut|cutting|hurt|hurting|struggle|struggling|plan|planning))\b"
 )
 
-PAST_INTENT = r"\b(?:wanted to|was going to|were going to|was gonna|thought about|could have|could've|would have|would've|almost|nearly|tried to)\b"
+PAST_INTENT = r"\b(?:wanted to|wanted|was going to|were going to|was gonna|thought about|could have|could've|would have|would've|almost|nearly|tried to)\b"
 
 FICTION = (
     r"\b(?:novel|story|stories|fiction|fanfic|fan fiction|book|movie|film|tv show|show|series|episode|character|characters|protagonist|"
@@ -493,7 +516,7 @@ SPELLING = {
     "kil": "kill", "kll": "kill", "kiil": "kill", "kilk": "kill", "kilm": "kill", "kils": "kills", "killl": "kill",
     "myslef": "myself", "mysefl": "myself", "mysel": "myself", "myselfe": "myself", "meself": "myself", "myseld": "myself",
     "mysef": "myself", "myelf": "myself", "mself": "myself", "msyelf": "myself", "mysself": "myself",
-    "dye": "die", "dieing": "dying", "dyeing": "dying", "deth": "death", "dieded": "died",
+"dieing": "dying", "dyeing": "dying", "deth": "death", "dieded": "died",
     "sucide": "suicide", "suiside": "suicide", "suicde": "suicide", "suicid": "suicide", "sucidie": "suicide", "suiscide": "suicide",
     "suacide": "suicide", "sewerslide": "sewer slide", "sewer-slide": "sewer slide", "suicidial": "suicidal", "sucidal": "suicidal",
     "suisidal": "suicidal", "suicidel": "suicidal", "suicidle": "suicidal", "sucicidal": "suicidal", "suicudal": "suicidal",
