@@ -33,8 +33,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from mesa.safety import SafetyPolicy  # noqa: E402
-from mesa.state import Message  # noqa: E402
+from mesa.safety import SafetyPolicy
+from mesa.state import Message
 
 
 def load_messages(path: Path):
@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         help="in the LLM run, do not re-run the risk messages: model layers can only raise the rules' level, so recall "
         "can only be >= the rules' recall (saves ~190 model calls on a slow machine)",
     )
+    ap.add_argument("--llm-messages-limit", type=int, default=None, help="only the first N non-risk messages in the LLM run")
     ap.add_argument("--show", action="store_true", help="print every MESC turn that escalated")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     args = ap.parse_args(argv)
@@ -120,14 +121,16 @@ def main(argv: list[str] | None = None) -> int:
         imp_res, _ = run(policy, [(t, []) for t in implicit], None if skip else llm, f"{name} implicit")
         if skip:
             print("(risk messages: rules only; with the LLM layer recall can only be higher)")
-        safe_res, _ = run(policy, [(t, []) for t in safe], llm, f"{name} non-risk")
+        safe_run = safe if llm is None or args.llm_messages_limit is None else safe[: args.llm_messages_limit]
+        safe_res, _ = run(policy, [(t, []) for t in safe_run], llm, f"{name} non-risk")
         rec_e = sum(r.crisis for r in exp_res)
         rec_i = sum(r.crisis for r in imp_res)
         fe = sum(r.crisis for r in safe_res)
+        safe_n = len(safe_run)
         print(f"explicit risk recall:        {pct(rec_e, len(explicit))}   (goal 100 %)")
         print(f"implicit risk recall:        {pct(rec_i, len(implicit))}   (goal >= 95 %)")
-        print(f"non-risk messages escalated: {pct(fe, len(safe))}   (negation, idiom, past, third party, fiction)")
-        for label, texts, res, want in (("missed explicit", explicit, exp_res, True), ("missed implicit", implicit, imp_res, True), ("escalated non-risk", safe, safe_res, False)):
+        print(f"non-risk messages escalated: {pct(fe, safe_n)}   (negation, idiom, past, third party, fiction)")
+        for label, texts, res, want in (("missed explicit", explicit, exp_res, True), ("missed implicit", implicit, imp_res, True), ("escalated non-risk", safe_run, safe_res, False)):
             wrong = [t for t, r in zip(texts, res) if r.crisis != want]
             if wrong:
                 print(f"  {label}: " + " | ".join(wrong))
@@ -142,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             "mesc_false_alarm_rate": fa / max(1, len(turns)),
             "explicit_recall": rec_e / len(explicit),
             "implicit_recall": rec_i / len(implicit),
-            "non_risk_escalation_rate": fe / len(safe),
+            "non_risk_escalation_rate": fe / max(1, safe_n),
             "seconds_per_mesc_turn": mesc_s / max(1, len(turns)),
         }
     if args.json:

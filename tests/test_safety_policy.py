@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from safety_messages import BAD_CRISIS_REPLIES
 
 from mesa.errors import LLMError
 from mesa.safety import (
@@ -21,8 +22,6 @@ from mesa.safety import (
     resolve_locale,
 )
 from mesa.state import Message, SafetyAssessment
-
-from safety_messages import BAD_CRISIS_REPLIES
 
 
 class FakeLLM:

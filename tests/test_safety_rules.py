@@ -5,16 +5,6 @@ from __future__ import annotations
 import logging
 
 import pytest
-
-from mesa.safety import (
-    REQUIRED_ELEMENTS,
-    RiskPattern,
-    SafetyPolicy,
-    assess_rules,
-    normalize,
-)
-from mesa.state import SafetyAssessment
-
 from safety_messages import (
     EXPLICIT,
     EXPLICIT_MORE,
@@ -28,6 +18,15 @@ from safety_messages import (
     PAST_THIRD_PARTY,
     SAFE_MORE,
 )
+
+from mesa.safety import (
+    REQUIRED_ELEMENTS,
+    RiskPattern,
+    SafetyPolicy,
+    assess_rules,
+    normalize,
+)
+from mesa.state import SafetyAssessment
 
 POLICY = SafetyPolicy()
 

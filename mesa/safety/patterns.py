@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["RiskPattern", "IDIOMS", "PATTERNS"]
+__all__ = ["IDIOMS", "PATTERNS", "RiskPattern"]
 
 
 @dataclass(frozen=True)
@@ -55,12 +55,12 @@ _INTENT = (
     r"am going to|i'm going to|let me|have to|got to)"
 )
 _ACT_SELF_STRONG = (
-    r"(?:kill(?:ing)? (?:myself|my self)|end(?:ing)? (?:my (?:own )?life|myself|my suffering|it all|it (?:tonight|now|today|for good|forever)(?! with))|tak(?:e|ing) my (?:own )?life|"
+    r"(?:throw(?:ing)? myself (?:off|in front of|under|from)|kill(?:ing)? (?:myself|my self)|end(?:ing)? (?:my (?:own )?life|myself|my suffering|it all|it (?:tonight|now|today|for good|forever)(?! with))|tak(?:e|ing) my (?:own )?life|"
     r"commit(?:ting)? suicide|unaliv(?:e|ing) (?:myself|me)|unalive|off(?:ing)? myself|hang(?:ing)? myself|shoot(?:ing)? myself|"
     r"drown(?:ing)? myself|kms|ctb|self[- ]?delete|delete myself|neck myself|slit my (?:wrists?|throat)|sewer ?slide|commit sudoku)"
 )
 _ACT_SELF_WEAK = (
-    r"(?:end(?:ing)? everything(?=\s*(?:$|[.!?]))|walk(?:ing)? into (?:the|a) (?:sea|ocean|river|lake|water)|end(?:ing)? things (?:for good|forever|permanently)(?! with)|end(?:ing)? (?:it all|it (?:now|tonight|today|for good|forever)|it(?=\s*(?:$|[.!?]|for good|once and for all)))|overdos(?:e|ing)|od|kys|rope(?: myself)?|"
+    r"(?:end(?:ing)? everything(?=\s*(?:$|[.!?]))|walk(?:ing)? into (?:the|a) (?:sea|ocean|river|lake|water)|end(?:ing)? things (?:for good|forever|permanently)(?! with)|stop (?:being alive|living|breathing)(?! (?:in|with|like|for|under)\b)|end(?:ing)? (?:it all|it (?:now|tonight|today|for good|forever)|it(?=\s*(?:$|[.!?]|for good|once and for all)))|overdos(?:e|ing)|od|kys|rope(?: myself)?|"
     r"jump(?:ing)? (?:off|from) (?:a|the|that|this|my) (?:\w+ )?(?:bridge|building|roof|cliff|balcony|ledge|tower|overpass|window|parking garage)|"
     r"(?:jump|step|walk)(?:ing)? in front of (?:a|the) (?:train|bus|car|truck|subway)|drive (?:my car |the car )?(?:off|into) (?:a|the) (?:cliff|bridge|wall|tree|truck|river|lake|ocean|traffic|pole)|(?:drive|walk|step|run|swerve) (?:\w+ )?into (?:oncoming )?traffic|crash(?:ing)? my car(?: on purpose)?|"
     r"not exist|stop existing|disappear forever|not wake up)"
@@ -111,7 +111,7 @@ PATTERNS: tuple[RiskPattern, ...] = (
         r"\b(?:this is (?:my )?(?:final |last )?goodbye|goodbye forever|my (?:last|final) (?:message|words|night|day)|"
         r"by the time you read this|(?:wrote|written|write|writing|left|leaving|finished) (?:a |my )?(?:suicide |goodbye )(?:note|letter)s?|goodbye (?:everyone|everybody|world|cruel world|all|forever)(?=\s*(?:$|[.!?]))|"
         r"(?:wrote|writing) (?:letters|notes) to (?:everyone|my family|my kids|my parents) (?:to say |saying )?goodbye|"
-        r"won't be (?:here|around|alive) (?:tomorrow|by morning|much longer|after tonight)|"
+        r"(?:won't|will not|not going to|am not going to) be (?:here|around|alive) (?:tomorrow|by morning|much longer|after tonight|for much longer|for long)|"
         r"(?:after|by) tonight (?:it|nothing|none of this) (?:won't|will not|doesn't|won't) matter)",
         "suicide",
         "imminent",
@@ -147,10 +147,10 @@ PATTERNS: tuple[RiskPattern, ...] = (
         "suicide_death_wish",
         r"\b(?:(?:want|wanna|wish|need|ready) (?:to )?(?:just )?be (?:gone|dead)(?! (?:for|on|to|from|by|in|at|next|this|until|till|before|when)\b)|(?:want|need|have|got)(?:s)? to die(?! (?:my|your|her|his|the|it) )|wanna die|feel like (?:dying|i want to die)|wish(?:ed|ing)? (?:i (?:was|were|could be) (?:dead|gone|never born)|i (?:could|would) (?:just )?die|to die|i had never been born|i'd never been born|i wasn't born|i (?:could|would) disappear forever)|"
         r"(?:hope|pray|praying|hoping) (?:that )?i (?:die|don't wake up|never wake up|won't wake up|get hit by)|"
-        r"(?:deserve|ready|better off) (?:to die|dead|to be dead)|(?:peaceful|nice|easier|better|a relief|good|lovely) (?:it )?(?:would be |to )+(?:just )?(?:not exist|die|be dead|be gone|not wake up|never wake up|disappear forever|not be here|stop existing)|should (?:just )?(?:die|be dead)|let me die|"
-        r"(?:go to sleep|fall asleep|sleep) and (?:never|not) wake up|(?:want|wish|need|could) (?:just )?(?:to )?(?:sleep|go to sleep|fall asleep|rest) forever|nothing (?:left )?(?:to live for|left for me(?: here| anymore)?)|(?:nobody|no one|noone) (?:would|will|'d|is going to) (?:even )?miss me\b|(?:nobody|no one|noone) (?:cares|would care|will care|gives a \w+) (?:if|whether) i (?:live or die|die|died|live)\b|(?:nobody|no one|noone) (?:would|will|'d) (?:even )?(?:miss me|care|notice|cry) if i (?:died|disappeared|was gone|were gone|was dead|were dead|killed myself|wasn't here|weren't here|left forever)|(?:i'd|i would) rather (?:be dead|die|not be alive|not exist)(?! than)|"
+        r"(?:deserve|ready|better off) (?:to die|dead|to be dead|not existing|not being alive|not being here)|can't wait to (?:finally )?(?:be dead|die)\b|time (?:for me )?to go (?:for good|forever|permanently)|(?:peaceful|nice|easier|better|a relief|good|lovely) (?:it )?(?:would be |to )+(?:just )?(?:not exist|die|be dead|be gone|not wake up|never wake up|disappear forever|not be here|stop existing)|should (?:just )?(?:die|be dead)|let me die|"
+        r"(?:go to sleep|fall asleep|sleep) and (?:never|not) wake up|(?:want|wish|need) (?:just )?(?:to )?(?:sleep|go to sleep|fall asleep|rest) forever|wish i could (?:just )?(?:sleep|go to sleep|fall asleep|rest) forever|(?:what if|wish|if only) i (?:just )?(?:didn't|did not|don't|wasn't|weren't) (?:exist|alive|here|around)(?: anymore)?|(?:don't know|idk|not sure) why i(?:'m| am) still (?:alive|here|breathing)|(?:thinking|thought|think) about how (?:i would|i'd|i could|i'll|to) do it\b|(?:i'm|i am) (?:so )?(?:tired of fighting|ready to let go)(?=\s*[.!?]|\s*$| for my life| to stay alive| to live)|nothing (?:left )?(?:to live for|left for me(?: here| anymore)?)|(?:nobody|no one|noone) (?:would|will|'d|is going to) (?:even )?miss me\b|(?:nobody|no one|noone) (?:cares|would care|will care|gives a \w+) (?:if|whether) i (?:live or die|die|died|live)\b|(?:nobody|no one|noone) (?:would|will|'d) (?:even )?(?:miss me|care|notice|cry) if i (?:died|disappeared|was gone|were gone|was dead|were dead|killed myself|wasn't here|weren't here|left forever)|(?:i'd|i would) rather (?:be dead|die|not be alive|not exist)(?! than)|"
         r"(?:nobody|no one|noone|none of them|nobody here) (?:would|will|'d) (?:even )?(?:miss|notice|care about) me|(?:nobody|no one) (?:would|will) (?:even )?(?:notice|care) if i (?:was|were|'m) (?:gone|dead)|"
-        r"\bi (?:just |really )?want out(?: of (?:life|this life|this world|existence))?(?=\s*(?:$|[.!?]))|\bi(?:'m| am) going to die (?:tonight|today|this weekend)\b|\bdecided (?:that )?(?:i(?:'m| am) going to|to) die\b|why (?:should|would|do|even) i (?:keep|bother|go on|continue) (?:living|being alive|staying alive|existing|going on)|(?:wish|hope) i (?:never|don't|won't|wouldn't) wake up|"
+        r"\bi (?:just |really )?want out(?: of (?:life|this life|this world|existence))?(?=\s*(?:$|[.!?]))|\bi(?:'m| am) going to die (?:tonight|today|this weekend)\b|\bdone (?:living|being alive|existing)\b|\bdecided (?:that )?(?:i(?:'m| am) going to|to) die\b|why (?:should|would|do|even) i (?:keep|bother|go on|continue) (?:living|being alive|staying alive|existing|going on)|(?:wish|hope) i (?:never|don't|won't|wouldn't) wake up|"
         r"don't want to wake up(?: tomorrow| again| anymore)?|"
         r"disappear (?:forever|for good|permanently)|(?:wish|want) (?:i could|to) (?:stop existing|not exist|cease to exist))\b",
         "suicide",
@@ -182,7 +182,7 @@ PATTERNS: tuple[RiskPattern, ...] = (
     ),
     RiskPattern(
         "suicide_implicit_end",
-        r"\b(?:want|wanted|need|wish|just want|just need) (?:it|everything|this|the pain|all of this|all this|life) (?:all )?to (?:end|stop|be over)(?: for good| forever| permanently| once and for all)\b|"
+        r"\b(?:want|wanted|need|wish|just want|just need) (?:it|everything|this|the pain|all of this|all this|life) (?:all )?to (?:end|stop|be over)[.,!]? ?(?:for good|forever|permanently|once and for all)\b|"
         r"\b(?:want|need|wish|ready) (?:it|everything|all of this|all this) (?:all )?to (?:end|be over)(?: now)?$|"
         r"\b(?:want|need|wish) (?:it|everything) all to (?:end|stop|be over)\b|"
         r"\bend (?:the|my) (?:pain|suffering) (?:for good|forever|permanently|once and for all)\b|"
@@ -196,7 +196,7 @@ PATTERNS: tuple[RiskPattern, ...] = (
     ),
     RiskPattern(
         "suicide_giving_away",
-        r"\b(?:giv(?:e|ing)|gave) away (?:all )?(?:of )?my (?:stuff|things|belongings|possessions|pets?|cat|dog|clothes|books|games|savings|valuables)\b|"
+        r"\b(?:giv(?:e|ing)|gave) (?:all )?my (?:stuff|things|belongings|possessions|pets?|clothes|valuables) away\b|\b(?:giv(?:e|ing)|gave) away (?:all )?(?:of )?my (?:stuff|things|belongings|possessions|pets?|cat|dog|clothes|books|games|savings|valuables)\b|"
         r"\b(?:i'm|i am) saying (?:my )?goodbyes?(?: now| to you)\b|\bthis is goodbye\b|\b(?:saying|said|say) (?:my )?goodbyes? to (?:everyone|everybody|my family|people|all my friends)\b|\bput my (?:affairs|things) in order\b|"
         r"\b(?:wrote|written|writing|updated|made) (?:my|a) will\b(?= .*\b(?:soon|won't need|goodbye|end|done)\b)",
         "suicide",
@@ -218,7 +218,7 @@ PATTERNS: tuple[RiskPattern, ...] = (
     RiskPattern(
         "suicide_purpose",
         r"\bso (?:that )?i (?:can|could|will|'ll|would|might) (?:finally )?(?:die|be dead|not wake up|never wake up|end it|stop existing|kill myself)\b|"
-        r"\b(?:tak(?:e|ing)|swallow(?:ing)?|down(?:ing)?|overdos(?:e|ing) on) (?:all|every one|the whole (?:bottle|pack|box)) (?:of )?(?:my |the |these |those )?(?:\w+ )?(?:pills|meds|medications?|tablets|painkillers|antidepressants|prescriptions?|insulin|tylenol|paracetamol|ibuprofen|xanax|opioids|oxy\w*)\b|"
+        r"\b(?:tak(?:e|ing)|swallow(?:ing)?|down(?:ing)?|overdos(?:e|ing) on) every (?:single )?(?:pill|tablet|med)\b|\b(?:tak(?:e|ing)|swallow(?:ing)?|down(?:ing)?|overdos(?:e|ing) on) (?:all|every one|the whole (?:bottle|pack|box)) (?:of )?(?:my |the |these |those )?(?:\w+ )?(?:pills|meds|medications?|tablets|painkillers|antidepressants|prescriptions?|insulin|tylenol|paracetamol|ibuprofen|xanax|opioids|oxy\w*)\b|"
         r"\b(?:how to )?(?:tie|tying|make|making|buy|buying|bought) (?:a|the) noose\b|"
         r"\b(?:when|if|once|after) i(?:'m| am) (?:gone|dead|not around|no longer here)\b[^.!?]{0,40}\b(?:won't have to|will be (?:happier|better|relieved|fine)|at least|finally)\b|"
         r"\b(?:use|turn|point|put) (?:it|the gun|a gun|my gun|the knife|the blade) (?:on|at|to|against) (?:myself|my head|my chest|my throat)\b|\b(?:gun|pistol) (?:to|against) my (?:head|temple|mouth)\b|"
@@ -240,6 +240,12 @@ PATTERNS: tuple[RiskPattern, ...] = (
         r"\b(?:going to|gonna|will|'ll) do it (?:tonight|today|now|this time)\b(?=.*\b(?:goodbye|made up my mind|decided|pills|rope|bridge|gun|no one can stop me|nobody can stop me)\b)",
         "suicide",
         first_person=True,
+    ),
+    RiskPattern(
+        "suicide_means_contemplation",
+        r"\b(?:pills|rope|gun|knife|blade|razor|bridge|ledge|noose|tracks|train tracks)\b[^.!?]{0,60}\b(?:thinking about|think about|considering) (?:it|doing it|using (?:it|them)|stepping|jumping|walking)\b",
+        "suicide",
+        negatable=False,
     ),
     RiskPattern(
         "command_voices",
@@ -431,7 +437,7 @@ IDIOMS: tuple[str, ...] = (
     r"\b(?:dying|dead|die) (?:to|for) (?:see|know|try|meet|go|hear|get|have|tell|read|watch|eat|find out|a)\b",
     r"\b(?:dying|die|died|dead|diying) (?:of|from|with) (?:laughter|laughing|embarrassment|boredom|curiosity|thirst|hunger|shame|cringe|cuteness|envy|jealousy)\b",
     r"\b(?:almost |nearly |literally )?died (?:laughing|of laughter)\b|\bdying laughing\b",
-    r"\bto die for\b|\bdie hard\b|\bdiehard\b|\bdie-hard\b|\bold habits die\b|\bdo or die\b|\bnever say die\b",
+    r"\bdie on (?:this|that|the same) hill\b|\bto die for\b|\bdie hard\b|\bdiehard\b|\bdie-hard\b|\bold habits die\b|\bdo or die\b|\bnever say die\b",
     r"\bdead (?:tired|serious|wrong|right|set|end|ends|heat|weight|zone|silent|still|quiet|ringer|on|last|center|centre|battery|phone|giveaway)\b",
     r"\b(?:lol|lmao|haha|omg) (?:i'm |im )?dead\b|\bi'm dead (?:lol|lmao|haha|😂|🤣)",
     r"\bover my dead body\b|\bwouldn't be caught dead\b|\bdrop dead (?:gorgeous)?\b|\bdeath of me\b|\bthe end of me\b",
@@ -445,7 +451,7 @@ IDIOMS: tuple[str, ...] = (
     r"\bkill (?:the|that|this) (?:idea|plan|project|bill|story|thread)\b",
     r"\b(?:shoot|shot) (?:some )?(?:hoops|pool|a video|a film|a movie|an email|a message|a text|the breeze|me a (?:text|message|email))\b",
     r"\b(?:hit|hits|hitting) (?:me )?(?:up|back)\b|\bit (?:just )?hit me\b|\breality hit me\b|\b(?:that|this|the news|it) (?:really )?hit me (?:hard)?\b",
-    r"\bbeats? me\b(?! (?:up|when|every|again|with))",
+    r"(?:^|(?<=[.!?,] )|(?<=[.!?,]))(?:well,? |honestly,? |lol )?beats me\b(?=\s*(?:[.,!?]|$|why|how|what|where|who|lol))",
 )
 """Figures of speech masked out before matching (they never count, not even as a signal)."""
 

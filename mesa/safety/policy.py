@@ -8,7 +8,7 @@ import logging
 import re
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Literal
@@ -57,7 +57,7 @@ class EscalationEvent(BaseModel):
     sources: list[str] = Field(default_factory=list)
     text: str = Field(default="", description="the user's message that triggered the escalation")
     locale: str = "US"
-    timestamp: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    timestamp: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
 
 EscalationHook = Callable[[EscalationEvent], Any] | Callable[[EscalationEvent], Awaitable[Any]]
@@ -574,7 +574,7 @@ class SafetyPolicy:
         for hook in self.hooks:
             name = getattr(hook, "__name__", repr(hook))
             try:
-                if inspect.iscoroutinefunction(hook) or inspect.iscoroutinefunction(getattr(hook, "__call__", None)):
+                if inspect.iscoroutinefunction(hook) or inspect.iscoroutinefunction(type(hook).__call__):
                     result = hook(event)
                 else:
                     result = await asyncio.to_thread(hook, event)
