@@ -6,8 +6,19 @@ import csv
 import json
 from pathlib import Path
 
-MESC_HEADER = ["Utterance", "Speaker", "Emotion", "Strategy", "Dialogue_ID", "Utterance_ID", "Season", "Episode",
-               "StartTime", "EndTime", "split"]
+MESC_HEADER = [
+    "Utterance",
+    "Speaker",
+    "Emotion",
+    "Strategy",
+    "Dialogue_ID",
+    "Utterance_ID",
+    "Season",
+    "Episode",
+    "StartTime",
+    "EndTime",
+    "split",
+]
 
 # (dialogue, speaker, emotion, strategy, text, split)
 MESC_ROWS = [
@@ -33,7 +44,9 @@ def write_mesc_csv(path: Path) -> Path:
         for dialogue, speaker, emotion, strategy, text, split in MESC_ROWS:
             index = per_dialogue.get(dialogue, 0)
             per_dialogue[dialogue] = index + 1
-            writer.writerow([text, speaker, emotion, strategy, dialogue, index, 1, 1, "00:00:01,000", "00:00:02,000", split])
+            writer.writerow(
+                [text, speaker, emotion, strategy, dialogue, index, 1, 1, "00:00:01,000", "00:00:02,000", split]
+            )
     return path
 
 
@@ -42,10 +55,17 @@ MESC_JSON = [
         "problem_type": "Work",
         "situation": "Lost a job.",
         "dialog": [
-            {"text": "I lost my job. The speaker seems to be in a state of sadness, looking down.", "speaker": "user",
-             "emotion": "sadness"},
-            {"text": "Tell me more. The speaker appears calm.", "speaker": "sys", "emotion": "neutral",
-             "strategy": "Open question"},
+            {
+                "text": "I lost my job. The speaker seems to be in a state of sadness, looking down.",
+                "speaker": "user",
+                "emotion": "sadness",
+            },
+            {
+                "text": "Tell me more. The speaker appears calm.",
+                "speaker": "sys",
+                "emotion": "neutral",
+                "strategy": "Open question",
+            },
         ],
     }
 ]

@@ -72,7 +72,10 @@ def test_mesc_json_with_clues(tmp_path):
 
 
 def test_split_clues():
-    assert split_clues("Hello there. The speaker's emotion is calm.") == ("Hello there.", ["The speaker's emotion is calm."])
+    assert split_clues("Hello there. The speaker's emotion is calm.") == (
+        "Hello there.",
+        ["The speaker's emotion is calm."],
+    )
     assert split_clues("No clue here.") == ("No clue here.", [])
 
 
@@ -80,7 +83,11 @@ def test_esconv_jsonl_conversation_emotion_and_no_system_emotion(tmp_path):
     write_esconv_jsonl(tmp_path / "valid.jsonl")
     examples = load_esconv(tmp_path, "val")
     assert len(examples) == 3  # the opening "Hi, how can I help?" has no user turn before it
-    assert [e.strategy for e in examples] == ["Reflection of feelings", "Providing Suggestions", "Affirmation and Reassurance"]
+    assert [e.strategy for e in examples] == [
+        "Reflection of feelings",
+        "Providing Suggestions",
+        "Affirmation and Reassurance",
+    ]
     assert [e.user_emotion for e in examples] == ["anxiety", "anxiety", "sadness"]
     assert all(e.system_emotion is None for e in examples)
     assert examples[0].text == "I am worried about my job"
@@ -114,12 +121,14 @@ def test_esconv_split_sizes():
 
 def test_custom_corpus_and_taxonomy(tmp_path):
     corpus = [
-        {"dialog": [
-            {"text": "I feel stuck", "speaker": "user", "emotion": "frustration"},
-            {"text": "What would unstick you?", "speaker": "assistant", "strategy": "Probe", "emotion": "calm"},
-            {"text": "A holiday", "speaker": "user", "emotion": "hope"},
-            {"text": "Sounds good.", "speaker": "assistant", "strategy": "Affirm", "emotion": "warm"},
-        ]}
+        {
+            "dialog": [
+                {"text": "I feel stuck", "speaker": "user", "emotion": "frustration"},
+                {"text": "What would unstick you?", "speaker": "assistant", "strategy": "Probe", "emotion": "calm"},
+                {"text": "A holiday", "speaker": "user", "emotion": "hope"},
+                {"text": "Sounds good.", "speaker": "assistant", "strategy": "Affirm", "emotion": "warm"},
+            ]
+        }
     ]
     (tmp_path / "dev.json").write_text(json.dumps(corpus), encoding="utf-8")
     examples = load_corpus("custom", tmp_path / "dev.json", "dev")

@@ -27,7 +27,9 @@ from mesa.taxonomy import MESC
 @pytest.fixture(scope="module")
 def trained():
     embedder = HashEmbedder()
-    clf = SupervisedClassifier.train(synthetic_examples(12), MESC, embedder=embedder, c_grid=(1.0,), weight_powers=(0.0, 1.0))
+    clf = SupervisedClassifier.train(
+        synthetic_examples(12), MESC, embedder=embedder, c_grid=(1.0,), weight_powers=(0.0, 1.0)
+    )
     return clf, embedder
 
 
@@ -59,15 +61,19 @@ def test_label_history_features_matter():
         strategy = list(follow)[d % 3]
         utterances = [Utterance(speaker="user", text="hm", emotion="neutral")]
         for _ in range(6):
-            utterances += [Utterance(speaker="system", text="okay", strategy=strategy, emotion="neutral"),
-                           Utterance(speaker="user", text="hm", emotion="neutral")]
+            utterances += [
+                Utterance(speaker="system", text="okay", strategy=strategy, emotion="neutral"),
+                Utterance(speaker="user", text="hm", emotion="neutral"),
+            ]
             strategy = follow[strategy]
         utterances.append(Utterance(speaker="system", text="okay", strategy=strategy, emotion="neutral"))
         dialogues.append(Dialogue(id=str(d), utterances=utterances))
     examples = [e for e in dialogues_to_examples(dialogues, corpus="toy") if e.history]
     clf = SupervisedClassifier.train(examples, MESC, embedder=HashEmbedder(), c_grid=(1.0,), weight_powers=(0.0,))
-    history = [Message(role="user", text="hm", emotion="neutral"),
-               Message(role="assistant", text="okay", strategy="Restatement")]
+    history = [
+        Message(role="user", text="hm", emotion="neutral"),
+        Message(role="assistant", text="okay", strategy="Restatement"),
+    ]
     assert clf.predict("strategy", "hm", history) == "Approval"
 
 
@@ -85,7 +91,7 @@ def test_classifier_save_load_roundtrip_without_pickle(tmp_path, trained):
         b = loaded.predict_distribution(which, "I got the job, I am happy 3", history)
         assert a == pytest.approx(b, abs=1e-5)
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
-    with pytest.raises(Exception):
+    with pytest.raises((ValueError, OSError)):
         SupervisedClassifier.load(tmp_path / "bad.npz")
 
 
@@ -130,14 +136,20 @@ def test_export_chat(tmp_path):
     assert roles == ["system", "assistant", "user", "assistant"]
     assert "Open question" in chat["messages"][0]["content"]  # the label sets are in the instruction
     target = json.loads(chat["messages"][-1]["content"])
-    assert target == {"user_emotion": "sadness", "strategy": "Restatement", "system_emotion": "neutral",
-                      "response": "You feel low."}
+    assert target == {
+        "user_emotion": "sadness",
+        "strategy": "Restatement",
+        "system_emotion": "neutral",
+        "response": "You feel low.",
+    }
     # Consecutive therapist turns: real order, the earlier utterance of the run before the target.
     third = example_to_chat(examples[2], MESC, target="tagged")
     assert [m["role"] for m in third["messages"]][-3:] == ["user", "assistant", "assistant"]
     assert third["messages"][-2]["content"] == "What happens in the morning?"
     assert third["messages"][-1]["content"].splitlines() == [
-        "User emotion: depression", "Strategy: Interpretation", "System emotion: sadness",
+        "User emotion: depression",
+        "Strategy: Interpretation",
+        "System emotion: sadness",
         "Response: Maybe the mornings remind you of him.",
     ]
     # Consecutive user messages are merged into one.
@@ -151,22 +163,25 @@ def test_cli_commands_end_to_end(tmp_path, monkeypatch):
     import typer
     from typer.testing import CliRunner
 
-    import mesa.eval.embeddings as embeddings
-    from mesa.eval import cli
+    from mesa.eval import cli, embeddings
 
     fake = HashEmbedder()
     monkeypatch.setattr(embeddings, "default_embedder", lambda model=None, cache_dir=None: fake)
     # A custom corpus folder with train.jsonl / val.jsonl in the dialogue-JSON layout.
-    patterns = [("I am so angry at him", "anger", "Why?", "Open question"),
-                ("I feel hopeless", "depression", "You feel hopeless.", "Restatement")]
+    patterns = [
+        ("I am so angry at him", "anger", "Why?", "Open question"),
+        ("I feel hopeless", "depression", "You feel hopeless.", "Restatement"),
+    ]
     for split, n in (("train", 10), ("val", 4)):
         records = []
         for d in range(n):
             dialog = []
             for t in range(3):
                 text, emotion, reply, strategy = patterns[(d + t) % 2]
-                dialog += [{"text": text, "speaker": "user", "emotion": emotion},
-                           {"text": reply, "speaker": "sys", "strategy": strategy, "emotion": "neutral"}]
+                dialog += [
+                    {"text": text, "speaker": "user", "emotion": emotion},
+                    {"text": reply, "speaker": "sys", "strategy": strategy, "emotion": "neutral"},
+                ]
             records.append({"dialog": dialog})
         (tmp_path / f"{split}.jsonl").write_text("\n".join(json.dumps(r) for r in records))
 
@@ -176,13 +191,29 @@ def test_cli_commands_end_to_end(tmp_path, monkeypatch):
     app.command("export")(cli.export_command)
     runner = CliRunner()
     model = tmp_path / "clf.npz"
-    result = runner.invoke(app, ["train", "--corpus", "custom", "--data", str(tmp_path), "--out", str(model),
-                                 "--eval-split", "val"])
+    result = runner.invoke(
+        app, ["train", "--corpus", "custom", "--data", str(tmp_path), "--out", str(model), "--eval-split", "val"]
+    )
     assert result.exit_code == 0, result.output
     assert model.exists() and "| classifier |" in result.output
     out = tmp_path / "report"
-    args = ["eval", "--corpus", "custom", "--data", str(tmp_path), "--split", "val", "--rows", "majority,classifier",
-            "--classifier", str(model), "--out", str(out), "--no-progress", "--no-plots"]
+    args = [
+        "eval",
+        "--corpus",
+        "custom",
+        "--data",
+        str(tmp_path),
+        "--split",
+        "val",
+        "--rows",
+        "majority,classifier",
+        "--classifier",
+        str(model),
+        "--out",
+        str(out),
+        "--no-progress",
+        "--no-plots",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "| majority |" in result.output and "| classifier |" in result.output
@@ -194,8 +225,20 @@ def test_cli_commands_end_to_end(tmp_path, monkeypatch):
     again = runner.invoke(app, args)
     assert again.exit_code == 0
     assert json.loads((out / "report.json").read_text())["rows"][1]["computed"] == 12
-    result = runner.invoke(app, ["export", "--corpus", "custom", "--data", str(tmp_path), "--split", "train",
-                                 "--out", str(tmp_path / "sft.jsonl")])
+    result = runner.invoke(
+        app,
+        [
+            "export",
+            "--corpus",
+            "custom",
+            "--data",
+            str(tmp_path),
+            "--split",
+            "train",
+            "--out",
+            str(tmp_path / "sft.jsonl"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["examples"] == 30
 
@@ -206,7 +249,9 @@ def test_real_minilm_classifier_smoke(tmp_path):
     from mesa.eval import Embedder
 
     embedder = Embedder(cache_dir=tmp_path / "emb")
-    clf = SupervisedClassifier.train(synthetic_examples(6), MESC, embedder=embedder, c_grid=(1.0,), weight_powers=(0.0,))
+    clf = SupervisedClassifier.train(
+        synthetic_examples(6), MESC, embedder=embedder, c_grid=(1.0,), weight_powers=(0.0,)
+    )
     assert clf.predict("user_emotion", "I am furious with him", []) == "anger"
     vectors = embedder.encode(["hello", "hello"])
     assert vectors.shape == (2, 384) and np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)

@@ -72,7 +72,9 @@ async def test_runner_bounds_concurrency_and_resumes_without_recomputing(tmp_pat
     assert third.computed == 0 and len(agent.calls) == len(examples)
     assert third.extra["total_computed"] == len(examples)
     # A different configuration has its own cache.
-    other = await arun_predictor(AgentPredictor(agent, config={"variant": 2}), examples[:1], cache_dir=tmp_path, progress=False)
+    other = await arun_predictor(
+        AgentPredictor(agent, config={"variant": 2}), examples[:1], cache_dir=tmp_path, progress=False
+    )
     assert other.computed == 1
     # --fresh recomputes.
     fresh = await arun_predictor(AgentPredictor(agent), examples[:2], cache_dir=tmp_path, progress=False, resume=False)
@@ -99,7 +101,9 @@ async def test_scores_and_report(tmp_path, examples):
     fake = rows[1]
     gold_anger = [e.user_emotion == "anger" for e in examples]
     assert fake["user_emotion"]["accuracy"] == pytest.approx(sum(gold_anger) / len(examples))
-    assert fake["strategy"]["accuracy"] == pytest.approx(sum(e.strategy == "Open question" for e in examples) / len(examples))
+    assert fake["strategy"]["accuracy"] == pytest.approx(
+        sum(e.strategy == "Open question" for e in examples) / len(examples)
+    )
     assert fake["system_emotion"]["accuracy"] == 1.0
     assert 0 < fake["reply"]["rouge_l"] <= 100
     assert "reply" not in rows[0]
@@ -123,17 +127,25 @@ def test_select_examples_is_seeded_and_ordered(examples):
 async def test_support_agent_with_scripted_model(tmp_path, examples):
     """The real SupportAgent over the keyless scripted model goes through the runner."""
     from mesa import SupportAgent
+    from mesa.safety import SafetyPolicy
     from mesa.testing import ScriptedModel
 
-    agent = SupportAgent(model=ScriptedModel(user_emotion="anger", strategy="Approval", system_emotion="neutral",
-                                             reply="That sounds hard."), taxonomy="mesc")
+    agent = SupportAgent(
+        model=ScriptedModel(
+            user_emotion="anger", strategy="Approval", system_emotion="neutral", reply="That sounds hard."
+        ),
+        taxonomy="mesc",
+        safety=SafetyPolicy(llm_assessment=False),
+    )
     try:
-        result = await arun_predictor(AgentPredictor(agent, name="scripted"), examples[:3], cache_dir=tmp_path,
-                                      concurrency=2, progress=False)
+        result = await arun_predictor(
+            AgentPredictor(agent, name="scripted"), examples[:3], cache_dir=tmp_path, concurrency=2, progress=False
+        )
     finally:
         agent.close()
     assert result.errors == 0, result.extra
     record = result.records[examples[0].id]
     assert (record["user_emotion"], record["strategy"], record["system_emotion"]) == ("anger", "Approval", "neutral")
-    assert record["reply"].endswith("That sounds hard.")  # the safety policy may prepend an AI disclosure
+    # A fresh thread opens with the AI disclosure; the runner scores the model's own words.
+    assert record["reply"] == "That sounds hard." and record.get("disclosure_stripped")
     assert result.config["model"]

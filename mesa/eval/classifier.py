@@ -292,7 +292,11 @@ class SupervisedClassifier:
 
         dialogues = sorted({e.dialogue_id for e in examples})
         rng = np.random.default_rng(seed)
-        held = set(rng.choice(dialogues, size=max(1, int(len(dialogues) * holdout)), replace=False).tolist()) if holdout > 0 and len(dialogues) > 1 else set()
+        held = (
+            set(rng.choice(dialogues, size=max(1, int(len(dialogues) * holdout)), replace=False).tolist())
+            if holdout > 0 and len(dialogues) > 1
+            else set()
+        )
         is_held = np.array([e.dialogue_id in held for e in examples])
 
         heads: dict[str, _Head] = {}
@@ -326,7 +330,9 @@ class SupervisedClassifier:
                     for power in weight_powers:
                         model = LogisticRegression(C=c, class_weight=weights(y[~held_mask], power), max_iter=max_iter)
                         model.fit(zx[~held_mask], y[~held_mask])
-                        f1 = float(f1_score(y[held_mask], model.predict(zx[held_mask]), average="weighted", zero_division=0))
+                        f1 = float(
+                            f1_score(y[held_mask], model.predict(zx[held_mask]), average="weighted", zero_division=0)
+                        )
                         scores.append({"C": c, "weight_power": power, "holdout_weighted_f1": f1})
                         if verbose:
                             print(f"  {which}: C={c} weight_power={power} holdout weighted F1={f1:.4f}", flush=True)
@@ -334,7 +340,9 @@ class SupervisedClassifier:
                             best = (f1, c, power)
             model = LogisticRegression(C=best[1], class_weight=weights(y, best[2]), max_iter=max_iter)
             model.fit(zx, y)
-            heads[which] = _Head([str(c) for c in model.classes_], model.coef_.astype(np.float32), model.intercept_.astype(np.float32))
+            heads[which] = _Head(
+                [str(c) for c in model.classes_], model.coef_.astype(np.float32), model.intercept_.astype(np.float32)
+            )
             info["tasks"][which] = {
                 "classes": [str(c) for c in model.classes_],
                 "C": best[1],
@@ -345,8 +353,15 @@ class SupervisedClassifier:
             }
         info["embed_seconds"] = round(embed_seconds, 2)
         info["train_seconds"] = round(time.perf_counter() - started, 2)
-        return cls(tax, heads, mean.astype(np.float32), scale.astype(np.float32),
-                   embedding_model=embedder.model_id, embedder=embedder, info=info)
+        return cls(
+            tax,
+            heads,
+            mean.astype(np.float32),
+            scale.astype(np.float32),
+            embedding_model=embedder.model_id,
+            embedder=embedder,
+            info=info,
+        )
 
     # ------------------------------------------------------------------ files
 
@@ -389,8 +404,15 @@ class SupervisedClassifier:
             }
             mean, scale = data["mean"], data["scale"]
         taxonomy = Taxonomy.model_validate(header["taxonomy"])
-        return cls(taxonomy, heads, mean, scale, embedding_model=header.get("embedding_model"),
-                   embedder=embedder, info=header.get("info"))
+        return cls(
+            taxonomy,
+            heads,
+            mean,
+            scale,
+            embedding_model=header.get("embedding_model"),
+            embedder=embedder,
+            info=header.get("info"),
+        )
 
 
 class MajorityClassifier:

@@ -40,46 +40,73 @@ def _load(corpus: str, data: Path | None, split: str):
     return load_corpus(corpus, data, split)
 
 
-def _classifier_for(
-    corpus: str, data: Path | None, train_split: str, taxonomy: Any, path: Path | None, out: Path, echo: bool = True
+def _classifier(
+    corpus: str,
+    data: Path | None,
+    train_split: str,
+    taxonomy: Any,
+    path: Path | None,
+    out: Path,
+    train: list[Any] | None = None,
 ):
-    """Load ``path``, or train on ``train_split`` (cached as ``out/classifier-<corpus>.npz``)."""
+    """Load ``path``, or train on ``train_split`` (kept as ``out/classifier-<corpus>-<split>.npz`` for reruns)."""
     from mesa.eval.classifier import SupervisedClassifier
 
     if path is not None:
-        return SupervisedClassifier.load(path), path
+        return SupervisedClassifier.load(path)
     cached = out / f"classifier-{corpus}-{train_split}.npz"
     if cached.exists():
-        return SupervisedClassifier.load(cached), cached
-    if echo:
-        typer.echo(f"training the small model on {corpus} {train_split} (saved to {cached}) ...")
-    train = _load(corpus, data, train_split)
+        return SupervisedClassifier.load(cached)
+    train = train or _load(corpus, data, train_split)
+    typer.echo(f"training the small model on {corpus} {train_split} ({len(train)} examples) ...")
     clf = SupervisedClassifier.train(train, taxonomy)
     clf.save(cached)
-    return clf, cached
+    typer.echo(f"saved {cached}")
+    return clf
 
 
 def eval_command(
     corpus: str = typer.Option("mesc", "--corpus", help="mesc | esconv | custom"),
-    data: Path | None = typer.Option(None, "--data", help="corpus file or folder (default: download the public corpus)"),
-    split: str | None = typer.Option(None, "--split", help="split to evaluate (default: val for MESC, valid for ESConv)"),
+    data: Path | None = typer.Option(  # noqa: B008
+        None, "--data", help="corpus file or folder (default: download the public corpus)"
+    ),
+    split: str | None = typer.Option(
+        None, "--split", help="split to evaluate (default: val for MESC, valid for ESConv)"
+    ),
     rows: str = typer.Option("majority,classifier", "--rows", help=f"comma list of: {', '.join(ROWS)}"),
-    classifier: Path | None = typer.Option(None, "--classifier", help="a model from `mesa train` (default: train one on the train split)"),
+    classifier: Path | None = typer.Option(  # noqa: B008
+        None, "--classifier", help="a model from `mesa train` (default: train one on the train split)"
+    ),
     model: str = typer.Option("mesa-local/smollm2", "--model", help="LiteLLM model string for the LLM rows"),
     mode: str = typer.Option("stepwise", "--mode", help="graph mode for the LLM rows: stepwise | fused"),
-    limit: int | None = typer.Option(None, "--limit", help="evaluate every row on this many examples (seeded random subset)"),
+    limit: int | None = typer.Option(
+        None, "--limit", help="evaluate every row on this many examples (seeded random subset)"
+    ),
     llm_limit: int | None = typer.Option(
-        None, "--llm-limit", help="LLM rows only on this many examples; the other rows run on all and are also scored on that subset"
+        None,
+        "--llm-limit",
+        help="LLM rows only on this many examples; the other rows run on all and are also scored on that subset",
     ),
     seed: int = typer.Option(0, "--seed", help="seed of the example subset"),
     concurrency: int = typer.Option(2, "--concurrency", help="examples evaluated at once"),
-    out: Path = typer.Option(Path("mesa-eval"), "--out", help="output folder: report.json, report.md, plots, result cache"),
-    train_split: str = typer.Option("train", "--train-split", help="split the majority class, the classifier and the demonstrations come from"),
+    out: Path = typer.Option(  # noqa: B008
+        Path("mesa-eval"), "--out", help="output folder: report.json, report.md, plots, result cache"
+    ),
+    train_split: str = typer.Option(
+        "train", "--train-split", help="split the majority class, the classifier and the demonstrations come from"
+    ),
     demos: int = typer.Option(4, "--demos", help="demonstrations per prompt (llm+demos)"),
-    taxonomy: str | None = typer.Option(None, "--taxonomy", help="taxonomy name or JSON file (default: the corpus's own)"),
+    taxonomy: str | None = typer.Option(
+        None, "--taxonomy", help="taxonomy name or JSON file (default: the corpus's own)"
+    ),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="write PNG plots"),
     resume: bool = typer.Option(True, "--resume/--fresh", help="reuse finished examples from the result cache"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show progress bars"),
+    safety: str = typer.Option(
+        "rules",
+        "--safety",
+        help="safety policy of the LLM rows: rules (rule layer only, no LLM judgement: faster) | full",
+    ),
 ) -> None:
     """Evaluate baselines, the small supervised model and LLM rows on a labelled corpus; print one table."""
     import asyncio
@@ -99,10 +126,14 @@ def eval_command(
     tax = _taxonomy(corpus, taxonomy, examples)
     examples = select_examples(examples, limit, seed)
     subset = select_examples(examples, llm_limit, seed) if llm_limit else examples
-    subset_ids = {e.id for e in subset}
-    typer.echo(f"{corpus} {split}: {len(examples)} examples" + (f"; LLM rows on {len(subset)} (seed {seed})" if llm_limit else ""))
+    typer.echo(
+        f"{corpus} {split}: {len(examples)} examples"
+        + (f"; LLM rows on {len(subset)} (seed {seed})" if llm_limit else "")
+    )
 
-    need_train = any(r in wanted for r in ("majority", "llm+demos")) or ("classifier" in wanted or "llm+prior" in wanted) and classifier is None
+    need_train = any(r in wanted for r in ("majority", "llm+demos")) or (
+        classifier is None and any(r in wanted for r in ("classifier", "llm+prior"))
+    )
     train = _load(corpus, data, train_split) if need_train else []
     cache_dir = out / "cache"
     scope = {"corpus": corpus, "split": split, "taxonomy": tax.name}
@@ -112,30 +143,20 @@ def eval_command(
     def get_classifier():
         nonlocal clf
         if clf is None:
-            if classifier is None and train:
-                from mesa.eval.classifier import SupervisedClassifier
-
-                cached = out / f"classifier-{corpus}-{train_split}.npz"
-                if cached.exists():
-                    clf = SupervisedClassifier.load(cached)
-                else:
-                    typer.echo(f"training the small model on {corpus} {train_split} ({len(train)} examples) ...")
-                    clf = SupervisedClassifier.train(train, tax)
-                    clf.save(cached)
-                    typer.echo(f"saved {cached}")
-            else:
-                clf, _ = _classifier_for(corpus, data, train_split, tax, classifier, out)
+            clf = _classifier(corpus, data, train_split, tax, classifier, out, train)
         return clf
 
     async def run_all() -> None:
         for row in wanted:
             row_examples = subset if row in LLM_ROWS else examples
             if row == "majority":
-                predictor = ClassifierPredictor(MajorityClassifier.fit(train, tax), name="majority",
-                                                config={**scope, "train": train_split})
+                predictor = ClassifierPredictor(
+                    MajorityClassifier.fit(train, tax), name="majority", config={**scope, "train": train_split}
+                )
             elif row == "classifier":
-                predictor = ClassifierPredictor(get_classifier(), name="classifier",
-                                                config={**scope, "classifier": str(classifier or train_split)})
+                predictor = ClassifierPredictor(
+                    get_classifier(), name="classifier", config={**scope, "classifier": str(classifier or train_split)}
+                )
             else:
                 from mesa import SupportAgent
 
@@ -149,14 +170,39 @@ def eval_command(
                 if row == "llm+prior":
                     kwargs["classifier"] = get_classifier()
                     kwargs["classifier_use"] = "prior"
-                agent = SupportAgent(model=model, taxonomy=tax, mode=mode, **kwargs)
-                predictor = AgentPredictor(agent, name=row, config={**scope, "model": model, "mode": mode,
-                                                                      "demos": demos if row == "llm+demos" else 0,
-                                                                      "classifier": str(classifier or train_split) if row == "llm+prior" else None})
-            result = await arun_predictor(predictor, row_examples, cache_dir=cache_dir, concurrency=concurrency,
-                                          progress=progress, resume=resume)
+                from mesa.safety import SafetyPolicy
+
+                policy = SafetyPolicy(llm_assessment=False) if safety == "rules" else SafetyPolicy.default()
+                agent = SupportAgent(model=model, taxonomy=tax, mode=mode, safety=policy, **kwargs)
+                predictor = AgentPredictor(
+                    agent,
+                    name=row,
+                    config={
+                        **scope,
+                        "model": model,
+                        "mode": mode,
+                        "safety": safety,
+                        "demos": demos if row == "llm+demos" else 0,
+                        "classifier": str(classifier or train_split) if row == "llm+prior" else None,
+                    },
+                )
+            try:
+                result = await arun_predictor(
+                    predictor,
+                    row_examples,
+                    cache_dir=cache_dir,
+                    concurrency=concurrency,
+                    progress=progress,
+                    resume=resume,
+                )
+            finally:
+                if isinstance(predictor, AgentPredictor) and hasattr(predictor.agent, "close"):
+                    predictor.agent.close()
             if result.errors:
-                typer.echo(f"{row}: {result.errors} examples failed; first error:\n{result.extra.get('first_errors', [''])[0]}", err=True)
+                typer.echo(
+                    f"{row}: {result.errors} examples failed; first error:\n{result.extra.get('first_errors', [''])[0]}",
+                    err=True,
+                )
             results.append(result)
 
     asyncio.run(run_all())
@@ -176,9 +222,11 @@ def eval_command(
             "model": model if any(r in LLM_ROWS for r in wanted) else None,
             "mode": mode,
             "concurrency": concurrency,
+            "safety (LLM rows)": safety,
             "total_wall_seconds": round(time.perf_counter() - started, 1),
         },
-        "table_title": f"{corpus} {split}" + (f" (LLM rows on a seeded random subset of {len(subset)})" if llm_limit else ""),
+        "table_title": f"{corpus} {split}"
+        + (f" (LLM rows on a seeded random subset of {len(subset)})" if llm_limit else ""),
         "rows": scored,
     }
     if llm_limit and any(r.name in LLM_ROWS for r in results):
@@ -194,18 +242,25 @@ def eval_command(
         typer.echo("")
         typer.echo(markdown_table(report["subset_rows"], title=report["subset_title"]))
     typer.echo(f"\nreport: {written['markdown']}  (json: {written['json']})")
-    del subset_ids
 
 
 def train_command(
     corpus: str = typer.Option("mesc", "--corpus", help="mesc | esconv | custom"),
-    data: Path | None = typer.Option(None, "--data", help="corpus file or folder (default: download)"),
+    data: Path | None = typer.Option(None, "--data", help="corpus file or folder (default: download)"),  # noqa: B008
     split: str = typer.Option("train", "--split", help="split to train on"),
-    out: Path = typer.Option(Path("mesa-classifier.npz"), "--out", help="where to save the model (.npz)"),
-    taxonomy: str | None = typer.Option(None, "--taxonomy", help="taxonomy name or JSON file (default: the corpus's own)"),
-    embedding_model: str | None = typer.Option(None, "--embedding-model", help="SentenceTransformer path or id (default: packaged all-MiniLM-L6-v2)"),
+    out: Path = typer.Option(Path("mesa-classifier.npz"), "--out", help="where to save the model (.npz)"),  # noqa: B008
+    taxonomy: str | None = typer.Option(
+        None, "--taxonomy", help="taxonomy name or JSON file (default: the corpus's own)"
+    ),
+    embedding_model: str | None = typer.Option(
+        None, "--embedding-model", help="SentenceTransformer path or id (default: packaged all-MiniLM-L6-v2)"
+    ),
     eval_split: str | None = typer.Option(None, "--eval-split", help="also score the model on this split (e.g. val)"),
     verbose: bool = typer.Option(False, "--verbose", help="print the tuning grid"),
+    c_grid: str = typer.Option("0.02,0.05", "--c-grid", help="inverse regularisation strengths to try (comma list)"),
+    weight_powers: str = typer.Option(
+        "0.5,1.0", "--weight-powers", help="class-weight powers to try: 0 none, 1 balanced (comma list)"
+    ),
 ) -> None:
     """Train the small supervised model (embeddings + logistic regression) for `classifier=` / `--classifier`."""
     from mesa.eval.classifier import SupervisedClassifier
@@ -215,12 +270,21 @@ def train_command(
     examples = _load(corpus, data, split)
     tax = _taxonomy(corpus, taxonomy, examples)
     typer.echo(f"training on {corpus} {split}: {len(examples)} examples, taxonomy {tax.name}")
-    clf = SupervisedClassifier.train(examples, tax, embedder=default_embedder(embedding_model), verbose=verbose)
+    clf = SupervisedClassifier.train(
+        examples,
+        tax,
+        embedder=default_embedder(embedding_model),
+        verbose=verbose,
+        c_grid=[float(c) for c in c_grid.split(",")],
+        weight_powers=[float(w) for w in weight_powers.split(",")],
+    )
     clf.save(out)
     typer.echo(f"saved {out} ({out.stat().st_size / 1024:.0f} KiB) in {time.perf_counter() - started:.1f} s")
     for which, info in clf.info["tasks"].items():
         if info.get("holdout_weighted_f1") is not None:
-            typer.echo(f"  {which}: C={info['C']} weight_power={info['weight_power']} holdout weighted F1={info['holdout_weighted_f1']:.3f}")
+            typer.echo(
+                f"  {which}: C={info['C']} weight_power={info['weight_power']} holdout weighted F1={info['holdout_weighted_f1']:.3f}"
+            )
     if eval_split:
         from mesa.eval.report import markdown_table, score_run
         from mesa.eval.runner import ClassifierPredictor, run_predictor
@@ -233,9 +297,9 @@ def train_command(
 
 def export_command(
     corpus: str = typer.Option("mesc", "--corpus", help="mesc | esconv | custom"),
-    data: Path | None = typer.Option(None, "--data", help="corpus file or folder (default: download)"),
+    data: Path | None = typer.Option(None, "--data", help="corpus file or folder (default: download)"),  # noqa: B008
     split: str = typer.Option("train", "--split", help="split to export"),
-    out: Path = typer.Option(Path("smes-train.jsonl"), "--out", help="output JSONL"),
+    out: Path = typer.Option(Path("smes-train.jsonl"), "--out", help="output JSONL"),  # noqa: B008
     target: str = typer.Option("json", "--target", help="assistant target: json | tagged"),
     history_window: int = typer.Option(8, "--history-window", help="earlier messages per example (0: none)"),
     annotate_history: bool = typer.Option(False, "--annotate-history", help="tag earlier turns with their gold labels"),
@@ -249,6 +313,12 @@ def export_command(
         raise typer.BadParameter("--target must be json or tagged")
     examples = _load(corpus, data, split)
     tax = _taxonomy(corpus, taxonomy, examples)
-    count = export_chat(examples[:limit] if limit else examples, out, tax, target=target,  # type: ignore[arg-type]
-                        history_window=history_window, annotate_history=annotate_history)
+    count = export_chat(
+        examples[:limit] if limit else examples,
+        out,
+        tax,
+        target=target,  # type: ignore[arg-type]
+        history_window=history_window,
+        annotate_history=annotate_history,
+    )
     typer.echo(json.dumps({"examples": count, "out": str(out)}))

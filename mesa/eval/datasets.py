@@ -106,7 +106,8 @@ class Example(BaseModel):
     text: str = Field(description="the last user utterance before the system turn")
     history: list[Message] = Field(default_factory=list, description="everything else before the system turn, in order")
     after_user: int = Field(
-        default=0, description="how many of the last history messages came after `text` (earlier system utterances of this run)"
+        default=0,
+        description="how many of the last history messages came after `text` (earlier system utterances of this run)",
     )
     user_emotion: str | None = None
     strategy: str | None = None
@@ -339,7 +340,7 @@ def _datasets_dir() -> Path:
 
 def _fetch(url: str, destination: Path) -> None:
     request = urllib.request.Request(url, headers={"User-Agent": "mesa-esc"})
-    with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - fixed https URLs
+    with urllib.request.urlopen(request, timeout=60) as response:
         data = response.read()
     destination.parent.mkdir(parents=True, exist_ok=True)
     tmp = destination.with_suffix(destination.suffix + ".part")
@@ -347,7 +348,9 @@ def _fetch(url: str, destination: Path) -> None:
     os.replace(tmp, destination)
 
 
-def download(name: str, *, cache_dir: str | Path | None = None, fetch: Callable[[str, Path], None] | None = None) -> Path:
+def download(
+    name: str, *, cache_dir: str | Path | None = None, fetch: Callable[[str, Path], None] | None = None
+) -> Path:
     """The local path of a public corpus file (a key of :data:`SOURCES`), downloading it once.
 
     Cached under ``cache_dir`` (default ``$MESA_CACHE_DIR/datasets``); a cached
@@ -448,9 +451,6 @@ def load_esconv(
             file = found
     if file.name == "ESConv.json":
         dialogues = esconv_split(load_dialogues(file, taxonomy=ESCONV, clues=False), split)
-        for i, d in enumerate(dialogues):
-            d.id = f"{split}-{d.id}" if not d.id.startswith(split) else d.id
-            del i
     else:
         dialogues = load_dialogues(file, taxonomy=ESCONV, split=split, clues=False)
     return dialogues_to_examples(dialogues, corpus="esconv", window=window, system_emotion=False)
@@ -488,8 +488,9 @@ def load_corpus(
         file = found
     dialogues = load_dialogues(file, taxonomy=taxonomy, split=split)
     has_system_emotion = any(u.emotion for d in dialogues for u in d.utterances if u.speaker == "system")
-    return dialogues_to_examples(dialogues, corpus=file.stem if name == "custom" else name, window=window,
-                                 system_emotion=has_system_emotion)
+    return dialogues_to_examples(
+        dialogues, corpus=file.stem if name == "custom" else name, window=window, system_emotion=has_system_emotion
+    )
 
 
 def corpus_fingerprint(path: str | Path) -> str:

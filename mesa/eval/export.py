@@ -87,7 +87,10 @@ def example_to_chat(
         if clues and message.clues:
             content += "\n(clues: " + " ".join(message.clues) + ")"
         add(message.role, content)
-    add("user", example.text + ("\n(clues: " + " ".join(example.text_clues) + ")" if clues and example.text_clues else ""))
+    add(
+        "user",
+        example.text + ("\n(clues: " + " ".join(example.text_clues) + ")" if clues and example.text_clues else ""),
+    )
     if run:  # the system already spoke after this user turn: its earlier utterances, then the target
         add("assistant", "\n".join(m.text for m in run))
     messages.append({"role": "assistant", "content": _target(example, target)})

@@ -58,12 +58,22 @@ def _fmt(value: Any, scale: float = 100.0) -> str:
 def markdown_table(rows: Sequence[dict[str, Any]], *, title: str | None = None) -> str:
     """One Markdown table: accuracy / weighted F1 / macro F1 per label set, reply metrics, speed."""
     header = [
-        "row", "n",
-        "UE acc", "UE wF1", "UE mF1",
-        "Str acc", "Str wF1", "Str mF1",
-        "SE acc", "SE wF1",
-        "BLEU-2", "ROUGE-L", "D-1", "D-2",
-        "wall s", "ex/s",
+        "row",
+        "n",
+        "UE acc",
+        "UE wF1",
+        "UE mF1",
+        "Str acc",
+        "Str wF1",
+        "Str mF1",
+        "SE acc",
+        "SE wF1",
+        "BLEU-2",
+        "ROUGE-L",
+        "D-1",
+        "D-2",
+        "wall s",
+        "ex/s",
     ]
     lines = []
     if title:
@@ -72,11 +82,18 @@ def markdown_table(rows: Sequence[dict[str, Any]], *, title: str | None = None) 
     for row in rows:
         ue, st, se, rp = (row.get(k) or {} for k in ("user_emotion", "strategy", "system_emotion", "reply"))
         cells = [
-            row["name"], str(row["n"]),
-            _fmt(ue.get("accuracy")), _fmt(ue.get("weighted_f1")), _fmt(ue.get("macro_f1")),
-            _fmt(st.get("accuracy")), _fmt(st.get("weighted_f1")), _fmt(st.get("macro_f1")),
-            _fmt(se.get("accuracy")), _fmt(se.get("weighted_f1")),
-            _fmt(rp.get("bleu2"), 1.0), _fmt(rp.get("rouge_l"), 1.0),
+            row["name"],
+            str(row["n"]),
+            _fmt(ue.get("accuracy")),
+            _fmt(ue.get("weighted_f1")),
+            _fmt(ue.get("macro_f1")),
+            _fmt(st.get("accuracy")),
+            _fmt(st.get("weighted_f1")),
+            _fmt(st.get("macro_f1")),
+            _fmt(se.get("accuracy")),
+            _fmt(se.get("weighted_f1")),
+            _fmt(rp.get("bleu2"), 1.0),
+            _fmt(rp.get("rouge_l"), 1.0),
             _fmt(rp.get("distinct1"), 1.0) if not rp else f"{rp['distinct1']:.3f}",
             _fmt(rp.get("distinct2"), 1.0) if not rp else f"{rp['distinct2']:.3f}",
             f"{row['wall_seconds']:.1f}" if row.get("wall_seconds") else "–",
@@ -86,8 +103,10 @@ def markdown_table(rows: Sequence[dict[str, Any]], *, title: str | None = None) 
     lines += [
         "",
         "UE = user emotion, Str = strategy, SE = system emotion; acc / wF1 / mF1 = accuracy / weighted F1 / macro F1 (%).",
-        "BLEU-2 and ROUGE-L in %, D-1/D-2 = Distinct-1/2 ratios; wall s and ex/s: wall time and examples per second of "
-        "the computation (whole run, summed over resumed parts).",
+        (
+            "BLEU-2 and ROUGE-L in %, D-1/D-2 = Distinct-1/2 ratios; wall s and ex/s: wall time and examples per "
+            "second of the computation (whole run, summed over resumed parts)."
+        ),
     ]
     return "\n".join(lines)
 
@@ -111,8 +130,15 @@ def _plot_confusion(metrics: dict[str, Any], title: str, path: Path) -> None:
     for i in range(len(labels)):
         for j in range(len(labels)):
             if matrix[i, j]:
-                ax.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=7,
-                        color="white" if norm[i, j] > 0.5 else "black")
+                ax.text(
+                    j,
+                    i,
+                    int(matrix[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if norm[i, j] > 0.5 else "black",
+                )
     ax.set_xlabel("predicted")
     ax.set_ylabel("gold")
     ax.set_title(title, fontsize=10)
@@ -136,13 +162,19 @@ def _plot_distribution(rows: Sequence[dict[str, Any]], which: str, taxonomy: Tax
     labels = [label for label in (taxonomy.names(which) if taxonomy else []) if label in gold]  # type: ignore[arg-type]
     for r in scored:
         labels += [label for label in list(gold) + list(r[which]["predicted_distribution"]) if label not in labels]
-    series = [("gold", gold, scored[0]["n"])] + [(r["name"], r[which]["predicted_distribution"], r["n"]) for r in scored]
+    series = [("gold", gold, scored[0]["n"])] + [
+        (r["name"], r[which]["predicted_distribution"], r["n"]) for r in scored
+    ]
     width = 0.8 / len(series)
     fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(labels) + 2), 4.5))
     x = np.arange(len(labels))
     for k, (name, counts, n) in enumerate(series):
-        ax.bar(x + k * width - 0.4 + width / 2, [counts.get(label, 0) / max(n, 1) for label in labels], width, label=name)
-    ax.set_xticks(x, [label if len(label) <= 18 else label[:16] + "…" for label in labels], rotation=45, ha="right", fontsize=8)
+        ax.bar(
+            x + k * width - 0.4 + width / 2, [counts.get(label, 0) / max(n, 1) for label in labels], width, label=name
+        )
+    ax.set_xticks(
+        x, [label if len(label) <= 18 else label[:16] + "…" for label in labels], rotation=45, ha="right", fontsize=8
+    )
     ax.set_ylabel("share of examples")
     ax.set_title(f"{_TASK_TITLES[which]}: gold vs predicted label distribution", fontsize=10)
     ax.legend(fontsize=7)

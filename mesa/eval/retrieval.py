@@ -19,10 +19,9 @@ from mesa.state import Message
 if TYPE_CHECKING:
     import numpy as np
 
-    from mesa.graphs.context import Demonstration
-
     from mesa.eval.datasets import Example
     from mesa.eval.embeddings import Embedder
+    from mesa.graphs.context import Demonstration
 
 __all__ = ["EmbeddingRetriever", "render_context"]
 
@@ -184,5 +183,11 @@ class EmbeddingRetriever:
         if header.get("format") != "mesa.EmbeddingRetriever":
             raise ValueError(f"{path} is not a mesa retrieval index")
         demos = [Demonstration.model_validate(d) for d in header["demonstrations"]]
-        return cls(demos, matrix, embedder=embedder, embedding_model=header.get("embedding_model"),
-                   keys=header.get("keys"), context_turns=header.get("context_turns", 2))
+        return cls(
+            demos,
+            matrix,
+            embedder=embedder,
+            embedding_model=header.get("embedding_model"),
+            keys=header.get("keys"),
+            context_turns=header.get("context_turns", 2),
+        )

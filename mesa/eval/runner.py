@@ -75,20 +75,43 @@ class AgentPredictor:
     """Evaluates a ``SupportAgent`` (or any object with an ``arespond`` of the same shape).
 
     Each example is a fresh thread seeded with the example's history (with its
-    gold labels, the same information every row gets).
+    gold labels, the same information every row gets). A fresh thread makes
+    the safety policy open the reply with its AI disclosure; with
+    ``strip_disclosure`` (default) that fixed sentence is removed before the
+    reply is scored, so BLEU/ROUGE/Distinct measure the model's own words.
     """
 
-    def __init__(self, agent: Any, *, name: str = "agent", config: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        agent: Any,
+        *,
+        name: str = "agent",
+        config: dict[str, Any] | None = None,
+        strip_disclosure: bool = True,
+    ) -> None:
         if not hasattr(agent, "arespond"):
             raise TypeError("AgentPredictor needs an object with an async arespond(text, history=..., thread_id=...)")
         self.agent = agent
         self.name = name
         self._config = config or {}
+        self._prefixes: list[str] = []
+        safety = getattr(agent, "safety", None)
+        if strip_disclosure and safety is not None and hasattr(safety, "disclosure"):
+            try:
+                text = safety.disclosure(0, None)
+            except Exception:  # noqa: BLE001 - an older or custom policy
+                text = None
+            if text:
+                self._prefixes.append(text.strip())
 
     def config(self) -> dict[str, Any]:
         agent = self.agent
         described = {
-            "model": str(getattr(getattr(agent, "llm", None), "model", None) or getattr(agent, "model", None) or type(agent).__name__),
+            "model": str(
+                getattr(getattr(agent, "llm", None), "model", None)
+                or getattr(agent, "model", None)
+                or type(agent).__name__
+            ),
             "mode": getattr(agent, "mode", None),
             "taxonomy": getattr(getattr(agent, "taxonomy", None), "name", None),
             "history_window": getattr(agent, "history_window", None),
@@ -103,7 +126,13 @@ class AgentPredictor:
         reply = await self.agent.arespond(
             example.text, history=list(example.history), thread_id=f"eval-{uuid.uuid4().hex}"
         )
-        return _reply_record(reply)
+        record = _reply_record(reply)
+        text = record.get("reply") or ""
+        for prefix in self._prefixes:
+            if text.startswith(prefix):
+                record["reply"] = text[len(prefix) :].strip()
+                record["disclosure_stripped"] = True
+        return record
 
 
 class GraphPredictor:
