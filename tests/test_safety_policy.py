@@ -166,15 +166,16 @@ def test_reply_must_quote_a_contact_of_the_configured_locale():
     assert "crisis_contact" in check_crisis_reply("no numbers here")
 
 
-@pytest.mark.parametrize("locale", ["US", "GB", "DE", "FR", "JP", "IN", "BR", "AU", "xx", "INTERNATIONAL"])
-@pytest.mark.parametrize("category", ["suicide", "self_harm", "harm_to_others", "abuse", "other"])
-@pytest.mark.parametrize("level", ["elevated", "imminent"])
-def test_template_has_every_element_for_every_locale_and_category(locale, category, level):
-    policy = SafetyPolicy(locale=locale)
-    reply = policy.template_reply(SafetyAssessment(level=level, category=category))
-    assert policy.check_crisis_reply(reply, category) == [], reply
-    assert policy.locale_contacts.emergency in reply
-    assert "AI" in reply
+def test_template_has_every_element_for_every_locale_and_category():
+    locales = [*SafetyPolicy().contact_table, "xx"]
+    for locale in locales:
+        policy = SafetyPolicy(locale=locale)
+        for category in ("suicide", "self_harm", "harm_to_others", "abuse", "other"):
+            for level in ("elevated", "imminent"):
+                reply = policy.template_reply(SafetyAssessment(level=level, category=category))
+                assert policy.check_crisis_reply(reply, category) == [], (locale, category, level, reply)
+                assert policy.locale_contacts.emergency in reply
+                assert "AI" in reply
 
 
 def test_template_prompts_emergency_first_when_imminent():
