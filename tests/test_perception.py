@@ -234,6 +234,16 @@ def test_missing_extra_fails_fast_with_pip_hint(monkeypatch):
     monkeypatch.setitem(sys.modules, "deepface", None)
     with pytest.raises(MissingExtraError, match=r"mesa-esc\[deepface\]"):
         get_backend("face", "deepface")
+    for runtime in ("ai_edge_litert", "tflite_runtime", "tensorflow"):
+        monkeypatch.setitem(sys.modules, runtime, None)
+    with pytest.raises(MissingExtraError, match=r"TFLite runtime.*mesa-esc\[vision\]"):
+        Perception(face="fer", cache=False)
+    monkeypatch.setitem(sys.modules, "transformers", None)
+    with pytest.raises(MissingExtraError, match=r"mesa-esc\[transformers\]"):
+        get_backend("text_emotion", "transformers", model="some/model")
+    monkeypatch.setitem(sys.modules, "whisper", None)
+    with pytest.raises(MissingExtraError, match=r"mesa-esc\[whisper\]"):
+        get_backend("speech", "openai-whisper")
 
 
 def test_register_backend_and_name_with_model():

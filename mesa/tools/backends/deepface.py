@@ -35,7 +35,8 @@ class DeepFaceFace(FaceBackend):
 
     name = "deepface"
     extra: ClassVar[str] = "deepface"
-    modules: ClassVar[tuple[str, ...]] = ("deepface", "cv2")
+    # deepface imports werkzeug without declaring it
+    modules: ClassVar[tuple[str, ...]] = ("deepface", "cv2", "werkzeug")
     distributions: ClassVar[tuple[str, ...]] = ("deepface",)
 
     def __init__(
