@@ -246,7 +246,7 @@ def test_multimodal_example_perceives_its_demo_turn():
 
     script = Path(__file__).resolve().parent.parent / "examples" / "multimodal_turn.py"
     out = subprocess.run(
-        [sys.executable, str(script), "--perception-only"], capture_output=True, text=True, timeout=300
+        [sys.executable, str(script), "--perception-only"], check=False, capture_output=True, text=True, timeout=300
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "transcript" in out.stdout and "exam" in out.stdout
