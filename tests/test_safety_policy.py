@@ -297,6 +297,8 @@ def test_short_answer_to_a_check_in_keeps_the_protocol_on():
     assert policy.assess("yes", history).crisis
     assert policy.assess("idk", history).crisis
     assert policy.assess("no", history).crisis  # "no" to "are you safe?" is ambiguous: ask again
+    again = policy.template_reply(policy.assess("not really", history))
+    assert again != history[-1].text and policy.check_crisis_reply(again) == []
     assert not policy.assess("I'm safe now, I talked to my sister", history).crisis
     assert not policy.assess("yes", [Message(role="assistant", text="Do you like pizza?")]).crisis
 

@@ -490,7 +490,13 @@ class SafetyPolicy:
             category = "other"
         entry = self.locale_contacts
         contacts = self.contacts(category)[:3]
-        lines = [_OPENINGS[category], _QUESTIONS[category]]
+        follow_up = any(e.startswith("rules:follow_up") for e in assessment.evidence)
+        opening = (
+            "Thank you for answering me. It sounds like things are still really hard, and I'm taking what you've said seriously."
+            if follow_up
+            else _OPENINGS[category]
+        )
+        lines = [opening, _QUESTIONS[category]]
         if assessment.level == "imminent":
             lines.append(
                 f"If you have already hurt yourself or you are in immediate danger, please call emergency services ({entry.emergency}) "
