@@ -348,14 +348,29 @@ def test_modalities_run_concurrently_and_audio_is_decoded_once(media, monkeypatc
         return real(*args, **kwargs)
 
     monkeypatch.setattr("mesa.tools.pipeline.load_audio", counting)
-    speech, voice = SlowSpeech(delay=0.5), SlowVoice(delay=0.5)
-    perception = _cacheless(speech=speech, voice=voice, face=GreyFace())
-    started = time.perf_counter()
+    # Each backend waits at a barrier for the other two: they can only all pass if they run at the same time
+    # (run one after another, the first would wait in vain and fail with BrokenBarrierError).
+    barrier = threading.Barrier(3, timeout=60)
+
+    class MeetingSpeech(SlowSpeech):
+        def transcribe(self, audio):
+            barrier.wait()
+            return super().transcribe(audio)
+
+    class MeetingVoice(SlowVoice):
+        def analyze(self, audio):
+            barrier.wait()
+            return super().analyze(audio)
+
+    class MeetingFace(GreyFace):
+        def recognize(self, images):
+            barrier.wait()
+            return super().recognize(images)
+
+    perception = _cacheless(speech=MeetingSpeech(), voice=MeetingVoice(), face=MeetingFace())
     results = perception.perceive(Turn.from_inputs(video=media["video"]))
-    elapsed = time.perf_counter() - started
     assert set(results) == {"transcript", "voice", "face"}
     assert all(r.ok for r in results.values()), {k: r.error for k, r in results.items()}
-    assert elapsed < 0.95, f"two 0.5 s backends took {elapsed:.2f} s: not concurrent"
     assert len(decoded) == 1  # speech and voice share the extracted audio track
     assert results["transcript"].modality == "video" and results["face"].modality == "video"
 
@@ -427,17 +442,27 @@ def test_results_are_cached_by_content_backend_and_settings(media, tmp_path):
 
 
 def test_backend_exception_and_timeout_become_errors(media):
-    class Sleepy(SlowSpeech):
-        name = "sleepy"
+    release = threading.Event()
+
+    class Stuck(SlowSpeech):
+        name = "stuck"
+
+        def transcribe(self, audio):
+            release.wait(60)
+            return super().transcribe(audio)
 
     perception = Perception(speech=Crashing(), voice=SlowVoice(), cache=False)
     results = perception.perceive(Turn.from_inputs(audio=media["speech"]))
     assert results["transcript"].error == "RuntimeError: model exploded"
     assert results["voice"].ok
-    slow = Perception(speech=Sleepy(delay=2.0), cache=False, limits=Limits(timeout=0.2))
-    started = time.perf_counter()
-    result = slow.perceive(Turn.from_inputs(audio=media["speech"]))["transcript"]
-    assert result.error == "timed out" and time.perf_counter() - started < 1.5
+    stuck = Perception(speech=Stuck(), voice=SlowVoice(), cache=False, limits=Limits(timeout=0.5))
+    try:
+        results = stuck.perceive(Turn.from_inputs(audio=media["speech"]))
+        # perceive returned while the backend is still stuck: the turn did not wait for it
+        assert not release.is_set()
+        assert results["transcript"].error == "timed out" and results["voice"].ok
+    finally:
+        release.set()
 
 
 @pytest.mark.parametrize(
