@@ -131,18 +131,30 @@ class Embedder:
                 else:
                     missing.append(text)
                     seen.add(text)
-            if missing:
+            # In chunks, each stored at once: an interrupted run keeps what it embedded.
+            chunk = 1024
+            bar = None
+            if progress and len(missing) > chunk:
+                from tqdm.auto import tqdm
+
+                bar = tqdm(total=len(missing), desc="embedding", unit="text")
+            for start in range(0, len(missing), chunk):
+                part = missing[start : start + chunk]
                 vectors = self.model.encode(
-                    missing,
+                    part,
                     batch_size=self.batch_size,
                     normalize_embeddings=True,
                     convert_to_numpy=True,
-                    show_progress_bar=progress,
+                    show_progress_bar=False,
                 ).astype(np.float32)
-                for text, vector in zip(missing, vectors, strict=True):
+                for text, vector in zip(part, vectors, strict=True):
                     self._memory[text] = vector
                     if store is not None:
                         store.set(self._key(text), vector.tobytes())
+                if bar is not None:
+                    bar.update(len(part))
+            if bar is not None:
+                bar.close()
             if not texts:
                 return np.zeros((0, 0), dtype=np.float32)
             return np.stack([self._memory[t] for t in texts])

@@ -83,7 +83,7 @@ def markdown_table(rows: Sequence[dict[str, Any]], *, title: str | None = None) 
         ue, st, se, rp = (row.get(k) or {} for k in ("user_emotion", "strategy", "system_emotion", "reply"))
         cells = [
             row["name"],
-            str(row["n"]),
+            f"{row['n']} ({row['errors']} failed)" if row.get("errors") else str(row["n"]),
             _fmt(ue.get("accuracy")),
             _fmt(ue.get("weighted_f1")),
             _fmt(ue.get("macro_f1")),
@@ -102,7 +102,10 @@ def markdown_table(rows: Sequence[dict[str, Any]], *, title: str | None = None) 
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
-        "UE = user emotion, Str = strategy, SE = system emotion; acc / wF1 / mF1 = accuracy / weighted F1 / macro F1 (%).",
+        (
+            "UE = user emotion, Str = strategy, SE = system emotion; acc / wF1 / mF1 = accuracy / weighted F1 / macro F1 (%);"
+            " failed examples (no valid answer from the model) count as wrong."
+        ),
         (
             "BLEU-2 and ROUGE-L in %, D-1/D-2 = Distinct-1/2 ratios; wall s and ex/s: wall time and examples per "
             "second of the computation (whole run, summed over resumed parts)."
