@@ -92,6 +92,8 @@ def test_esconv_jsonl_conversation_emotion_and_no_system_emotion(tmp_path):
     assert all(e.system_emotion is None for e in examples)
     assert examples[0].text == "I am worried about my job"
     assert [m.text for m in examples[0].history] == ["Hi, how can I help?", "Hi"]
+    # The conversation-level emotion is the gold, but never shown in the history (it would give the answer away).
+    assert all(m.emotion is None for e in examples for m in e.history)
 
 
 def test_esconv_original_layout_is_split_like_the_authors(tmp_path):

@@ -208,6 +208,7 @@ def eval_command(
     asyncio.run(run_all())
     scored = [score_run(r, examples, tax) for r in results]
     for row, result in zip(scored, results, strict=True):
+        row["key"] = result.name
         if result.name in LLM_ROWS and llm_limit:
             row["name"] = f"{result.name} ({model}, {mode}; n={len(subset)})"
     report: dict[str, Any] = {

@@ -82,6 +82,10 @@ class Utterance(BaseModel):
     emotion: str | None = None
     strategy: str | None = None
     clues: list[str] = Field(default_factory=list)
+    emotion_from_dialogue: bool = Field(
+        default=False,
+        description="the emotion is the conversation-level label (ESConv), not an annotation of this utterance",
+    )
 
 
 class Dialogue(BaseModel):
@@ -209,7 +213,8 @@ def _dialogue_from_record(
         strategy = turn.get("strategy", annotation.get("strategy"))
         emotion_set = "user_emotion" if speaker == "user" else "system_emotion"
         emotion = _label(taxonomy, emotion_set, turn.get("emotion"))
-        if emotion is None and speaker == "user":
+        inherited = emotion is None and speaker == "user" and conversation_emotion is not None
+        if inherited:
             emotion = conversation_emotion
         utterances.append(
             Utterance(
@@ -218,6 +223,7 @@ def _dialogue_from_record(
                 emotion=emotion,
                 strategy=_label(taxonomy, "strategy", strategy) if speaker == "system" else None,
                 clues=turn_clues,
+                emotion_from_dialogue=inherited,
             )
         )
     return Dialogue(
@@ -291,7 +297,11 @@ def dialogues_to_examples(
             Message(
                 role="user" if u.speaker == "user" else "assistant",
                 text=u.text,
-                emotion=u.emotion if (u.speaker == "user" or system_emotion) else None,
+                # A conversation-level emotion (ESConv) is the gold of every turn but not an annotation of
+                # earlier messages: the history would hand the answer to any model that reads it.
+                emotion=None
+                if u.emotion_from_dialogue
+                else (u.emotion if (u.speaker == "user" or system_emotion) else None),
                 strategy=u.strategy,
                 clues=list(u.clues),
             )

@@ -217,7 +217,7 @@ def write_report(
         for row in report["rows"]:
             for which in TASKS:
                 if which in row and row[which].get("labels"):
-                    name = f"confusion-{_slug(row['name'])}-{which}.png"
+                    name = f"confusion-{_slug(row.get('key') or row['name'])}-{which}.png"
                     _plot_confusion(row[which], f"{row['name']}: {_TASK_TITLES[which]} (n={row['n']})", out / name)
                     written[name] = out / name
                     images.append(name)
