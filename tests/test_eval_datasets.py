@@ -166,3 +166,16 @@ def test_download_is_cached_and_uses_the_public_source(tmp_path):
     assert download("mesc/val.json", cache_dir=tmp_path, fetch=fake_fetch) == tmp_path / "mesc" / "val.json"
     with pytest.raises(KeyError):
         download("nope", cache_dir=tmp_path)
+
+
+def test_import_is_light_and_all_is_explicit():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, mesa.eval as m; "
+        "heavy = [x for x in ('sklearn', 'torch', 'sentence_transformers', 'litellm', 'matplotlib') if x in sys.modules]; "
+        "assert not heavy, heavy; "
+        "assert all(hasattr(m, name) for name in m.__all__)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
