@@ -149,3 +149,34 @@ async def test_support_agent_with_scripted_model(tmp_path, examples):
     # A fresh thread opens with the AI disclosure; the runner scores the model's own words.
     assert record["reply"] == "That sounds hard." and record.get("disclosure_stripped")
     assert result.config["model"]
+
+
+async def test_graph_predictor_passes_turn_history_and_context(examples):
+    from mesa.eval import GraphPredictor
+
+    class FakeGraph:
+        def __init__(self):
+            self.seen = []
+
+        async def ainvoke(self, state, config, context=None):
+            self.seen.append((state, config, context))
+            return {
+                "response": "ok",
+                "user_emotion": Prediction(label="joy"),
+                "strategy": Prediction(label="Approval"),
+                "system_emotion": None,
+            }
+
+    graph = FakeGraph()
+    context = object()
+    result = await arun_predictor(GraphPredictor(graph, context, name="g"), examples[:2], progress=False)
+    state, config, ctx = graph.seen[0]
+    assert state["turn"].text == examples[0].text and state["history"] == examples[0].history
+    assert ctx is context and config["configurable"]["thread_id"].startswith("eval-")
+    record = result.records[examples[0].id]
+    assert (record["user_emotion"], record["strategy"], record["system_emotion"], record["reply"]) == (
+        "joy",
+        "Approval",
+        None,
+        "ok",
+    )
