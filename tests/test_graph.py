@@ -340,3 +340,10 @@ def test_langgraph_json_graphs_load_and_take_a_json_context():
         out = asyncio.run(graph.ainvoke({"turn": {"text": "hello"}}, context={"llm": script.model, "taxonomy": "esconv"}))
         assert out["response"].endswith("served"), name
         assert out["strategy"].label == "Question" and out["user_emotion"].label == "anxiety"
+
+
+def test_fused_reply_left_empty_is_written_from_the_decisions(make_agent):
+    script = ScriptedModel(strategy="Approval", reply=["", "Well done for trying."])
+    reply = make_agent(model=script, mode="fused").respond("I tried my best", thread_id="e")
+    assert reply.strategy.label == "Approval" and reply.text.endswith("Well done for trying.")
+    assert "Approval" in script.calls_for(None)[0].prompt

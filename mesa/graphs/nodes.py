@@ -82,8 +82,6 @@ def _cut_reply(value: Any) -> str:
         last = max(text.rfind(". "), text.rfind("! "), text.rfind("? "))
         if last > 0:
             text = text[: last + 1]
-    if not text:
-        raise ValueError("the response is empty")
     return text
 
 
@@ -312,29 +310,41 @@ def _chat_messages(ctx: SupportContext, state: SupportState, system: str) -> lis
     return messages
 
 
+async def _stream_reply(ctx: SupportContext, state: SupportState, predictions: dict[str, Prediction]) -> str:
+    """Stream a reply that follows the decided strategy and system emotion; returns the text."""
+    decided = {which: predictions.get(which) or getattr(state, which) for which in ("user_emotion", "strategy", "system_emotion")}
+    strategy = decided["strategy"].label if decided["strategy"] else ""
+    definitions = {label.name: label.definition for label in ctx.taxonomy.strategies}
+    system = _prompts(ctx).render(
+        "respond",
+        user_emotion=decided["user_emotion"].label if decided["user_emotion"] else "unknown",
+        strategy=strategy,
+        strategy_definition=definitions.get(strategy, ""),
+        system_emotion=decided["system_emotion"].label if decided["system_emotion"] else "neutral",
+        clues=render_clues(state.perception),
+    )
+    pieces: list[str] = []
+    async for piece in ctx.llm.astream_text(_chat_messages(ctx, state, system), max_tokens=REPLY_MAX_TOKENS):
+        pieces.append(piece)
+        emit({"type": "token", "text": piece})
+    return "".join(pieces).strip()
+
+
+def _disclose(ctx: SupportContext, state: SupportState) -> str | None:
+    """The AI-disclosure sentence when it is due this turn (streamed first), else ``None``."""
+    disclosure = _safety_policy(ctx).disclosure(state.turn_index, state.disclosed_ai_at_turn)
+    if disclosure:
+        emit({"type": "token", "text": disclosure + " "})
+    return disclosure
+
+
 async def respond(state: SupportState, runtime: Runtime[SupportContext]) -> dict[str, Any]:
     """Generate the reply, streaming tokens, following the chosen strategy and system emotion."""
     start = time.perf_counter()
     ctx = _context(runtime)
-    strategy = state.strategy.label if state.strategy else ""
-    definitions = {label.name: label.definition for label in ctx.taxonomy.strategies}
-    system = _prompts(ctx).render(
-        "respond",
-        user_emotion=state.user_emotion.label if state.user_emotion else "unknown",
-        strategy=strategy,
-        strategy_definition=definitions.get(strategy, ""),
-        system_emotion=state.system_emotion.label if state.system_emotion else "neutral",
-        clues=render_clues(state.perception),
-    )
-    disclosure = _safety_policy(ctx).disclosure(state.turn_index, state.disclosed_ai_at_turn)
-    pieces: list[str] = []
-    if disclosure:
-        pieces.append(disclosure + " ")
-        emit({"type": "token", "text": pieces[0]})
-    async for piece in ctx.llm.astream_text(_chat_messages(ctx, state, system), max_tokens=REPLY_MAX_TOKENS):
-        pieces.append(piece)
-        emit({"type": "token", "text": piece})
-    update: dict[str, Any] = {"response": "".join(pieces).strip(), "timings": _elapsed(state, "respond", start)}
+    disclosure = _disclose(ctx, state)
+    text = await _stream_reply(ctx, state, {})
+    update: dict[str, Any] = {"response": f"{disclosure} {text}" if disclosure else text, "timings": _elapsed(state, "respond", start)}
     if disclosure:
         update["disclosed_ai_at_turn"] = state.turn_index
     return update
@@ -365,11 +375,18 @@ async def fused_turn(state: SupportState, runtime: Runtime[SupportContext]) -> d
     }
     for which, prediction in predictions.items():
         emit({"type": "stage", "stage": which, "prediction": prediction.model_dump()})
-    disclosure = _safety_policy(ctx).disclosure(state.turn_index, state.disclosed_ai_at_turn)
-    reply = (f"{disclosure} " if disclosure else "") + answer.response.strip()
-    for word in reply.split(" "):
-        emit({"type": "token", "text": word + " "})
-    update: dict[str, Any] = {**predictions, "response": reply, "timings": _elapsed(state, "fused_turn", start)}
+    disclosure = _disclose(ctx, state)
+    text = answer.response.strip()
+    if text:
+        for word in text.split(" "):
+            emit({"type": "token", "text": word + " "})
+    else:  # the model decided but wrote nothing: write the reply from its decisions
+        text = await _stream_reply(ctx, state, predictions)
+    update: dict[str, Any] = {
+        **predictions,
+        "response": f"{disclosure} {text}" if disclosure else text,
+        "timings": _elapsed(state, "fused_turn", start),
+    }
     if disclosure:
         update["disclosed_ai_at_turn"] = state.turn_index
     return update
