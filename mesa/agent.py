@@ -288,6 +288,16 @@ class SupportAgent:
         interrupts = [i for task in snapshot.tasks for i in task.interrupts]
         yield StreamEvent(type="reply", reply=self._reply(snapshot.values, thread_id, time.perf_counter() - start, interrupts))
 
+    async def _pump(self, turn: Turn, thread_id: str, history: list[Message] | None, put: Any) -> None:
+        """Run a turn on the agent's loop, handing each event (or the error), then ``_DONE``, to ``put``."""
+        try:
+            async for event in self._events(turn, thread_id, history):
+                put(event)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread or task
+            put(exc)
+        finally:
+            put(_DONE)
+
     @staticmethod
     def _turn(text: str | None, audio: Any, video: Any, image: Any) -> Turn:
         return Turn.from_inputs(text, audio=audio, video=video, image=image)
@@ -345,17 +355,8 @@ class SupportAgent:
         """Events of one turn: perception, safety, each stage as decided, reply tokens, then the reply."""
         turn = self._turn(text, audio, video, image)
         inbox: queue.Queue = queue.Queue()
-
-        async def pump() -> None:
-            try:
-                async for event in self._events(turn, thread_id or uuid.uuid4().hex, history):
-                    inbox.put(event)
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-                inbox.put(exc)
-            finally:
-                inbox.put(_DONE)
-
-        future = asyncio.run_coroutine_threadsafe(pump(), self._runner.loop)
+        pump = self._pump(turn, thread_id or uuid.uuid4().hex, history, inbox.put)
+        future = asyncio.run_coroutine_threadsafe(pump, self._runner.loop)
         while (item := inbox.get()) is not _DONE:
             if isinstance(item, BaseException):
                 raise item
@@ -376,17 +377,8 @@ class SupportAgent:
         turn = self._turn(text, audio, video, image)
         inbox: asyncio.Queue = asyncio.Queue()
         caller = asyncio.get_running_loop()
-
-        async def pump() -> None:
-            try:
-                async for event in self._events(turn, thread_id or uuid.uuid4().hex, history):
-                    caller.call_soon_threadsafe(inbox.put_nowait, event)
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's task
-                caller.call_soon_threadsafe(inbox.put_nowait, exc)
-            finally:
-                caller.call_soon_threadsafe(inbox.put_nowait, _DONE)
-
-        future = asyncio.run_coroutine_threadsafe(pump(), self._runner.loop)
+        pump = self._pump(turn, thread_id or uuid.uuid4().hex, history, lambda item: caller.call_soon_threadsafe(inbox.put_nowait, item))
+        future = asyncio.run_coroutine_threadsafe(pump, self._runner.loop)
         while (item := await inbox.get()) is not _DONE:
             if isinstance(item, BaseException):
                 raise item
