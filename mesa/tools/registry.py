@@ -112,7 +112,7 @@ def _reload_entry_points() -> None:
     with _lock:
         for kind in list(_registry):
             for name, value in list(_registry[kind].items()):
-                if isinstance(value, metadata.EntryPoint):
+                if _is_entry_point(value):
                     del _registry[kind][name]
         _registry.pop("_untyped", None)
         _entry_points_loaded = False
@@ -144,8 +144,14 @@ def available_backends() -> dict[str, list[str]]:
     return out
 
 
+def _is_entry_point(value: Any) -> bool:
+    # Duck-typed: the EntryPoint class can come from another copy of importlib.metadata
+    # (importlib_metadata, or a re-imported module), so isinstance is not reliable.
+    return callable(getattr(value, "load", None)) and hasattr(value, "group") and hasattr(value, "value")
+
+
 def _resolve(value: Any) -> Factory:
-    if isinstance(value, metadata.EntryPoint):
+    if _is_entry_point(value):
         return value.load()
     if isinstance(value, str):
         module, _, attribute = value.partition(":")
