@@ -39,12 +39,20 @@ RiskLevelName = Literal["none", "low", "elevated", "imminent"]
 RiskCategoryName = Literal["none", "suicide", "self_harm", "harm_to_others", "abuse", "other"]
 
 
-class SafetyJudgement(BaseModel):
-    """The LLM layer's structured answer."""
+JUDGEMENT_MAX_TOKENS = 96
+"""Output cap of the LLM judgement: level and category, then a short quote."""
 
-    evidence: str = Field(default="", description="the user's own words that show the risk, quoted exactly; empty if none")
-    category: RiskCategoryName = Field(description="what kind of risk")
+
+class SafetyJudgement(BaseModel):
+    """The LLM layer's structured answer.
+
+    Level and category come first, so a small model that rambles in ``evidence`` is cut
+    there (``JUDGEMENT_MAX_TOKENS``) without losing the verdict.
+    """
+
     level: RiskLevelName = Field(description="none, low, elevated or imminent")
+    category: RiskCategoryName = Field(description="what kind of risk")
+    evidence: str = Field(default="", description="the user's own words that show the risk, quoted exactly; empty if none")
 
 
 class EscalationEvent(BaseModel):
@@ -380,7 +388,7 @@ class SafetyPolicy:
         except (TypeError, ValueError):
             return {}
         if any(p.kind is inspect.Parameter.VAR_KEYWORD or p.name == "max_tokens" for p in params):
-            return {"max_tokens": 256}
+            return {"max_tokens": JUDGEMENT_MAX_TOKENS}
         return {}
 
     def _judgement_from(self, answer: Any) -> SafetyJudgement:
