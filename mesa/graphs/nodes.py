@@ -221,8 +221,12 @@ async def _label_step(state: SupportState, runtime: Runtime[SupportContext], whi
 
 
 def _safety_policy(ctx: SupportContext):
-    if ctx.safety is not None:
-        return ctx.safety
+    return ctx.safety if ctx.safety is not None else _default_safety_policy()
+
+
+@lru_cache(maxsize=1)
+def _default_safety_policy():
+    """Built once: a graph run without a policy in its context still gets the full protocol."""
     from mesa.safety import SafetyPolicy
 
     return SafetyPolicy.default()
@@ -338,16 +342,20 @@ def _disclose(ctx: SupportContext, state: SupportState) -> str | None:
     return disclosure
 
 
+def _reply_update(state: SupportState, disclosure: str | None, text: str) -> dict[str, Any]:
+    """The reply (after the disclosure when one was due) and, if so, the turn it was disclosed at."""
+    if not disclosure:
+        return {"response": text}
+    return {"response": f"{disclosure} {text}", "disclosed_ai_at_turn": state.turn_index}
+
+
 async def respond(state: SupportState, runtime: Runtime[SupportContext]) -> dict[str, Any]:
     """Generate the reply, streaming tokens, following the chosen strategy and system emotion."""
     start = time.perf_counter()
     ctx = _context(runtime)
     disclosure = _disclose(ctx, state)
     text = await _stream_reply(ctx, state, {})
-    update: dict[str, Any] = {"response": f"{disclosure} {text}" if disclosure else text, "timings": _elapsed(state, "respond", start)}
-    if disclosure:
-        update["disclosed_ai_at_turn"] = state.turn_index
-    return update
+    return {**_reply_update(state, disclosure, text), "timings": _elapsed(state, "respond", start)}
 
 
 async def fused_turn(state: SupportState, runtime: Runtime[SupportContext]) -> dict[str, Any]:
@@ -382,14 +390,7 @@ async def fused_turn(state: SupportState, runtime: Runtime[SupportContext]) -> d
             emit({"type": "token", "text": word + " "})
     else:  # the model decided but wrote nothing: write the reply from its decisions
         text = await _stream_reply(ctx, state, predictions)
-    update: dict[str, Any] = {
-        **predictions,
-        "response": f"{disclosure} {text}" if disclosure else text,
-        "timings": _elapsed(state, "fused_turn", start),
-    }
-    if disclosure:
-        update["disclosed_ai_at_turn"] = state.turn_index
-    return update
+    return {**predictions, **_reply_update(state, disclosure, text), "timings": _elapsed(state, "fused_turn", start)}
 
 
 async def crisis_response(state: SupportState, runtime: Runtime[SupportContext]) -> dict[str, Any]:
