@@ -65,14 +65,17 @@ def load_mesc(path: Path, split: str, history_turns: int) -> list[tuple[str, lis
 
 
 def run(policy: SafetyPolicy, items, llm, label: str, progress: bool = True):
-    results = []
+    """Assess every item; returns the assessments, the seconds taken and how many turns asked the model."""
+    results, asked = [], 0
     start = time.perf_counter()
     for i, (text, history) in enumerate(items, 1):
+        if llm is not None and policy.llm_verdict_can_count(policy.assess_rules(text, history), text):
+            asked += 1
         results.append(policy.assess(text, history, llm))
         if progress and llm is not None and (i % 25 == 0 or i == len(items)):
             rate = (time.perf_counter() - start) / i
-            print(f"  [{label}] {i}/{len(items)}  {rate:.2f} s/turn", file=sys.stderr, flush=True)
-    return results, time.perf_counter() - start
+            print(f"  [{label}] {i}/{len(items)}  {rate:.2f} s/turn  ({asked} asked the model)", file=sys.stderr, flush=True)
+    return results, time.perf_counter() - start, asked
 
 
 def pct(n: int, d: int) -> str:
@@ -95,11 +98,17 @@ def main(argv: list[str] | None = None) -> int:
         "can only be >= the rules' recall (saves ~190 model calls on a slow machine)",
     )
     ap.add_argument("--llm-messages-limit", type=int, default=None, help="only the first N non-risk messages in the LLM run")
+    ap.add_argument(
+        "--llm-every-turn",
+        action="store_true",
+        help="ask the model on every turn (SafetyPolicy(llm_every_turn=True)); by default turns whose verdict could not "
+        "count (no rule signal, no risk word) skip the call, which cannot change any route",
+    )
     ap.add_argument("--show", action="store_true", help="print every MESC turn that escalated")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     args = ap.parse_args(argv)
 
-    policy = SafetyPolicy()
+    policy = SafetyPolicy(llm_every_turn=args.llm_every_turn)
     explicit, implicit, safe = load_messages(args.messages)
     mesc = load_mesc(args.mesc_csv, args.split, args.history)
     figures: dict[str, dict[str, float | int | str]] = {}
@@ -112,17 +121,19 @@ def main(argv: list[str] | None = None) -> int:
 
     for name, llm in layers:
         turns = mesc if llm is None or args.limit is None else mesc[: args.limit]
-        mesc_res, mesc_s = run(policy, turns, llm, f"{name} MESC")
+        mesc_res, mesc_s, mesc_asked = run(policy, turns, llm, f"{name} MESC")
         fa = sum(r.crisis for r in mesc_res)
         print(f"\n== {name} ==")
         print(f"MESC {args.split} user turns: false-alarm rate {pct(fa, len(turns))}   (goal <= 2 %)   {1000 * mesc_s / max(1, len(turns)):.1f} ms/turn", flush=True)
+        if llm is not None:
+            print(f"  the model was asked on {mesc_asked} of {len(turns)} turns (the others had no rule signal and no risk word)")
         skip = llm is not None and args.skip_llm_recall
-        exp_res, _ = run(policy, [(t, []) for t in explicit], None if skip else llm, f"{name} explicit")
-        imp_res, _ = run(policy, [(t, []) for t in implicit], None if skip else llm, f"{name} implicit")
+        exp_res, _, _ = run(policy, [(t, []) for t in explicit], None if skip else llm, f"{name} explicit")
+        imp_res, _, _ = run(policy, [(t, []) for t in implicit], None if skip else llm, f"{name} implicit")
         if skip:
             print("(risk messages: rules only; with the LLM layer recall can only be higher)")
         safe_run = safe if llm is None or args.llm_messages_limit is None else safe[: args.llm_messages_limit]
-        safe_res, _ = run(policy, [(t, []) for t in safe_run], llm, f"{name} non-risk")
+        safe_res, _, _ = run(policy, [(t, []) for t in safe_run], llm, f"{name} non-risk")
         rec_e = sum(r.crisis for r in exp_res)
         rec_i = sum(r.crisis for r in imp_res)
         fe = sum(r.crisis for r in safe_res)
@@ -147,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             "implicit_recall": rec_i / len(implicit),
             "non_risk_escalation_rate": fe / max(1, safe_n),
             "seconds_per_mesc_turn": mesc_s / max(1, len(turns)),
+            "mesc_turns_asking_the_model": mesc_asked,
         }
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))

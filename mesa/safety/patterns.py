@@ -488,7 +488,7 @@ PAST_INTENT = r"\b(?:wanted to|wanted|was going to|were going to|was gonna|thoug
 
 FICTION = (
     r"\b(?:novel|story|stories|fiction|fanfic|fan fiction|book|movie|film|tv show|show|series|episode|character|characters|protagonist|"
-    r"villain|lyrics?|song|poem|poetry|screenplay|roleplay|role-play|role play|d&d|dnd|video game|in the game|in game|plot|chapter|"
+    r"villain|lyrics?|song|poem|poetry|screenplay|roleplay|role-play|role play|d&d|dnd|video game|in the game|in game|final boss|boss fight|boss battle|playthrough|speedrun|plot|chapter|"
     r"anime|manga|comic|sitcom|documentary|the play|a play|musical|opera|podcast|my oc|essay|thesis|hypothetical(?:ly)?)\b"
 )
 

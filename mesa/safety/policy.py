@@ -39,6 +39,12 @@ RiskLevelName = Literal["none", "low", "elevated", "imminent"]
 RiskCategoryName = Literal["none", "suicide", "self_harm", "harm_to_others", "abuse", "other"]
 
 
+_RISK_WORD = re.compile(
+    r"\b(?:die|dead|death|kill|suicid\w*|end|ending|live|living|alive|life|hurt|harm|pain|gone|disappear|burden|goodbye|pills?|"
+    r"cut|bleed|jump|bridge|rope|gun|knife|hit|hits|beat|abuse|scared|afraid|threat\w*|safe|unsafe|point|anymore|over)\b"
+)
+"""Words one of which a quote must hold to ground an LLM crisis verdict the rules did not see."""
+
 JUDGEMENT_MAX_TOKENS = 96
 """Output cap of the LLM judgement: level and category, then a short quote."""
 
@@ -239,6 +245,10 @@ class SafetyPolicy:
         llm_escalation: ``"grounded"`` (default): an LLM verdict of crisis counts only when the rules saw at
             least a signal, or the LLM quoted the user's own risk words verbatim (else it is kept as ``low``);
             ``"trusted"``: always (for strong models). The moderation layer is always trusted.
+        llm_every_turn: ask the LLM on every turn. By default (``False``, grounded mode) a turn with no
+            rule signal and no risk word skips the call, because no verdict could route it to the
+            protocol (see :meth:`llm_verdict_can_count`); the assessment then reads ``none`` where the
+            model might have said ``low``.
         hook_timeout: seconds an async hook may take before it is abandoned (logged).
     """
 
@@ -255,6 +265,7 @@ class SafetyPolicy:
         disclosure_every: int | None = 20,
         *,
         llm_escalation: Literal["grounded", "trusted"] = "grounded",
+        llm_every_turn: bool = False,
         hook_timeout: float | None = 30.0,
     ) -> None:
         self.locale = resolve_locale(locale)
@@ -281,6 +292,7 @@ class SafetyPolicy:
         if llm_escalation not in ("grounded", "trusted"):
             raise ValueError("llm_escalation must be 'grounded' or 'trusted'")
         self.llm_escalation = llm_escalation
+        self.llm_every_turn = llm_every_turn
         self.hook_timeout = hook_timeout
 
     @classmethod
@@ -373,12 +385,26 @@ class SafetyPolicy:
         return SafetyAssessment(level=base.level, category=base.category, evidence=evidence_list, sources=sources)
 
     def _grounded(self, base: SafetyAssessment, evidence: str, text: str) -> bool:
+        """An LLM crisis verdict is grounded by a rule signal, or by a quote of the user's own risk words
+        (whole words, not in a sentence about fiction or games)."""
         if _RANK[base.level] >= _RANK["low"]:
             return True
         quote = normalize(evidence).strip(" \"'.")
-        return len(quote.split()) >= 3 and quote in normalize(text) and bool(re.search(
-            r"\b(?:die|dead|death|kill|suicid\w*|end|ending|live|living|alive|life|hurt|harm|pain|gone|disappear|burden|goodbye|pills?|"
-            r"cut|bleed|jump|bridge|rope|gun|knife|hit|hits|beat|abuse|scared|afraid|threat\w*|safe|unsafe|point|anymore|over)\b", quote))
+        if len(quote.split()) < 3 or not _RISK_WORD.search(quote):
+            return False
+        found = re.search(r"(?<!\w)" + re.escape(quote) + r"(?!\w)", normalize(text))
+        return found is not None and not self.engine.in_fiction(text, *found.span())
+
+    def llm_verdict_can_count(self, rules: SafetyAssessment, text: str) -> bool:
+        """Whether an LLM judgement of this turn could change where it is routed.
+
+        Under ``llm_escalation="grounded"`` a crisis verdict counts only with a rule signal or a
+        verbatim quote holding a risk word; a turn with neither can at most be rated ``low``, which
+        routes nowhere. Such turns skip the LLM call unless ``llm_every_turn=True``.
+        """
+        if self.llm_every_turn or self.llm_escalation == "trusted" or _RANK[rules.level] >= _RANK["low"]:
+            return True
+        return _RISK_WORD.search(normalize(text)) is not None
 
     @staticmethod
     def _call_kwargs(method: Any) -> dict[str, Any]:
@@ -405,7 +431,7 @@ class SafetyPolicy:
         logged and skipped (the result so far stands).
         """
         result = self.assess_rules(text, history)
-        if llm is not None and self.llm_assessment:
+        if llm is not None and self.llm_assessment and self.llm_verdict_can_count(result, text):
             try:
                 answer = await llm.astructured(
                     self._llm_messages(text, history), SafetyJudgement, max_retries=1, **self._call_kwargs(llm.astructured)
@@ -425,7 +451,7 @@ class SafetyPolicy:
     def assess(self, text: str, history: Sequence[Message] = (), llm: LLM | None = None) -> SafetyAssessment:
         """Sync twin of :meth:`aassess`."""
         result = self.assess_rules(text, history)
-        if llm is not None and self.llm_assessment:
+        if llm is not None and self.llm_assessment and self.llm_verdict_can_count(result, text):
             try:
                 answer = llm.structured(
                     self._llm_messages(text, history), SafetyJudgement, max_retries=1, **self._call_kwargs(llm.structured)
