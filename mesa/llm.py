@@ -9,6 +9,9 @@
   outside the taxonomy) is re-asked up to ``max_retries`` times and never
   returned; when the model never answers validly a
   :class:`~mesa.errors.StructuredOutputError` is raised;
+- streamed structured answers (``stream_structured`` / ``astream_structured``):
+  partial objects whose fields fill in as the model writes them, for showing
+  progress; the caller validates the last one (no re-ask happens mid-stream);
 - text calls (``text`` / ``atext``) and streamed text (``stream_text`` /
   ``astream_text``).
 
@@ -23,6 +26,7 @@ LiteLLM is imported on first use, with its price-list fetch turned off
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
@@ -226,6 +230,39 @@ class LLM:
             )
         except InstructorRetryException as exc:
             raise self._structured_error(exc, response_model) from exc
+        except Exception as exc:
+            raise self._wrap(exc) from exc
+
+    def stream_structured(self, messages: list[dict[str, Any]], response_model: type[T], **kwargs: Any) -> Iterator[BaseModel]:
+        """Partial answers of ``response_model`` as they are generated (every field optional, strings growing).
+
+        Validate the last one with ``response_model.model_validate(last.model_dump())``; when that fails,
+        ask again with :meth:`structured` (which re-asks). This sync twin drives
+        :meth:`astream_structured` on a private event loop (instructor hands LiteLLM's sync stream to its
+        async parser), so call it from sync code only.
+        """
+        stream = self.astream_structured(messages, response_model, **kwargs)
+        loop = asyncio.new_event_loop()
+        try:
+            while True:
+                try:
+                    partial = loop.run_until_complete(anext(stream))
+                except StopAsyncIteration:
+                    return
+                yield partial
+        finally:
+            loop.run_until_complete(stream.aclose())
+            loop.close()
+
+    async def astream_structured(self, messages: list[dict[str, Any]], response_model: type[T], **kwargs: Any) -> AsyncIterator[BaseModel]:
+        """Async twin of :meth:`stream_structured`."""
+        try:
+            async for partial in self._instructor(True).chat.completions.create_partial(
+                response_model=response_model, max_retries=0, **self._kwargs(messages, kwargs)
+            ):
+                yield partial
+        except LLMError:
+            raise
         except Exception as exc:
             raise self._wrap(exc) from exc
 

@@ -106,6 +106,27 @@ def test_invalid_labels_are_reasked_and_never_stored(make_agent):
     assert dumps and not any("ecstatic" in repr(v) or "'Hug'" in repr(v) for v in dumps)
 
 
+def test_fused_stream_with_an_invalid_label_is_asked_again_and_never_shown(make_agent):
+    script = ScriptedModel(strategy=["Hug", "Approval"], reply=["Hugs to you.", "Well done for going."])
+    agent = make_agent(model=script, mode="fused")
+    events = list(agent.stream("I went to the interview after all", thread_id="fv"))
+    stages = {e.stage: e.prediction.label for e in events if e.type == "stage"}
+    assert stages["strategy"] == "Approval"
+    streamed = "".join(e.text for e in events if e.type == "token")
+    assert "Hugs" not in streamed and events[-1].reply.text.endswith("Well done for going.")
+    assert [c.schema for c in label_calls(script)] == ["FusedTurn", "FusedTurn"]
+    dumps = [snap.values for snap in _state_history(agent, "fv")]
+    assert dumps and not any("'Hug'" in repr(v) or "Hugs" in repr(v) for v in dumps)
+
+
+def test_fused_reply_streams_as_it_is_written(make_agent):
+    script = ScriptedModel(reply="That sounds like a long week, and you still showed up.")
+    events = list(make_agent(model=script, mode="fused").stream("long week", thread_id="fs"))
+    tokens = [e.text for e in events if e.type == "token"]
+    assert len(tokens) > 5  # piece by piece, not one block at the end
+    assert "".join(tokens).strip() == events[-1].reply.text
+
+
 def _state_history(agent, thread_id):
     async def collect():
         return [s async for s in agent.graph.aget_state_history({"configurable": {"thread_id": thread_id}})]

@@ -1,10 +1,12 @@
 """The LLM interface: structured calls with re-asking, text, streaming, provider modes."""
 
+from itertools import pairwise
+
 import pytest
 from pydantic import BaseModel
 
 from mesa.errors import LLMError, StructuredOutputError
-from mesa.graphs.nodes import step_model
+from mesa.graphs.nodes import fused_model, step_model
 from mesa.llm import LLM, STRUCTURED_MODES, register_structured_mode
 from mesa.taxonomy import MESC
 from mesa.testing import ScriptedModel
@@ -43,6 +45,29 @@ async def test_async_stream():
     llm = ScriptedModel(reply="a b c").as_llm()
     assert [p async for p in llm.astream_text(ASK)] == ["a ", "b ", "c"]
     assert await llm.atext(ASK) == "a b c"
+
+
+def test_structured_stream_fills_fields_in_order():
+    fused = fused_model(MESC)
+    script = ScriptedModel(user_emotion="sadness", strategy="Open question", reply="What happened after that?")
+    partials = list(script.as_llm().stream_structured(ASK, fused))
+    assert partials[0].user_emotion is None and partials[0].response is None
+    replies = [p.response for p in partials if p.response]
+    assert len(replies) > 1 and all(b.startswith(a) for a, b in pairwise(replies))
+    final = fused.model_validate(partials[-1].model_dump())
+    assert (final.user_emotion, final.strategy, final.response) == ("sadness", "Open question", "What happened after that?")
+    assert [c.schema for c in script.calls] == ["FusedTurn"]
+
+
+async def test_async_structured_stream_raises_on_an_invalid_final_answer():
+    fused = fused_model(MESC)
+    ok = [p async for p in ScriptedModel(strategy="Approval", reply="Well done.").as_llm().astream_structured(ASK, fused)]
+    assert ok[-1].strategy == "Approval" and ok[-1].response == "Well done."
+    seen = []
+    with pytest.raises(LLMError):
+        async for partial in ScriptedModel(strategy="Hug").as_llm().astream_structured(ASK, fused):
+            seen.append(partial)
+    assert seen  # partials came before the final validation failed
 
 
 def test_mode_is_chosen_per_provider():

@@ -10,6 +10,7 @@ events (``stream_mode="custom"``) through :func:`emit`:
 
 from __future__ import annotations
 
+import logging
 import time
 from functools import lru_cache
 from typing import Annotated, Any, Literal
@@ -41,6 +42,8 @@ __all__ = [
     "step_model",
     "user_text",
 ]
+
+log = logging.getLogger("mesa.graphs")
 
 STEP_TITLES: dict[LabelSetName, str] = {"user_emotion": "UserEmotion", "strategy": "Strategy", "system_emotion": "SystemEmotion"}
 REPLY_MAX_TOKENS = 160
@@ -358,8 +361,61 @@ async def respond(state: SupportState, runtime: Runtime[SupportContext]) -> dict
     return {**_reply_update(state, disclosure, text), "timings": _elapsed(state, "respond", start)}
 
 
+LABEL_FIELDS: tuple[LabelSetName, ...] = ("user_emotion", "strategy", "system_emotion")
+
+
+class _UnsettledAnswer(Exception):
+    """The streamed fused answer broke off or held a label outside the taxonomy before the reply began."""
+
+
+async def _stream_fused(ctx: SupportContext, state: SupportState, messages: list[dict[str, str]]) -> tuple[dict[str, Prediction], str, str | None]:
+    """Stream the fused answer: the three labels, once all are settled and valid, then the reply as it grows.
+
+    Returns the predictions, the reply text streamed and the disclosure sent before it. Raises
+    :class:`_UnsettledAnswer` when nothing of the turn was shown yet (the caller asks again).
+    """
+    predictions: dict[str, Prediction] = {}
+    disclosure: str | None = None
+    streamed = ""
+    try:
+        async for partial in ctx.llm.astream_structured(messages, fused_model(ctx.taxonomy), max_tokens=STEP_MAX_TOKENS + REPLY_MAX_TOKENS):
+            if not predictions:
+                if partial.response is None:  # the labels are settled once the response has begun
+                    continue
+                labels = {which: getattr(partial, which) for which in LABEL_FIELDS}
+                if any(labels[which] not in ctx.taxonomy.names(which) for which in LABEL_FIELDS):
+                    raise _UnsettledAnswer(f"labels outside the taxonomy: {labels}")
+                predictions = {which: Prediction(label=label, source="fused") for which, label in labels.items()}
+                for which, prediction in predictions.items():
+                    emit({"type": "stage", "stage": which, "prediction": prediction.model_dump()})
+            growing = partial.response or ""
+            if len(growing) > len(streamed) and growing.startswith(streamed):
+                if not streamed:
+                    growing = growing.lstrip()
+                    if not growing:
+                        continue
+                    disclosure = _disclose(ctx, state)
+                emit({"type": "token", "text": growing[len(streamed) :]})
+                streamed = growing
+    except _UnsettledAnswer:
+        raise
+    except Exception as exc:  # nothing shown yet: ask again; else keep what was shown
+        if not predictions:
+            raise _UnsettledAnswer(str(exc)) from exc
+        log.warning("fused answer broke off after the reply began; keeping the %d characters streamed: %s", len(streamed), exc)
+    if not predictions:
+        raise _UnsettledAnswer("the answer ended before the response began")
+    return predictions, " ".join(streamed.split()), disclosure
+
+
 async def fused_turn(state: SupportState, runtime: Runtime[SupportContext]) -> dict[str, Any]:
-    """One structured call that decides emotion, strategy, system emotion and writes the response, in order."""
+    """One structured call that decides emotion, strategy, system emotion and writes the response, in order.
+
+    The answer is streamed: the three stage events come as soon as the labels are settled and valid,
+    the reply tokens as the model writes them. A stream that breaks off or holds an invalid label
+    before the reply began is asked again as one structured call (with re-asks), so an invalid label
+    is never shown or stored. A reply left empty is written from the decided labels.
+    """
     start = time.perf_counter()
     ctx = _context(runtime)
     text = user_text(state)
@@ -375,20 +431,23 @@ async def fused_turn(state: SupportState, runtime: Runtime[SupportContext]) -> d
         demonstrations=_demonstrations(ctx, text, state.history),
         prior=_prior(ctx, "strategy", text, state.history),
     )
-    answer = await ctx.llm.astructured(
-        [_system_message(ctx), {"role": "user", "content": prompt}], fused_model(tax), max_tokens=STEP_MAX_TOKENS + REPLY_MAX_TOKENS
-    )
-    predictions = {
-        which: Prediction(label=getattr(answer, which), source="fused") for which in ("user_emotion", "strategy", "system_emotion")
-    }
-    for which, prediction in predictions.items():
-        emit({"type": "stage", "stage": which, "prediction": prediction.model_dump()})
-    disclosure = _disclose(ctx, state)
-    text = answer.response.strip()
-    if text:
-        for word in text.split(" "):
-            emit({"type": "token", "text": word + " "})
-    else:  # the model decided but wrote nothing: write the reply from its decisions
+    messages = [_system_message(ctx), {"role": "user", "content": prompt}]
+    try:
+        predictions, text, disclosure = await _stream_fused(ctx, state, messages)
+    except _UnsettledAnswer as why:
+        log.info("fused stream unusable (%s); asking again without streaming", why)
+        answer = await ctx.llm.astructured(messages, fused_model(tax), max_tokens=STEP_MAX_TOKENS + REPLY_MAX_TOKENS)
+        predictions = {which: Prediction(label=getattr(answer, which), source="fused") for which in LABEL_FIELDS}
+        for which, prediction in predictions.items():
+            emit({"type": "stage", "stage": which, "prediction": prediction.model_dump()})
+        text = answer.response.strip()
+        disclosure = None
+        if text:
+            disclosure = _disclose(ctx, state)
+            for word in text.split(" "):
+                emit({"type": "token", "text": word + " "})
+    if not text:  # the model decided but wrote nothing: write the reply from its decisions
+        disclosure = _disclose(ctx, state)
         text = await _stream_reply(ctx, state, predictions)
     return {**predictions, **_reply_update(state, disclosure, text), "timings": _elapsed(state, "fused_turn", start)}
 
