@@ -4,7 +4,10 @@
 2. Orchestration overhead: ``SupportAgent.respond`` on the stepwise graph with a zero-latency scripted
    model, against a hand-written LangGraph chain of the same node functions called with ``ainvoke``
    (no agent, no checkpointer). Both pay the same LiteLLM + instructor cost per call.
-3. Fused against stepwise turn latency on the embedded model (SmolLM2-135M, llama.cpp).
+3. Fused against stepwise turn latency on the embedded model (SmolLM2-135M, llama.cpp), default
+   safety policy: on ordinary turns (no rule signal, no risk word: the safety layer asks no model), and
+   on ordinary turns that hold a risk word ("pain", "life", "afraid"), where both modes also pay the
+   safety model's judgement.
 
     python bench/core_bench.py                 # all three
     python bench/core_bench.py --skip-embedded # 1 and 2 only
@@ -26,6 +29,13 @@ TEXTS = [
     "My partner and I keep fighting about money.",
     "I haven't slept properly in weeks because of work.",
     "I finally told my sister how I feel and it went well.",
+]
+# Ordinary turns that hold a risk word, so the safety policy asks the model too (in both modes).
+RISK_WORD_TEXTS = [
+    "My back pain is getting worse and I'm scared of the surgery.",
+    "I feel like my life is going nowhere since I moved.",
+    "I'm afraid I'll end up alone like my uncle.",
+    "Work has been hard and I'm over it, honestly.",
 ]
 
 
@@ -96,20 +106,22 @@ def bench_overhead(turns: int) -> dict:
     }
 
 
-def bench_modes(turns: int) -> dict:
+def bench_modes(turns: int, texts: list[str]) -> dict:
     from mesa import SupportAgent
 
-    result = {}
+    result: dict = {}
     for mode in ("stepwise", "fused"):
         with SupportAgent(mode=mode) as agent:
             agent.respond("warm up", thread_id="warm")
-            times = []
+            times, crisis = [], 0
             for i in range(turns):
                 start = time.perf_counter()
-                agent.respond(TEXTS[i % len(TEXTS)], thread_id=f"{mode}-{i}")
+                reply = agent.respond(texts[i % len(texts)], thread_id=f"{mode}-{i}")
                 times.append(time.perf_counter() - start)
+                crisis += reply.crisis
         result[f"{mode}_seconds_median"] = statistics.median(times)
         result[f"{mode}_seconds_all"] = [round(t, 2) for t in times]
+        result[f"{mode}_crisis_turns"] = crisis
     result["fused_over_stepwise"] = result["fused_seconds_median"] / result["stepwise_seconds_median"]
     return result
 
@@ -131,10 +143,11 @@ def main() -> None:
     print(f"orchestration: hand-written chain {o['hand_written_ms_per_turn']:.1f} ms/turn, SupportAgent "
           f"{o['support_agent_ms_per_turn']:.1f} ms/turn, ratio {o['overhead_ratio']:.2f}x   [goal <= 1.3x]")
     if not args.skip_embedded:
-        figures["modes"] = bench_modes(args.embedded_turns)
-        m = figures["modes"]
-        print(f"embedded model: stepwise {m['stepwise_seconds_median']:.2f} s/turn, fused {m['fused_seconds_median']:.2f} s/turn, "
-              f"fused/stepwise {m['fused_over_stepwise']:.2f}x   [goal <= 0.5x]")
+        for key, texts, label in (("modes", TEXTS, "ordinary turns"), ("modes_risk_words", RISK_WORD_TEXTS, "turns with a risk word (+ safety model)")):
+            figures[key] = m = bench_modes(args.embedded_turns, texts)
+            print(f"embedded model, {label}: stepwise {m['stepwise_seconds_median']:.2f} s/turn {m['stepwise_seconds_all']}, "
+                  f"fused {m['fused_seconds_median']:.2f} s/turn {m['fused_seconds_all']}, "
+                  f"fused/stepwise {m['fused_over_stepwise']:.2f}x   [goal <= 0.5x]", flush=True)
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(figures, handle, indent=2)

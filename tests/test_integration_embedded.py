@@ -56,3 +56,35 @@ def test_embedded_crisis_turn_gets_the_protocol(agents):
     reply = agents["stepwise"].respond("i want to end my life, i have the pills ready", thread_id="int-crisis")
     assert reply.crisis
     assert agents["stepwise"].safety.check_crisis_reply(reply.text) == []
+
+
+@pytest.mark.parametrize("cache_mb", [64, 0])
+def test_embedded_model_resumes_a_shared_prompt_prefix(cache_mb):
+    """With the prompt cache, a prompt that shares a long prefix with an earlier (not the last) call
+    is read from where that call's state left off; without it, from the start."""
+    from mesa.local import EmbeddedModel, smollm2_path
+
+    model = EmbeddedModel(smollm2_path(), prompt_cache_mb=cache_mb)
+    read: list[int] = []
+    llama = model.llama
+    original_eval = llama.eval
+
+    def counting_eval(tokens):
+        read.append(len(tokens))
+        return original_eval(tokens)
+
+    llama.eval = counting_eval
+    instructions = {"role": "system", "content": "You are a calm, kind listener who answers in one short sentence. " * 12}
+    ask = {"max_tokens": 4, "temperature": 0.0}
+    try:
+        model.complete([instructions, {"role": "user", "content": "I lost my keys again."}], ask)
+        model.complete([{"role": "system", "content": "Say hello."}, {"role": "user", "content": "hi"}], ask)
+        read.clear()
+        model.complete([instructions, {"role": "user", "content": "My cat is ill and I'm worried."}], ask)
+        prompt_read = read[0]
+    finally:
+        model.close()
+    if cache_mb:
+        assert prompt_read < 40  # only the new user message (and the chat template around it)
+    else:
+        assert prompt_read > 150  # the whole system prompt again
