@@ -83,10 +83,10 @@ class EmbeddedModel:
     ) -> None:
         self.weights = Path(weights)
         self.n_ctx = n_ctx
-        self.n_threads = n_threads or int(os.environ.get("MESA_LOCAL_THREADS", 0)) or max(1, os.cpu_count() or 1)
+        self.n_threads = n_threads or int(os.environ.get("MESA_LOCAL_THREADS") or 0) or max(1, os.cpu_count() or 1)
         self.seed = seed
         if prompt_cache_mb is None:
-            prompt_cache_mb = int(os.environ.get("MESA_LOCAL_PROMPT_CACHE_MB", DEFAULT_PROMPT_CACHE_MB))
+            prompt_cache_mb = int(os.environ.get("MESA_LOCAL_PROMPT_CACHE_MB") or DEFAULT_PROMPT_CACHE_MB)
         if prompt_cache_mb < 0:
             raise ValueError("prompt_cache_mb must be >= 0")
         self.prompt_cache_mb = prompt_cache_mb
