@@ -70,6 +70,9 @@ class EmbeddedModel:
         seed: sampling seed.
         prompt_cache_mb: RAM for saved states, least recently used dropped first (default:
             ``MESA_LOCAL_PROMPT_CACHE_MB`` or 256); 0 turns the cache off.
+        one_paragraph: end a streamed text answer at its first blank line. Small models asked for
+            "two or three short sentences" tend to go on for paragraphs until ``max_tokens`` cuts them
+            mid-sentence; JSON answers are never cut.
     """
 
     def __init__(
@@ -80,6 +83,7 @@ class EmbeddedModel:
         n_threads: int | None = None,
         seed: int = 0,
         prompt_cache_mb: int | None = None,
+        one_paragraph: bool = True,
     ) -> None:
         self.weights = Path(weights)
         self.n_ctx = n_ctx
@@ -90,6 +94,7 @@ class EmbeddedModel:
         if prompt_cache_mb < 0:
             raise ValueError("prompt_cache_mb must be >= 0")
         self.prompt_cache_mb = prompt_cache_mb
+        self.one_paragraph = one_paragraph
         self._llama = None
         self._lock = threading.Lock()
 
@@ -155,12 +160,34 @@ class EmbeddedModel:
         return result
 
     def stream(self, messages: list[dict[str, Any]], params: dict[str, Any]) -> Iterator[tuple[str, str | None]]:
-        """``(text piece, finish reason or None)`` pairs as they are generated."""
+        """``(text piece, finish reason or None)`` pairs as they are generated.
+
+        With ``one_paragraph``, a text answer (not JSON) ends at the first blank line after some text:
+        generation stops there and the last pair is ``("", "stop")``.
+        """
         request = self._request(messages, params)
+        cut_paragraph = self.one_paragraph and "response_format" not in request
+        written = ""
         with self._lock:
-            for chunk in self.llama.create_chat_completion(stream=True, **request):
-                choice = chunk["choices"][0]
-                yield choice["delta"].get("content") or "", choice.get("finish_reason")
+            chunks = self.llama.create_chat_completion(stream=True, **request)
+            try:
+                for chunk in chunks:
+                    choice = chunk["choices"][0]
+                    piece = choice["delta"].get("content") or ""
+                    if cut_paragraph and piece:
+                        text = written + piece
+                        start = len(text) - len(text.lstrip())
+                        cut = text.find("\n\n", start)
+                        if cut >= 0:
+                            rest = text[:cut][len(written) :]
+                            if rest:
+                                yield rest, None
+                            yield "", "stop"
+                            return
+                    written += piece
+                    yield piece, choice.get("finish_reason")
+            finally:
+                chunks.close()
 
 
 def close_truncated_json(text: str) -> str | None:

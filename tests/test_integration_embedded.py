@@ -35,6 +35,7 @@ def test_embedded_model_answers_a_support_turn(agents, mode):
     follow = agents[mode].respond("My parents will be so disappointed.", thread_id=f"int-{mode}")
     _check(follow)
     assert len(agents[mode].history(f"int-{mode}")) == 4
+    assert all("\n\n" not in r.text for r in (reply, follow))  # one paragraph, not a ramble
 
 
 def test_embedded_model_streams(agents):

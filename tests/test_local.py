@@ -1,0 +1,81 @@
+"""The embedded model's own logic, without loading weights: how streamed answers end, truncated JSON.
+
+A stand-in replaces the llama.cpp object (generation is not under test here; the real model is in
+tests/test_integration_embedded.py).
+"""
+
+import json
+
+import pytest
+
+from mesa.local import EmbeddedModel, close_truncated_json
+
+
+class _StandInLlama:
+    def __init__(self, pieces):
+        self.pieces = pieces
+        self.closed = False
+
+    def create_chat_completion(self, stream, **request):
+        def generate():
+            try:
+                for i, piece in enumerate(self.pieces):
+                    last = i == len(self.pieces) - 1
+                    yield {"choices": [{"delta": {"content": piece}, "finish_reason": "length" if last else None}]}
+            finally:
+                self.closed = True
+
+        return generate()
+
+
+def _model(pieces, **kwargs):
+    model = EmbeddedModel("stand-in.gguf", prompt_cache_mb=0, **kwargs)
+    model._llama = _StandInLlama(pieces)
+    return model
+
+
+ASK = [{"role": "user", "content": "How do I cope?"}]
+
+
+@pytest.mark.parametrize(
+    ("pieces", "expected"),
+    [
+        (["It sounds hard.", " I'm here.", "\n", "\nFirstly, ", "breathe"], "It sounds hard. I'm here.\n"),
+        (["It sounds hard.\n\nFirstly"], "It sounds hard."),
+        (["\n\nA leading blank line is not an end.", "\n\nThis is."], "\n\nA leading blank line is not an end."),
+    ],
+)
+def test_a_text_answer_ends_at_its_first_blank_line(pieces, expected):
+    model = _model(pieces)
+    out = list(model.stream(ASK, {}))
+    assert "".join(piece for piece, _ in out) == expected
+    assert out[-1] == ("", "stop")
+    assert model._llama.closed  # generation stopped, not run to max_tokens in the background
+
+
+def test_json_answers_and_one_paragraph_off_are_never_cut():
+    pieces = ['{"a": "x.', '\n\n', 'y"}']
+    json_out = list(_model(pieces).stream(ASK, {"response_format": {"type": "json_object"}}))
+    assert "".join(p for p, _ in json_out) == '{"a": "x.\n\ny"}'
+    text_out = list(_model(["One.", "\n\nTwo."], one_paragraph=False).stream(ASK, {}))
+    assert "".join(p for p, _ in text_out) == "One.\n\nTwo." and text_out[-1][1] == "length"
+
+
+def test_an_answer_without_a_blank_line_keeps_its_finish_reason():
+    out = list(_model(["One", " two"]).stream(ASK, {}))
+    assert out == [("One", None), (" two", "length")]
+
+
+def test_truncated_json_is_closed_where_it_was_cut():
+    assert json.loads(close_truncated_json('{"label": "fear", "rationale": "the user is wor')) == {
+        "label": "fear",
+        "rationale": "the user is wor",
+    }
+    assert close_truncated_json("not json at all {") is None
+
+
+def test_prompt_cache_size_is_validated(monkeypatch):
+    monkeypatch.setenv("MESA_LOCAL_PROMPT_CACHE_MB", "0")
+    assert EmbeddedModel("x.gguf").prompt_cache_mb == 0
+    with pytest.raises(ValueError):
+        EmbeddedModel("x.gguf", prompt_cache_mb=-1)
