@@ -11,6 +11,8 @@
 
     python bench/core_bench.py                 # all three
     python bench/core_bench.py --skip-embedded # 1 and 2 only
+    python bench/core_bench.py --mesc ../shared/data/mesc/mesc_train_val.csv --mesc-turns 16
+        # 3 also on a seeded random sample of MESC val client turns (real therapy talk)
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import time
+from itertools import pairwise
 
 HEAVY = ("litellm", "torch", "llama_cpp", "whisper", "faster_whisper", "deepface", "transformers", "tensorflow", "cv2")
 TEXTS = [
@@ -70,7 +73,7 @@ def bench_overhead(turns: int) -> dict:
     for name in names:
         chain.add_node(name, getattr(nodes, name))
     chain.add_edge(START, names[0])
-    for a, b in zip(names, names[1:]):
+    for a, b in pairwise(names):
         chain.add_edge(a, b)
     chain.add_edge(names[-1], END)
     app = chain.compile()
@@ -106,6 +109,17 @@ def bench_overhead(turns: int) -> dict:
     }
 
 
+def mesc_sample(path: str, n: int, seed: int = 7) -> list[str]:
+    """A seeded random sample of MESC val client utterances of at least three words."""
+    import csv
+    import random
+
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = [r["Utterance"].strip() for r in csv.DictReader(handle) if r["split"] == "val" and r["Speaker"] == "Client"]
+    rows = [text for text in rows if len(text.split()) >= 3]
+    return random.Random(seed).sample(rows, n)
+
+
 def bench_modes(turns: int, texts: list[str]) -> dict:
     from mesa import SupportAgent
 
@@ -132,6 +146,8 @@ def main() -> None:
     parser.add_argument("--overhead-turns", type=int, default=40)
     parser.add_argument("--embedded-turns", type=int, default=4)
     parser.add_argument("--skip-embedded", action="store_true")
+    parser.add_argument("--mesc", help="MESC mesc_train_val.csv: also time a seeded sample of its val client turns")
+    parser.add_argument("--mesc-turns", type=int, default=16)
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
 
@@ -143,8 +159,12 @@ def main() -> None:
     print(f"orchestration: hand-written chain {o['hand_written_ms_per_turn']:.1f} ms/turn, SupportAgent "
           f"{o['support_agent_ms_per_turn']:.1f} ms/turn, ratio {o['overhead_ratio']:.2f}x   [goal <= 1.3x]")
     if not args.skip_embedded:
-        for key, texts, label in (("modes", TEXTS, "ordinary turns"), ("modes_risk_words", RISK_WORD_TEXTS, "turns with a risk word (+ safety model)")):
-            figures[key] = m = bench_modes(args.embedded_turns, texts)
+        sets = [("modes", TEXTS, "ordinary turns", args.embedded_turns), ("modes_risk_words", RISK_WORD_TEXTS, "turns with a risk word (+ safety model)", args.embedded_turns)]
+        if args.mesc:
+            sample = mesc_sample(args.mesc, args.mesc_turns)
+            sets.append(("modes_mesc_val", sample, f"{len(sample)} sampled MESC val client turns", len(sample)))
+        for key, texts, label, turns in sets:
+            figures[key] = m = bench_modes(turns, texts)
             print(f"embedded model, {label}: stepwise {m['stepwise_seconds_median']:.2f} s/turn {m['stepwise_seconds_all']}, "
                   f"fused {m['fused_seconds_median']:.2f} s/turn {m['fused_seconds_all']}, "
                   f"fused/stepwise {m['fused_over_stepwise']:.2f}x   [goal <= 0.5x]", flush=True)
