@@ -49,14 +49,14 @@ def make_turn_media(directory: Path, seconds: float) -> tuple[Path, Path]:
 
     raw, wav = directory / "raw.wav", directory / "speech.wav"
     run("espeak-ng", "-v", "en-us", "-s", "140", "-w", str(raw), TEXT)
-    run("sox", str(raw), "-r", "16000", "-c", "1", str(wav))
+    run("sox", "-D", str(raw), "-r", "16000", "-c", "1", str(wav))
     # repeat the speech to the wanted length
     repeats = max(1, int(seconds // max(0.1, load_audio(wav).duration)) + 1)
     if repeats > 1:
         long = directory / "long.wav"
-        run("sox", *([str(wav)] * repeats), str(long))
+        run("sox", "-D", *([str(wav)] * repeats), str(long))
         trimmed = directory / "turn.wav"
-        run("sox", str(long), str(trimmed), "trim", "0", str(seconds))
+        run("sox", "-D", str(long), str(trimmed), "trim", "0", str(seconds))
         wav = trimmed
     face = directory / "face.png"
     skimage.io.imsave(str(face), skimage.data.astronaut(), check_contrast=False)

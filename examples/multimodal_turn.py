@@ -35,7 +35,7 @@ def make_demo_video(directory: Path) -> Path:
 
     raw, wav, face, video = (directory / n for n in ("raw.wav", "speech.wav", "face.png", "turn.mp4"))
     run("espeak-ng", "-v", "en-us", "-s", "130", "-w", str(raw), DEMO_TEXT)
-    run("sox", str(raw), "-r", "16000", "-c", "1", str(wav))
+    run("sox", "-D", str(raw), "-r", "16000", "-c", "1", str(wav))
     skimage.io.imsave(str(face), skimage.data.astronaut(), check_contrast=False)
     seconds = load_audio(wav).duration
     run(

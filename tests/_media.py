@@ -32,27 +32,27 @@ def speech_wav(
             raw = directory / f"{name}_{i}_raw.wav"
             _run("espeak-ng", "-v", "en-us", "-s", str(rate), "-p", str(pitch), "-w", str(raw), sentence.strip() + ".")
             padded = directory / f"{name}_{i}.wav"
-            _run("sox", str(raw), "-r", "16000", "-c", "1", str(padded), "pad", "0", str(gap))
+            _run("sox", "-D", str(raw), "-r", "16000", "-c", "1", str(padded), "pad", "0", str(gap))
             parts.append(str(padded))
         out = directory / f"{name}.wav"
-        _run("sox", *parts, str(out))
+        _run("sox", "-D", *parts, str(out))
         return out
     raw = directory / f"{name}_raw.wav"
     _run("espeak-ng", "-v", "en-us", "-s", str(rate), "-p", str(pitch), "-w", str(raw), text)
     out = directory / f"{name}.wav"
-    _run("sox", str(raw), "-r", "16000", "-c", "1", str(out))
+    _run("sox", "-D", str(raw), "-r", "16000", "-c", "1", str(out))
     return out
 
 
 def silence_wav(directory: Path, seconds: float = 2.0, name: str = "silence") -> Path:
     out = directory / f"{name}.wav"
-    _run("sox", "-n", "-r", "16000", "-c", "1", str(out), "trim", "0", str(seconds))
+    _run("sox", "-D", "-n", "-r", "16000", "-c", "1", str(out), "trim", "0", str(seconds))
     return out
 
 
 def tone_wav(directory: Path, seconds: float, name: str = "tone") -> Path:
     out = directory / f"{name}.wav"
-    _run("sox", "-n", "-r", "16000", "-c", "1", str(out), "synth", str(seconds), "sine", "220", "vol", "0.3")
+    _run("sox", "-D", "-n", "-r", "16000", "-c", "1", str(out), "synth", str(seconds), "sine", "220", "vol", "0.3")
     return out
 
 
