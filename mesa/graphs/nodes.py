@@ -64,6 +64,13 @@ def emit(event: dict[str, Any]) -> None:
     writer(event)
 
 
+def _announce(predictions: dict[str, Prediction]) -> dict[str, Prediction]:
+    """Send one stage event per decided label, in order; returns ``predictions``."""
+    for which, prediction in predictions.items():
+        emit({"type": "stage", "stage": which, "prediction": prediction.model_dump()})
+    return predictions
+
+
 def _clamp_confidence(value: Any) -> float:
     try:
         number = float(value)
@@ -219,7 +226,7 @@ async def _label_step(state: SupportState, runtime: Runtime[SupportContext], whi
             [_system_message(ctx), {"role": "user", "content": prompt}], step_model(ctx.taxonomy, which), max_tokens=STEP_MAX_TOKENS
         )
         prediction = Prediction(label=answer.label, confidence=answer.confidence, rationale=answer.rationale, source="llm")
-    emit({"type": "stage", "stage": which, "prediction": prediction.model_dump()})
+    _announce({which: prediction})
     return {which: prediction, "timings": _elapsed(state, which, start)}
 
 
@@ -385,9 +392,7 @@ async def _stream_fused(ctx: SupportContext, state: SupportState, messages: list
                 labels = {which: getattr(partial, which) for which in LABEL_FIELDS}
                 if any(labels[which] not in ctx.taxonomy.names(which) for which in LABEL_FIELDS):
                     raise _UnsettledAnswer(f"labels outside the taxonomy: {labels}")
-                predictions = {which: Prediction(label=label, source="fused") for which, label in labels.items()}
-                for which, prediction in predictions.items():
-                    emit({"type": "stage", "stage": which, "prediction": prediction.model_dump()})
+                predictions = _announce({which: Prediction(label=label, source="fused") for which, label in labels.items()})
             growing = partial.response or ""
             if len(growing) > len(streamed) and growing.startswith(streamed):
                 if not streamed:
@@ -437,17 +442,15 @@ async def fused_turn(state: SupportState, runtime: Runtime[SupportContext]) -> d
     except _UnsettledAnswer as why:
         log.info("fused stream unusable (%s); asking again without streaming", why)
         answer = await ctx.llm.astructured(messages, fused_model(tax), max_tokens=STEP_MAX_TOKENS + REPLY_MAX_TOKENS)
-        predictions = {which: Prediction(label=getattr(answer, which), source="fused") for which in LABEL_FIELDS}
-        for which, prediction in predictions.items():
-            emit({"type": "stage", "stage": which, "prediction": prediction.model_dump()})
+        predictions = _announce({which: Prediction(label=getattr(answer, which), source="fused") for which in LABEL_FIELDS})
+        disclosure = _disclose(ctx, state)
         text = answer.response.strip()
-        disclosure = None
         if text:
-            disclosure = _disclose(ctx, state)
             for word in text.split(" "):
                 emit({"type": "token", "text": word + " "})
     if not text:  # the model decided but wrote nothing: write the reply from its decisions
-        disclosure = _disclose(ctx, state)
+        if disclosure is None:  # not sent yet, or not due (then asking again sends nothing)
+            disclosure = _disclose(ctx, state)
         text = await _stream_reply(ctx, state, predictions)
     return {**predictions, **_reply_update(state, disclosure, text), "timings": _elapsed(state, "fused_turn", start)}
 

@@ -392,8 +392,9 @@ class SafetyPolicy:
         quote = normalize(evidence).strip(" \"'.")
         if len(quote.split()) < 3 or not _RISK_WORD.search(quote):
             return False
-        found = re.search(r"(?<!\w)" + re.escape(quote) + r"(?!\w)", normalize(text))
-        return found is not None and not self.engine.in_fiction(text, *found.span())
+        normalized = normalize(text)
+        found = re.search(r"(?<!\w)" + re.escape(quote) + r"(?!\w)", normalized)
+        return found is not None and not self.engine.in_fiction(normalized, *found.span())
 
     def llm_verdict_can_count(self, rules: SafetyAssessment, text: str) -> bool:
         """Whether an LLM judgement of this turn could change where it is routed.

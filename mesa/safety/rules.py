@@ -236,11 +236,11 @@ class RuleEngine:
 
     # -- public --------------------------------------------------------------------------------------
 
-    def in_fiction(self, text: str, start: int, end: int) -> bool:
-        """Whether ``normalize(text)[start:end]`` sits in a sentence about fiction, games or hypotheticals."""
-        norm = normalize(text)
-        s_start, s_end = self._span(norm, start, end, _SENTENCE_BREAK)
-        return self._fiction.search(norm[s_start:s_end]) is not None
+    def in_fiction(self, normalized: str, start: int, end: int) -> bool:
+        """Whether ``normalized[start:end]`` (a span of :func:`normalize`'d text) sits in a sentence about
+        fiction, games or hypotheticals."""
+        s_start, s_end = self._span(normalized, start, end, _SENTENCE_BREAK)
+        return self._fiction.search(normalized[s_start:s_end]) is not None
 
     def findings(self, text: str) -> list[Finding]:
         """Every rule match in ``text`` with the outcome of its context checks."""
