@@ -28,7 +28,7 @@ from mesa.safety import (
 )
 from mesa.state import SafetyAssessment
 
-POLICY = SafetyPolicy()
+POLICY = SafetyPolicy(semantic=False)  # the rule layer alone (the semantic layer: test_safety_semantic.py)
 
 
 def _protocol_failures(text: str, category: str | None = None, policy: SafetyPolicy = POLICY) -> str | None:
@@ -148,7 +148,7 @@ def test_extra_patterns_add_rules():
 
 def test_rules_off_needs_the_explicit_parameter_and_warns(caplog):
     with caplog.at_level(logging.WARNING, logger="mesa.safety"):
-        policy = SafetyPolicy(rules=False)
+        policy = SafetyPolicy(rules=False, semantic=False)
     assert any("rule layer is OFF" in r.getMessage() for r in caplog.records)
     assert not policy.assess("I want to kill myself").crisis
     assert SafetyPolicy().assess("I want to kill myself").crisis

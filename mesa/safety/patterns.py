@@ -492,6 +492,13 @@ FICTION = (
     r"anime|manga|comic|sitcom|documentary|the play|a play|musical|opera|podcast|my oc|essay|thesis|hypothetical(?:ly)?)\b"
 )
 
+REALITY = (
+    r"\b(?:for real|not (?:a |for a |just a )?(?:story|joke|fiction|hypothetical|game|roleplay)|not (?:really )?(?:joking|kidding|pretending)|"
+    r"(?:the|my) friend is (?:me|actually me)|(?:it's|its|it is) (?:actually |really )?(?:me|about me)|i(?:'m| am) the friend|"
+    r"(?:this is|it's|its) (?:real|really happening)|in real life|irl)\b"
+)
+"""Markers that a fiction, hypothetical or "for a friend" frame is about the writer after all."""
+
 REPORTED_SPEECH = r"\b(?:says?|said|sings?|sang|wrote|writes|tweeted|posted|texted|line|quote|quoted|asks?|asked|yells?|yelled|screams?|screamed|told|tells|goes)\b"
 
 THIRD_PARTY_SUBJECT = (

@@ -8,7 +8,8 @@ import logging
 import re
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from concurrent.futures import Future
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Literal
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, Field
 
 from mesa.safety.contacts import CrisisContact, LocaleContacts, load_contact_table, locale_entry, resolve_locale
+from mesa.safety.counters import EscalationCounters
 from mesa.safety.patterns import RiskPattern
 from mesa.safety.rules import LEVELS, RuleEngine, normalize
 from mesa.state import Message, SafetyAssessment
@@ -128,10 +130,23 @@ _HUMAN_CLAIM = re.compile(
 )
 
 
+_METHOD = re.compile(
+    r"\b\d+(?:[.,]\d+)?\s*(?:mg|milligrams?|mcg|micrograms?|g|grams?|ml|millilit(?:er|re)s?|pills|tablets|capsules|units|doses|storeys|stories|floors|"
+    r"feet|ft|metres|meters|m)\b|"
+    r"\b(?:lethal|fatal|deadly|toxic|dangerous|overdose|killing) (?:dose|doses|amount|amounts|level|levels|quantity|threshold|height|heights)\b|"
+    r"\b(?:lethality|ld50|most lethal|least painful|most painless|painless(?:ly)?|quickest|fastest|surest|most (?:effective|reliable|certain))\b|"
+    r"\b(?:how to|way to|ways to|method(?:s)? (?:to|of|for)) (?:tie|hang|cut|overdose|jump|shoot|poison|drown|suffocate|bleed|die|kill)\b|"
+    r"\b(?:noose|ligature|carbon monoxide|exit bag|helium|nitrogen|charcoal|cyanide|nitrite|vertical(?:ly)? (?:cut|cuts)|cut (?:deep|deeper|vertically|along))\b|"
+    r"\b(?:high enough|enough (?:pills|tablets|to (?:die|kill|be fatal)))\b"
+)
+"""Method, dose or lethality content: never in a crisis reply (a model's wording with it is replaced by the template)."""
+
+
 def check_crisis_reply(text: str, contacts: Sequence[CrisisContact] = (), emergency: str | None = None) -> list[str]:
     """The required elements a crisis reply lacks (empty: it has them all), plus violations.
 
-    Violations are named ``judgemental`` and ``claims_to_be_human``. ``contacts``
+    Violations are named ``judgemental``, ``claims_to_be_human`` and ``method_content`` (a method,
+    dose, amount or lethality). ``contacts``
     (and the ``emergency`` number) are what the reply must quote at least one of;
     without them any phone number or crisis-service URL counts.
     """
@@ -154,7 +169,14 @@ def check_crisis_reply(text: str, contacts: Sequence[CrisisContact] = (), emerge
         missing.append("judgemental")
     if _HUMAN_CLAIM.search(body):
         missing.append("claims_to_be_human")
+    if _METHOD.search(_without_contacts(body)):
+        missing.append("method_content")
     return missing
+
+
+def _without_contacts(body: str) -> str:
+    """The reply without phone numbers and addresses (so "988" or "116 123" never reads as an amount)."""
+    return re.sub(r"https?://\S+|www\.\S+|\+?\d[\d\s\-]{1,14}\d(?!\s*(?:mg|g|ml|pills|tablets|feet|floors))|\b\d{3}\b(?!\s*(?:mg|g|ml|pills|tablets))", " ", body)
 
 
 def _has_contact(text: str, contacts: Sequence[CrisisContact], emergency: str | None) -> bool:
@@ -249,7 +271,15 @@ class SafetyPolicy:
             rule signal and no risk word skips the call, because no verdict could route it to the
             protocol (see :meth:`llm_verdict_can_count`); the assessment then reads ``none`` where the
             model might have said ``low``.
-        hook_timeout: seconds an async hook may take before it is abandoned (logged).
+        hook_timeout: seconds a hook (sync or async) may run before it is abandoned (logged). Hooks run off the
+            reply path: the crisis reply never waits for them.
+        semantic: the embedding layer (``True``: load it at first use when the ``safety`` extra is installed,
+            else warn once and go on with rules + LLM; ``False``: off; or a ready :class:`~mesa.safety.semantic.SemanticLayer`).
+        judgement_timeout: seconds the LLM safety judgement may take; on expiry the rules/semantic result stands.
+        wording_timeout: seconds the LLM may take to word the crisis reply; on expiry the vetted template is used.
+        disclosure_interval: repeat the AI disclosure when this much time has passed since the last one
+            (SB 243 / New York: at least every 3 hours), besides ``disclosure_every`` turns.
+        clock: ``() -> datetime`` (UTC) for the disclosure clock and the counters; tests inject one.
     """
 
     def __init__(
@@ -267,6 +297,11 @@ class SafetyPolicy:
         llm_escalation: Literal["grounded", "trusted"] = "grounded",
         llm_every_turn: bool = False,
         hook_timeout: float | None = 30.0,
+        semantic: Any = True,
+        judgement_timeout: float | None = 5.0,
+        wording_timeout: float | None = 5.0,
+        disclosure_interval: timedelta | None = timedelta(hours=3),
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.locale = resolve_locale(locale)
         self.rules = bool(rules)
@@ -294,6 +329,15 @@ class SafetyPolicy:
         self.llm_escalation = llm_escalation
         self.llm_every_turn = llm_every_turn
         self.hook_timeout = hook_timeout
+        self.judgement_timeout = judgement_timeout
+        self.wording_timeout = wording_timeout
+        self.disclosure_interval = disclosure_interval
+        self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
+        self.counters = EscalationCounters(self.clock)
+        self._semantic_choice = semantic
+        self._semantic: Any = None
+        self._semantic_lock = threading.Lock()
+        self._background: set[asyncio.Task[Any]] = set()
 
     @classmethod
     def default(cls) -> SafetyPolicy:
@@ -331,6 +375,55 @@ class SafetyPolicy:
                 level=follow.level, category=follow.category, evidence=follow.evidence + result.evidence, sources=["rules"]
             )
         return result
+
+    # -- the semantic layer ------------------------------------------------------------------------------
+
+    @property
+    def semantic(self) -> Any:
+        """The semantic layer, loaded at first use (``None`` when off or its extra is missing)."""
+        if self._semantic is None and self._semantic_choice is not False:
+            with self._semantic_lock:
+                if self._semantic is None:
+                    self._semantic = self._load_semantic()
+        return self._semantic or None
+
+    def _load_semantic(self) -> Any:
+        choice = self._semantic_choice
+        if choice is not True:
+            return choice
+        from mesa.safety.semantic import load_semantic_layer
+
+        try:
+            return load_semantic_layer()
+        except ImportError as exc:
+            log.warning(
+                "mesa.safety: the semantic layer is not running (%s); risk is assessed by the rules and the LLM only. "
+                'Install it with: pip install "mesa-esc[safety]"', exc
+            )
+            return False  # falsy, not None: do not try again
+
+    def assess_local(self, text: str, history: Sequence[Message] = ()) -> SafetyAssessment:
+        """The layers that need no model call: rules (with the check-in follow-up), then the semantic layer.
+
+        CPU-bound (tens of milliseconds at most for a chat message); :meth:`aassess` runs it in a worker thread.
+        The semantic layer may raise the level, never lower it; when it does not run, ``sources`` says so.
+        """
+        result = self.assess_rules(text, history)
+        if self._semantic_choice is False:
+            return result
+        layer = self.semantic
+        if layer is None:
+            return result.model_copy(update={"sources": [*result.sources, "semantic:unavailable"]})
+        signal = layer.assess(text)
+        return self._merge_semantic(result, signal)
+
+    def _merge_semantic(self, base: SafetyAssessment, signal: Any) -> SafetyAssessment:
+        sources = list(dict.fromkeys([*base.sources, "semantic"]))
+        if signal is None or _RANK[signal.level] <= _RANK[base.level]:
+            evidence = [*base.evidence, signal.as_evidence()] if signal is not None else base.evidence
+            return base.model_copy(update={"sources": sources, "evidence": evidence})
+        category = signal.category if base.category in ("none", "other") or base.level == "none" else base.category
+        return SafetyAssessment(level=signal.level, category=category, evidence=[*base.evidence, signal.as_evidence()], sources=sources)
 
     def _follow_up(self, text: str, history: Sequence[Message]) -> SafetyAssessment | None:
         """A short answer to our own crisis check-in keeps the protocol on unless it is a clear 'I'm safe'."""
@@ -431,14 +524,19 @@ class SafetyPolicy:
         Model layers may raise the rules' level, never lower it; a failing model layer is
         logged and skipped (the result so far stands).
         """
-        result = self.assess_rules(text, history)
+        # rules + semantic layer off the event loop: other conversations' turns go on meanwhile
+        result = await asyncio.to_thread(self.assess_local, text, history)
         if llm is not None and self.llm_assessment and self.llm_verdict_can_count(result, text):
             try:
-                answer = await llm.astructured(
+                call = llm.astructured(
                     self._llm_messages(text, history), SafetyJudgement, max_retries=1, **self._call_kwargs(llm.astructured)
                 )
+                answer = await asyncio.wait_for(call, self.judgement_timeout)
                 judgement = self._judgement_from(answer)
                 result = self._merge(result, judgement.level, judgement.category, judgement.evidence, "llm", text)
+            except TimeoutError:
+                log.warning("mesa.safety: LLM assessment took over %ss, keeping the rule/semantic result", self.judgement_timeout)
+                result = result.model_copy(update={"sources": [*result.sources, "llm:timeout"]})
             except Exception as exc:  # noqa: BLE001 - a model failure must never break the safety layer
                 log.warning("mesa.safety: LLM assessment failed, keeping the rule result: %s: %s", type(exc).__name__, exc)
         if self.moderation_model is not None:
@@ -451,11 +549,14 @@ class SafetyPolicy:
 
     def assess(self, text: str, history: Sequence[Message] = (), llm: LLM | None = None) -> SafetyAssessment:
         """Sync twin of :meth:`aassess`."""
-        result = self.assess_rules(text, history)
+        result = self.assess_local(text, history)
         if llm is not None and self.llm_assessment and self.llm_verdict_can_count(result, text):
             try:
-                answer = llm.structured(
-                    self._llm_messages(text, history), SafetyJudgement, max_retries=1, **self._call_kwargs(llm.structured)
+                answer = _call_with_deadline(
+                    lambda: llm.structured(
+                        self._llm_messages(text, history), SafetyJudgement, max_retries=1, **self._call_kwargs(llm.structured)
+                    ),
+                    self.judgement_timeout,
                 )
                 judgement = self._judgement_from(answer)
                 result = self._merge(result, judgement.level, judgement.category, judgement.evidence, "llm", text)
@@ -573,7 +674,9 @@ class SafetyPolicy:
         reply = None
         if llm is not None and self.llm_wording:
             try:
-                reply = await llm.atext(self._reply_messages(text, assessment, history))
+                reply = await asyncio.wait_for(llm.atext(self._reply_messages(text, assessment, history)), self.wording_timeout)
+            except TimeoutError:
+                log.warning("mesa.safety: LLM crisis wording took over %ss, using the template", self.wording_timeout)
             except Exception as exc:  # noqa: BLE001
                 log.warning("mesa.safety: LLM crisis wording failed, using the template: %s: %s", type(exc).__name__, exc)
         return self._accept(reply, assessment)
@@ -583,7 +686,7 @@ class SafetyPolicy:
         reply = None
         if llm is not None and self.llm_wording:
             try:
-                reply = llm.text(self._reply_messages(text, assessment, history))
+                reply = _call_with_deadline(lambda: llm.text(self._reply_messages(text, assessment, history)), self.wording_timeout)
             except Exception as exc:  # noqa: BLE001
                 log.warning("mesa.safety: LLM crisis wording failed, using the template: %s: %s", type(exc).__name__, exc)
         return self._accept(reply, assessment)
@@ -608,44 +711,111 @@ class SafetyPolicy:
         )
 
     async def aescalate(self, thread_id: str | None, assessment: SafetyAssessment, text: str) -> None:
-        """Fire every hook; a failing or hanging hook is logged and never breaks the reply."""
+        """Count the escalation and start every hook in the background; returns at once.
+
+        Hooks run off the reply path, each with ``hook_timeout``: async hooks as tasks on this loop,
+        sync hooks in their own daemon threads (a hanging sync hook holds only its thread, never the
+        loop, the reply or the default executor). Failures and timeouts are logged, never raised.
+        """
+        self.counters.record(assessment.category, assessment.level, self.clock())
         if not self.hooks:
             return
         event = self._event(thread_id, assessment, text)
         for hook in self.hooks:
-            name = getattr(hook, "__name__", repr(hook))
-            try:
-                if inspect.iscoroutinefunction(hook) or inspect.iscoroutinefunction(type(hook).__call__):
-                    result = hook(event)
-                else:
-                    result = await asyncio.to_thread(hook, event)
+            task = asyncio.get_running_loop().create_task(self._supervise(hook, event))
+            self._background.add(task)  # a strong reference until it ends
+            task.add_done_callback(self._background.discard)
+
+    async def adrain_hooks(self) -> None:
+        """Wait for the hooks started so far to end or time out (for tests and orderly shutdown)."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+
+    async def _supervise(self, hook: EscalationHook, event: EscalationEvent) -> None:
+        name = getattr(hook, "__name__", repr(hook))
+        try:
+            if _is_async(hook):
+                await asyncio.wait_for(hook(event), self.hook_timeout)
+            else:
+                result = await asyncio.wait_for(asyncio.wrap_future(_start_thread(hook, event)), self.hook_timeout)
                 if inspect.isawaitable(result):
                     await asyncio.wait_for(result, self.hook_timeout)
-            except Exception as exc:  # noqa: BLE001
-                log.error("mesa.safety: escalation hook %s failed: %s: %s", name, type(exc).__name__, exc)
+        except TimeoutError:
+            log.error("mesa.safety: escalation hook %s took over %ss; abandoned", name, self.hook_timeout)
+        except Exception as exc:  # noqa: BLE001 - a hook must never break the crisis protocol
+            log.error("mesa.safety: escalation hook %s failed: %s: %s", name, type(exc).__name__, exc)
 
     def escalate(self, thread_id: str | None, assessment: SafetyAssessment, text: str) -> None:
-        """Sync twin of :meth:`aescalate` (async hooks are run to completion in a helper thread if a loop is running)."""
+        """Sync twin of :meth:`aescalate`: counts, then starts the hooks in a daemon thread and returns at once."""
+        self.counters.record(assessment.category, assessment.level, self.clock())
         if not self.hooks:
             return
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            asyncio.run(self.aescalate(thread_id, assessment, text))
-            return
-        worker = threading.Thread(target=asyncio.run, args=(self.aescalate(thread_id, assessment, text),), daemon=True)
-        worker.start()
-        worker.join(self.hook_timeout)
+        event = self._event(thread_id, assessment, text)
+
+        async def run_all() -> None:
+            await asyncio.gather(*(self._supervise(hook, event) for hook in self.hooks))
+
+        threading.Thread(target=asyncio.run, args=(run_all(),), name="mesa-escalation", daemon=True).start()
 
     # -- AI disclosure ------------------------------------------------------------------------------------
 
-    def disclosure(self, turn_index: int, disclosed_at: int | None) -> str | None:
-        """The AI-disclosure sentence when it is due (first turn, then every ``disclosure_every`` turns), else ``None``."""
+    def disclosure(
+        self,
+        turn_index: int,
+        disclosed_at: int | None,
+        disclosed_at_time: datetime | None = None,
+        now: datetime | None = None,
+    ) -> str | None:
+        """The AI-disclosure sentence when it is due, else ``None``.
+
+        Due on the first turn, then every ``disclosure_every`` turns, and whenever ``disclosure_interval``
+        (3 hours by default) has passed since ``disclosed_at_time``, the time of the last disclosure.
+        ``now`` defaults to the policy's clock.
+        """
         if disclosed_at is None or turn_index == 0:
             return DISCLOSURE_TEXT
         if self.disclosure_every is not None and turn_index - disclosed_at >= self.disclosure_every:
             return DISCLOSURE_TEXT
+        if self.disclosure_interval is not None and disclosed_at_time is not None:
+            current = now or self.clock()
+            if _aware(current) - _aware(disclosed_at_time) >= self.disclosure_interval:
+                return DISCLOSURE_TEXT
         return None
+
+
+def _aware(moment: datetime) -> datetime:
+    """Naive datetimes are taken as UTC (so stored and injected times compare)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _is_async(hook: Any) -> bool:
+    call = type(hook).__call__ if not inspect.isfunction(hook) and not inspect.ismethod(hook) else None
+    return inspect.iscoroutinefunction(hook) or (call is not None and inspect.iscoroutinefunction(call))
+
+
+def _start_thread(function: Callable[..., Any], *args: Any) -> Future[Any]:
+    """Run ``function(*args)`` in a new daemon thread; its future holds the result or the exception.
+
+    Not the loop's default executor: a call that never returns would hold one of its few threads
+    for good and make ``asyncio.run`` wait for it at exit.
+    """
+    future: Future[Any] = Future()
+
+    def run() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(function(*args))
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever waits
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="mesa-safety-call", daemon=True).start()
+    return future
+
+
+def _call_with_deadline(function: Callable[[], Any], timeout: float | None) -> Any:
+    """``function()`` in a daemon thread, waited for at most ``timeout`` seconds (``TimeoutError`` after)."""
+    return _start_thread(function).result(timeout)
 
 
 def _moderation_categories(response: Any) -> dict[str, Any]:

