@@ -21,8 +21,11 @@ __all__ = ["fold"]
 
 # Characters that render as nothing (or nearly) and split words for a matcher.
 _INVISIBLE = dict.fromkeys(
-    map(ord, "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d"
-        "\u202e\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069\u206a\u206b\u206c\u206d\u206e\u206f\u3164\ufeff\uffa0"),
+    map(
+        ord,
+        "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d"
+        "\u202e\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069\u206a\u206b\u206c\u206d\u206e\u206f\u3164\ufeff\uffa0",
+    ),
     None,
 )
 
@@ -59,10 +62,49 @@ _SEPARATORS = re.compile(r"[ .\-_*·•~+/\\|]")
 _RUN_MIN_LETTERS = 3
 # Words a spaced-out run is split back into when it is made of them only ("k i l l m y s e l f").
 _RUN_WORDS = frozenset(
-    (
-        "i me my myself want to wanna kill die dead end it all life suicide suicidal self harm cut cutting hang "
-        "overdose jump off going gonna am will take pills tonight now him her them you your yourself kms kys unalive"
-    ).split(" ")
+    [
+        "i",
+        "me",
+        "my",
+        "myself",
+        "want",
+        "to",
+        "wanna",
+        "kill",
+        "die",
+        "dead",
+        "end",
+        "it",
+        "all",
+        "life",
+        "suicide",
+        "suicidal",
+        "self",
+        "harm",
+        "cut",
+        "cutting",
+        "hang",
+        "overdose",
+        "jump",
+        "off",
+        "going",
+        "gonna",
+        "am",
+        "will",
+        "take",
+        "pills",
+        "tonight",
+        "now",
+        "him",
+        "her",
+        "them",
+        "you",
+        "your",
+        "yourself",
+        "kms",
+        "kys",
+        "unalive",
+    ]
 )
 
 
