@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import operator
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -188,6 +189,9 @@ class SupportState(BaseModel):
     system_emotion: Prediction | None = None
     response: str | None = None
     disclosed_ai_at_turn: int | None = None
+    disclosed_ai_at: datetime | None = Field(
+        default=None, description="when the AI disclosure was last given (UTC); repeated at least every 3 hours"
+    )
     turn_index: int = 0
     timings: dict[str, float] = Field(default_factory=dict, description="seconds per step of the current turn")
     extras: Annotated[dict[str, Any], operator.or_] = Field(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
@@ -346,17 +347,18 @@ async def _stream_reply(ctx: SupportContext, state: SupportState, predictions: d
 
 def _disclose(ctx: SupportContext, state: SupportState) -> str | None:
     """The AI-disclosure sentence when it is due this turn (streamed first), else ``None``."""
-    disclosure = _safety_policy(ctx).disclosure(state.turn_index, state.disclosed_ai_at_turn)
+    disclosure = _safety_policy(ctx).disclosure(state.turn_index, state.disclosed_ai_at_turn, state.disclosed_ai_at)
     if disclosure:
         emit({"type": "token", "text": disclosure + " "})
     return disclosure
 
 
-def _reply_update(state: SupportState, disclosure: str | None, text: str) -> dict[str, Any]:
-    """The reply (after the disclosure when one was due) and, if so, the turn it was disclosed at."""
+def _reply_update(state: SupportState, disclosure: str | None, text: str, now: datetime | None = None) -> dict[str, Any]:
+    """The reply (after the disclosure when one was due) and, if so, the turn and time it was disclosed at."""
     if not disclosure:
         return {"response": text}
-    return {"response": f"{disclosure} {text}", "disclosed_ai_at_turn": state.turn_index}
+    when = now or datetime.now(UTC)
+    return {"response": f"{disclosure} {text}", "disclosed_ai_at_turn": state.turn_index, "disclosed_ai_at": when}
 
 
 async def respond(state: SupportState, runtime: Runtime[SupportContext]) -> dict[str, Any]:
@@ -462,8 +464,14 @@ async def crisis_response(state: SupportState, runtime: Runtime[SupportContext])
     policy = _safety_policy(ctx)
     assessment = state.safety or SafetyAssessment(level="elevated", category="other")
     text = user_text(state)
-    reply = await policy.acrisis_reply(text, assessment, state.history, ctx.llm)
+    # counted, and the hooks started in the background (each with its timeout): the reply never waits for them
     await policy.aescalate(ctx.thread_id, assessment, text)
+    reply = await policy.acrisis_reply(text, assessment, state.history, ctx.llm)  # bounded by wording_timeout
     emit({"type": "token", "text": reply})
     # The crisis reply always states that the user is talking to an AI.
-    return {"response": reply, "disclosed_ai_at_turn": state.turn_index, "timings": _elapsed(state, "crisis_response", start)}
+    return {
+        "response": reply,
+        "disclosed_ai_at_turn": state.turn_index,
+        "disclosed_ai_at": policy.clock(),
+        "timings": _elapsed(state, "crisis_response", start),
+    }

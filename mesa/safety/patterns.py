@@ -86,8 +86,9 @@ PATTERNS: tuple[RiskPattern, ...] = (
     # -------- suicide: imminent (means, plan, time, attempt in progress) --------
     RiskPattern(
         "suicide_attempt_in_progress",
-        r"\bi(?:'ve| have)? (?:just |already )?(?:took|taken|swallowed|downed|overdosed on) (?:a (?:bunch|lot|handful|whole bottle) of |all (?:of )?|"
-        r"(?:[1-9]\d+|twenty|thirty|forty|fifty|dozens of|dozens) |too many |the whole (?:bottle|pack|box) of |a whole (?:bottle|pack|box) of |enough |a (?:bottle|box|pack|handful|fistful) of )(?:(?:my|the|of) )*(?:\w+ )?(?:pills|tablets|meds|medication|painkillers|sleeping pills|tylenol|paracetamol|ibuprofen|insulin)\b",
+        r"\bi(?:'ve| have)? (?:just |already )?(?:took|taken|swallowed|downed|overdosed on) (?:like |about |around |maybe |over |nearly |almost )?(?:a (?:bunch|lot|handful|whole bottle) of |all (?:of )?|"
+        r"(?:[1-9]\d+|twenty|thirty|forty|fifty|dozens of|dozens) (?:of )?|too many |the whole (?:bottle|pack|box) of |a whole (?:bottle|pack|box) of |enough |a (?:bottle|box|pack|handful|fistful) of )(?:(?:my|the|of) )*(?:\w+ )?(?:pills|tablets|meds|medication|painkillers|sleeping pills|tylenol|paracetamol|ibuprofen|insulin|antidepressants|"
+        r"sleeping tablets|oxy|oxycodone|xanax|benzos|opioids|morphine|lithium|aspirin|sertraline|prozac)\b",
         "suicide",
         "imminent",
         negatable=True,
@@ -138,6 +139,8 @@ PATTERNS: tuple[RiskPattern, ...] = (
         r"(?:having|have|had|getting|get|with) (?:\w+ )?suicidal (?:thoughts|ideation|feelings|urges|thinking)|"
         r"(?:plan|planning|planned|plotting|preparing|researching|attempting) (?:my |a )?suicide|(?:think|thinking|thought|thoughts|fantasi[sz]\w*|daydream\w*|dream\w*|obsess\w*|imagin\w*) (?:about|of) (?:suicide|committing suicide|ending it|ending it all|not being here|being dead|dying|my (?:own )?death|not existing|not being alive|not waking up)|"
         r"(?:imagin|pictur|plann|think)\w* (?:about |of )?my (?:own )?funeral|"
+        r"(?:suicide|dying|death|killing myself|ending it(?: all)?|ending my life) is all i (?:can )?(?:think|thinking) (?:about|of)|"
+        r"all i (?:can )?(?:think|thinking) (?:about|of) is (?:suicide|dying|death|killing myself|ending it(?: all)?|ending my life)|"
         r"(?:suicide|death|dying|killing myself|ending it(?: all)?|ending my life) (?:is|seems(?: like)?|feels(?: like)?) (?:the |my )?(?:only|best|last|right) (?:option|way|answer|choice|solution|way out)|"
         r"(?:don't|can't|do not|cannot) see myself (?:being )?(?:alive|around|here|living) (?:next|in|by|much longer|for (?:much )?long|a year from now))\b",
         "suicide",

@@ -255,6 +255,8 @@ class RuleEngine:
         return False
 
     def _third_person(self, prefix: str, snippet: str) -> bool:
+        if re.match(r"(?:i|i'm|i've|i'll|i'd|i am)\b", snippet):  # the match names its own subject: the writer
+            return False
         if re.match(r"(?:wants|needs|plans|tries|wishes|deserves|hopes|thinks|is|was|has|does)\b", snippet):
             head = self._subject.findall(prefix)
             return not head or not head[-1][0]
