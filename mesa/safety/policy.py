@@ -136,7 +136,7 @@ _METHOD = re.compile(
     r"\b(?:lethal|fatal|deadly|toxic|dangerous|overdose|killing) (?:dose|doses|amount|amounts|level|levels|quantity|threshold|height|heights)\b|"
     r"\b(?:lethality|ld50|most lethal|least painful|most painless|painless(?:ly)?|quickest|fastest|surest|most (?:effective|reliable|certain))\b|"
     r"\b(?:how to|way to|ways to|method(?:s)? (?:to|of|for)) (?:tie|hang|cut|overdose|jump|shoot|poison|drown|suffocate|bleed|die|kill)\b|"
-    r"\b(?:noose|ligature|carbon monoxide|exit bag|helium|nitrogen|charcoal|cyanide|nitrite|vertical(?:ly)? (?:cut|cuts)|cut (?:deep|deeper|vertically|along))\b|"
+    r"\b(?:noose|ligature|carbon monoxide|exit bag|helium|nitrogen|charcoal|cyanide|nitrite|vertical(?:ly)? (?:cut|cuts)|(?:cut|cutting|cuts) (?:deep|deeper|vertically|along|down))\b|"
     r"\b(?:high enough|enough (?:pills|tablets|to (?:die|kill|be fatal)))\b"
 )
 """Method, dose or lethality content: never in a crisis reply (a model's wording with it is replaced by the template)."""
