@@ -243,10 +243,11 @@ class SupportAgent:
         return CachePolicy(key_func=key)
 
     async def _compile(self):
+        from mesa.graphs.smes import compile_graph
         from mesa.memory import open_checkpointer
 
         checkpointer, self._closer = await open_checkpointer(self._memory_spec)
-        return self.builder.compile(checkpointer=checkpointer, cache=self._cache)
+        return compile_graph(self.builder, checkpointer=checkpointer, cache=self._cache)
 
     def context(self, thread_id: str | None = None) -> SupportContext:
         """The runtime context this agent passes to its graph."""

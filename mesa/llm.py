@@ -373,9 +373,10 @@ class LLM:
         from instructor.core.exceptions import InstructorRetryException
 
         seconds = self._seconds(kwargs)
+        client = self._instructor(True)  # imports LiteLLM on first use: not the model's time
         try:
             async with asyncio.timeout(seconds):
-                return await self._instructor(True).chat.completions.create(
+                return await client.chat.completions.create(
                     response_model=response_model,
                     max_retries=self.max_retries if max_retries is None else max_retries,
                     **self._kwargs(messages, kwargs),
@@ -412,9 +413,10 @@ class LLM:
     async def atext(self, messages: list[dict[str, Any]], **kwargs: Any) -> str:
         """One text completion."""
         seconds = self._seconds(kwargs)
+        complete = self._completion_fn(True)  # imports LiteLLM on first use: not the model's time
         try:
             async with asyncio.timeout(seconds):
-                response = await self._completion_fn(True)(**self._kwargs(messages, kwargs))
+                response = await complete(**self._kwargs(messages, kwargs))
         except Exception as exc:
             raise self._wrap(exc, seconds) from exc
         return response.choices[0].message.content or ""

@@ -223,18 +223,22 @@ def _valid_distribution(ctx: SupportContext, which: LabelSetName, dist: Any) -> 
 
 
 def _classifier_prediction(ctx: SupportContext, which: LabelSetName, text: str, history: list[Message]) -> Prediction | None:
-    """The classifier's decision when it is used as the step and gives a label of the taxonomy, else ``None``."""
+    """The classifier's decision when it is used as the step, or ``None`` (then the LLM step decides).
+
+    Its top label must be a label of the taxonomy, as an LLM's must: a classifier whose best guess is
+    anything else ("hacked", a label of another taxonomy) is not trusted for this turn (logged).
+    """
     if ctx.classifier is None or ctx.classifier_use != "step" or not ctx.classifier.supports(which):
         return None
     try:
-        dist = _valid_distribution(ctx, which, ctx.classifier.predict_distribution(which, text, history))
+        dist = dict(ctx.classifier.predict_distribution(which, text, history))
+        label, p = max(dist.items(), key=lambda kv: _clamp_confidence(kv[1]))
     except Exception as exc:  # noqa: BLE001 - a broken classifier falls back to the LLM step
         log.warning("classifier failed on %s (%s: %s); asking the LLM", which, type(exc).__name__, exc)
         return None
-    if not dist:
-        log.warning("classifier gave no %s label of the taxonomy; asking the LLM", which)
+    if label not in ctx.taxonomy.names(which):
+        log.warning("classifier's %s label %r is not in the taxonomy; asking the LLM", which, str(label)[:80])
         return None
-    label, p = max(dist.items(), key=lambda kv: _clamp_confidence(kv[1]))
     return Prediction(label=label, confidence=_clamp_confidence(p), rationale="supervised classifier", source="classifier")
 
 
