@@ -280,8 +280,9 @@ def scripted_provider():
     def prepare(s: ScriptedModel, messages, params) -> tuple[str, list[str], str]:
         """The request's name, the answer's pieces (as streamed) and its finish reason."""
         name = s.request_name(params)
+        answer = s.respond_to(messages, params)  # recorded even when it then fails
         s._check_fail(name)
-        text, finish = s.cut(name, s.respond_to(messages, params))
+        text, finish = s.cut(name, answer)
         return name, _pieces(text) or [""], finish
 
     class ScriptedProvider(CustomLLM):
