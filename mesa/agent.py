@@ -27,16 +27,30 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
 
+from mesa.errors import TurnTimeoutError
 from mesa.graphs.context import DemonstrationSource, LabelClassifier, SupportContext
 from mesa.llm import LLM
 from mesa.prompts import PromptSet
-from mesa.state import MediaRef, Message, PerceptionResult, Prediction, Reply, SafetyAssessment, SupportState, Turn
+from mesa.state import (
+    MAX_TEXT_CHARS,
+    MediaRef,
+    Message,
+    PerceptionResult,
+    Prediction,
+    Reply,
+    SafetyAssessment,
+    SupportState,
+    Turn,
+)
 from mesa.taxonomy import Taxonomy, get_taxonomy
 
 __all__ = ["StreamEvent", "SupportAgent"]
 
 T = TypeVar("T")
 _DONE = object()
+
+DEFAULT_TURN_TIMEOUT = 120.0
+"""Seconds a whole turn may take (``SupportAgent(turn_timeout=...)``): two slow model calls' worth."""
 
 
 class StreamEvent(BaseModel):
@@ -127,6 +141,15 @@ class SupportAgent:
         cache: ``True``, a folder, or a ``mesa.cache.DiskCache``: label steps with the same inputs
             are answered from disk.
         graph: your own uncompiled ``StateGraph`` (of ``SupportState``) instead of a mode's.
+        turn_timeout: seconds a whole turn may take (default 120); past it
+            :class:`~mesa.errors.TurnTimeoutError`. ``None``: no turn deadline.
+        call_timeout: seconds each model call may take; ``None``: the model's own ``LLM(timeout=...)``
+            (60 s by default). A late label step leaves its label absent (see ``strict``).
+        strict: ``True``: a label step without a valid answer (re-asks exhausted, cut by ``max_tokens``,
+            a deadline) fails the turn; ``False`` (default): that label is ``None``, noted in
+            ``Reply.failed_steps``, and the turn is still answered.
+        max_input_chars: the longest user text accepted, in characters (default 16 000); longer raises
+            :class:`~mesa.errors.InputTooLargeError` before any model call or write. ``None``: no limit.
     """
 
     def __init__(
@@ -146,10 +169,19 @@ class SupportAgent:
         classifier_use: Literal["prior", "step"] = "prior",
         cache: Any = None,
         graph: Any = None,
+        turn_timeout: float | None = DEFAULT_TURN_TIMEOUT,
+        call_timeout: float | None = None,
+        strict: bool = False,
+        max_input_chars: int | None = MAX_TEXT_CHARS,
     ) -> None:
         from mesa.graphs.smes import build_graph
 
         self.llm = LLM.from_model(model)
+        if call_timeout is not None:
+            self.llm = self.llm.with_timeout(call_timeout)
+        self.turn_timeout = turn_timeout
+        self.strict = strict
+        self.max_input_chars = max_input_chars
         self.mode = mode
         self.taxonomy = get_taxonomy(taxonomy)
         self.prompts = prompts if isinstance(prompts, PromptSet) or prompts is None else PromptSet.from_dir(prompts)
@@ -211,10 +243,11 @@ class SupportAgent:
         return CachePolicy(key_func=key)
 
     async def _compile(self):
+        from mesa.graphs.smes import compile_graph
         from mesa.memory import open_checkpointer
 
         checkpointer, self._closer = await open_checkpointer(self._memory_spec)
-        return self.builder.compile(checkpointer=checkpointer, cache=self._cache)
+        return compile_graph(self.builder, checkpointer=checkpointer, cache=self._cache)
 
     def context(self, thread_id: str | None = None) -> SupportContext:
         """The runtime context this agent passes to its graph."""
@@ -230,6 +263,8 @@ class SupportAgent:
             classifier=self.classifier,
             classifier_use=self.classifier_use,
             thread_id=thread_id,
+            strict=self.strict,
+            max_input_chars=self.max_input_chars,
         )
 
     # -- running -------------------------------------------------------------------------------
@@ -245,6 +280,7 @@ class SupportAgent:
             "system_emotion": None,
             "response": None,
             "timings": {},
+            "failed_steps": {},
         }
         if history:
             fresh["history"] = [m if isinstance(m, Message) else Message.model_validate(m) for m in history]
@@ -264,15 +300,25 @@ class SupportAgent:
             safety=get("safety"),
             perception=get("perception") or {},
             timings=timings,
+            failed_steps=dict(get("failed_steps") or {}),
             thread_id=thread_id,
             mode=self.mode,
             interrupts=[getattr(i, "value", i) for i in interrupts],
         )
 
+    def _turn_timeout_error(self) -> TurnTimeoutError:
+        return TurnTimeoutError(f"the turn took longer than {self.turn_timeout} s (SupportAgent(turn_timeout=...))", seconds=self.turn_timeout or 0.0)
+
     async def _run(self, graph_input: Any, thread_id: str) -> Reply:
         start = time.perf_counter()
         config = {"configurable": {"thread_id": thread_id}}
-        values = await self.graph.ainvoke(graph_input, config, context=self.context(thread_id))
+        try:
+            async with asyncio.timeout(self.turn_timeout) as deadline:
+                values = await self.graph.ainvoke(graph_input, config, context=self.context(thread_id))
+        except TimeoutError as exc:
+            if not deadline.expired():
+                raise  # not the turn's deadline (a model call's, under strict=True)
+            raise self._turn_timeout_error() from exc
         return self._reply(values, thread_id, time.perf_counter() - start)
 
     async def _events(self, turn: Turn, thread_id: str, history: list[Message] | None) -> AsyncIterator[StreamEvent]:
@@ -291,16 +337,16 @@ class SupportAgent:
     async def _pump(self, turn: Turn, thread_id: str, history: list[Message] | None, put: Any) -> None:
         """Run a turn on the agent's loop, handing each event (or the error), then ``_DONE``, to ``put``."""
         try:
-            async for event in self._events(turn, thread_id, history):
-                put(event)
+            async with asyncio.timeout(self.turn_timeout) as deadline:
+                async for event in self._events(turn, thread_id, history):
+                    put(event)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread or task
-            put(exc)
+            put(self._turn_timeout_error() if isinstance(exc, TimeoutError) and deadline.expired() else exc)
         finally:
             put(_DONE)
 
-    @staticmethod
-    def _turn(text: str | None, audio: Any, video: Any, image: Any) -> Turn:
-        return Turn.from_inputs(text, audio=audio, video=video, image=image)
+    def _turn(self, text: str | None, audio: Any, video: Any, image: Any) -> Turn:
+        return Turn.from_inputs(text, audio=audio, video=video, image=image, max_chars=self.max_input_chars)
 
     def respond(
         self,

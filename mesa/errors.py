@@ -1,8 +1,25 @@
-"""Exception types. Everything mesa raises on purpose derives from :class:`MesaError`."""
+"""Exception types. Everything mesa raises on purpose derives from :class:`MesaError`::
+
+    MesaError
+    ├── MissingExtraError          (also an ImportError) an optional dependency is not installed
+    ├── InputTooLargeError         the user's text is over the size limit; raised before any model call or write
+    ├── TurnTimeoutError           (also a TimeoutError) the whole turn ran past its deadline
+    └── LLMError                   a model call failed (network, provider, configuration)
+        ├── LLMTimeoutError        (also a TimeoutError) one model call ran past its deadline
+        └── StructuredOutputError  no valid structured answer within the re-asks
+"""
 
 from __future__ import annotations
 
-__all__ = ["LLMError", "MesaError", "MissingExtraError", "StructuredOutputError"]
+__all__ = [
+    "InputTooLargeError",
+    "LLMError",
+    "LLMTimeoutError",
+    "MesaError",
+    "MissingExtraError",
+    "StructuredOutputError",
+    "TurnTimeoutError",
+]
 
 
 class MesaError(Exception):
@@ -18,8 +35,37 @@ class MissingExtraError(MesaError, ImportError):
         self.name = module
 
 
+class InputTooLargeError(MesaError):
+    """The user's text is longer than the configured limit (``SupportAgent(max_input_chars=...)``).
+
+    Raised before any model call and before anything is stored. Not a ``ValueError`` on purpose:
+    Pydantic validators let it through unwrapped. ``size`` and ``limit`` are in characters.
+    """
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"the message has {size} characters; the limit is {limit} (SupportAgent(max_input_chars=...))")
+        self.size = size
+        self.limit = limit
+
+
+class TurnTimeoutError(MesaError, TimeoutError):
+    """The whole turn ran past its deadline (``SupportAgent(turn_timeout=...)``); ``seconds`` is that deadline."""
+
+    def __init__(self, message: str, *, seconds: float) -> None:
+        super().__init__(message)
+        self.seconds = seconds
+
+
 class LLMError(MesaError):
     """The model call failed (network, provider, configuration)."""
+
+
+class LLMTimeoutError(LLMError, TimeoutError):
+    """One model call (its re-asks and the whole of a stream included) ran past ``LLM(timeout=...)``."""
+
+    def __init__(self, message: str, *, seconds: float) -> None:
+        super().__init__(message)
+        self.seconds = seconds
 
 
 class StructuredOutputError(LLMError):

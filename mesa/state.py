@@ -17,7 +17,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mesa.errors import InputTooLargeError
+
 __all__ = [
+    "MAX_TEXT_CHARS",
     "MediaRef",
     "Message",
     "PerceptionResult",
@@ -32,6 +35,15 @@ __all__ = [
 Modality = Literal["text", "audio", "video", "image"]
 RiskLevel = Literal["none", "low", "elevated", "imminent"]
 RiskCategory = Literal["none", "suicide", "self_harm", "harm_to_others", "abuse", "other"]
+
+MAX_TEXT_CHARS = 16_000
+"""Default limit on the user's text per turn, in characters (``SupportAgent(max_input_chars=...)``)."""
+
+
+def check_text_size(text: str | None, limit: int | None) -> None:
+    """Raise :class:`~mesa.errors.InputTooLargeError` when ``text`` is over ``limit`` characters (``None``: no limit)."""
+    if text and limit is not None and len(text) > limit:
+        raise InputTooLargeError(len(text), limit)
 
 
 def _sha256_of(path: Path, chunk: int = 1 << 20) -> str:
@@ -86,10 +98,16 @@ class Turn(BaseModel):
         audio: str | Path | MediaRef | None = None,
         video: str | Path | MediaRef | None = None,
         image: str | Path | MediaRef | None = None,
+        max_chars: int | None = MAX_TEXT_CHARS,
     ) -> Turn:
-        """A turn from user-facing arguments; at least one input is required."""
+        """A turn from user-facing arguments; at least one input is required.
+
+        Text over ``max_chars`` characters raises :class:`~mesa.errors.InputTooLargeError` before anything
+        else is done (``None``: no limit).
+        """
         if not any(x is not None and x != "" for x in (text, audio, video, image)):
             raise ValueError("a turn needs text, audio, video or an image")
+        check_text_size(text, max_chars)
         return cls(
             text=text,
             audio=MediaRef.from_source(audio) if audio is not None else None,
@@ -194,6 +212,9 @@ class SupportState(BaseModel):
     )
     turn_index: int = 0
     timings: dict[str, float] = Field(default_factory=dict, description="seconds per step of the current turn")
+    failed_steps: dict[str, str] = Field(
+        default_factory=dict, description="steps of the current turn that gave no answer (step → why); their label is absent"
+    )
     extras: Annotated[dict[str, Any], operator.or_] = Field(
         default_factory=dict, description="room for user nodes (retrieved passages, reviewer notes, ...)"
     )
@@ -209,6 +230,9 @@ class Reply(BaseModel):
     safety: SafetyAssessment | None = None
     perception: dict[str, PerceptionResult] = Field(default_factory=dict)
     timings: dict[str, float] = Field(default_factory=dict)
+    failed_steps: dict[str, str] = Field(
+        default_factory=dict, description="steps that gave no answer this turn (step → why): their label is None, the turn still answered"
+    )
     thread_id: str | None = None
     mode: str = "stepwise"
     interrupts: list[Any] = Field(

@@ -15,6 +15,18 @@ Each scripted value is either one answer for every call, or a list consumed in
 order (the last one repeats), e.g. ``strategy=["Not a strategy", "Approval"]``
 answers the first strategy question with an invalid label, which mesa re-asks,
 and the second with a valid one. ``model.calls`` records every request.
+
+Misbehaviour on purpose, to test deadlines and degraded turns (requests are named
+by schema title, e.g. ``"Strategy"``, ``"SafetyJudgement"``, ``"FusedTurn"``, or
+``"text"`` for text requests such as the reply)::
+
+    ScriptedModel(hang={"Strategy"})           # that request is never answered
+    ScriptedModel(stall_after=1)               # streams send one piece, then nothing, never ending
+    ScriptedModel(truncate={"Strategy": 12})   # answer cut after 12 characters, finish_reason "length"
+    ScriptedModel(fail={"text"})               # the provider raises an error
+
+``model.hanging`` is a ``threading.Event`` set when a request starts hanging or
+stalling; ``model.release()`` lets hung requests go on.
 """
 
 from __future__ import annotations
@@ -25,7 +37,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,6 +91,11 @@ class ScriptedModel:
             (``{"SafetyJudgement": {"level": "imminent", ...}}``); a dict or a list of dicts.
         latency: seconds to wait before each answer (0 for orchestration benchmarks).
         confidence: the confidence reported with each label.
+        hang: requests never answered (titles, ``"text"``; ``True``: all) until :meth:`release`.
+        stall_after: streamed answers stop after this many pieces and hang (until :meth:`release`).
+        truncate: ``{title: n}``: that answer is cut after ``n`` characters with ``finish_reason="length"``,
+            as a model that hit its ``max_tokens``.
+        fail: requests answered with a provider error (titles, ``"text"``; ``True``: all).
     """
 
     user_emotion: str | Sequence[str] | None = None
@@ -88,6 +105,10 @@ class ScriptedModel:
     structured: dict[str, Any] = field(default_factory=dict)
     latency: float = 0.0
     confidence: float = 0.9
+    hang: bool | str | Collection[str] = ()
+    stall_after: int | None = None
+    truncate: dict[str, int] = field(default_factory=dict)
+    fail: bool | str | Collection[str] = ()
     calls: list[ScriptedCall] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
@@ -100,6 +121,8 @@ class ScriptedModel:
         }
         self._other = {key: _Answers([json.dumps(v)] if isinstance(v, dict) else [json.dumps(x) for x in v]) for key, v in self.structured.items()}
         self._lock = threading.Lock()
+        self.hanging = threading.Event()
+        self._released = threading.Event()
         _instances[self.name] = self
 
     @property
@@ -116,6 +139,58 @@ class ScriptedModel:
     def calls_for(self, schema: str | None) -> list[ScriptedCall]:
         """The recorded requests for one schema title (``None``: text requests)."""
         return [c for c in self.calls if c.schema == schema]
+
+    def release(self) -> None:
+        """Let hung and stalled requests go on (they answer as scripted)."""
+        self._released.set()
+
+    # -- misbehaving on purpose -----------------------------------------------------------------
+
+    @staticmethod
+    def _selects(which: bool | str | Collection[str], name: str) -> bool:
+        if isinstance(which, bool):
+            return which
+        return name == which if isinstance(which, str) else name in which
+
+    def request_name(self, params: dict[str, Any]) -> str:
+        """The schema title a request asks for (``Partial`` stripped), or ``"text"``."""
+        fmt = params.get("response_format")
+        if not (isinstance(fmt, dict) and fmt.get("type") == "json_schema"):
+            return "text"
+        spec = fmt["json_schema"]
+        title = spec.get("schema", {}).get("title") or spec.get("name") or ""
+        base = title.removeprefix("Partial")  # a streamed request (instructor's Partial[...]) gets the same answer
+        if base != title and (base in self._other or base in _STEP_FIELDS or base == "FusedTurn"):
+            return base
+        return title
+
+    def _check_fail(self, name: str) -> None:
+        if self._selects(self.fail, name):
+            raise RuntimeError(f"scripted provider error for {name}")
+
+    async def wait_async(self, name: str, *, stalled: bool = False) -> None:
+        """Latency, then hang (polling, so a deadline can cancel it) when this request is scripted to."""
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        if stalled or self._selects(self.hang, name):
+            self.hanging.set()
+            while not self._released.is_set():
+                await asyncio.sleep(0.02)
+
+    def wait_sync(self, name: str, *, stalled: bool = False) -> None:
+        """Sync twin of :meth:`wait_async` (a hung sync request waits for :meth:`release`)."""
+        if self.latency:
+            time.sleep(self.latency)
+        if stalled or self._selects(self.hang, name):
+            self.hanging.set()
+            self._released.wait()
+
+    def cut(self, name: str, answer: str) -> tuple[str, str]:
+        """``(answer, finish_reason)``: cut with ``"length"`` when ``truncate`` names this request."""
+        limit = self.truncate.get(name)
+        if limit is not None and len(answer) > limit:
+            return answer[:limit], "length"
+        return answer, "stop"
 
     # -- answering ------------------------------------------------------------------------------
 
@@ -162,19 +237,15 @@ class ScriptedModel:
             return self._answers["reply"].next() or ""
 
     def respond_to(self, messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
-        fmt = params.get("response_format")
-        if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
-            spec = fmt["json_schema"]
-            schema = spec.get("schema", {})
-            title = schema.get("title") or spec.get("name") or ""
-            base = title.removeprefix("Partial")  # a streamed request (instructor's Partial[...]) gets the same answer
-            if base != title and (base in self._other or base in _STEP_FIELDS or base == "FusedTurn"):
-                title = base
-            answer = self.answer_structured(schema, title)
-            self.calls.append(ScriptedCall("structured", title, list(messages), answer))
+        """The scripted answer to one request (recorded in :attr:`calls`)."""
+        name = self.request_name(params)
+        if name == "text":
+            answer = self.answer_text()
+            self.calls.append(ScriptedCall("text", None, list(messages), answer))
             return answer
-        answer = self.answer_text()
-        self.calls.append(ScriptedCall("text", None, list(messages), answer))
+        schema = params["response_format"]["json_schema"].get("schema", {})
+        answer = self.answer_structured(schema, name)
+        self.calls.append(ScriptedCall("structured", name, list(messages), answer))
         return answer
 
 
@@ -194,45 +265,55 @@ def scripted_provider():
         except KeyError:
             raise ValueError(f"no scripted model named {model!r} in this process") from None
 
-    def response(model: str, text: str) -> ModelResponse:
+    def response(model: str, text: str, finish: str) -> ModelResponse:
         return ModelResponse(
             id=f"scripted-{uuid.uuid4().hex[:12]}",
             created=int(time.time()),
             model=f"mesa-scripted/{model}",
-            choices=[{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            choices=[{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
             usage={"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
         )
 
-    def chunks(text: str):
-        pieces = _pieces(text) or [""]
-        for i, piece in enumerate(pieces):
-            last = i == len(pieces) - 1
-            yield {"text": piece, "is_finished": last, "finish_reason": "stop" if last else "", "usage": None, "index": 0, "tool_use": None}
+    def chunk(piece: str, finish: str | None) -> dict[str, Any]:
+        return {"text": piece, "is_finished": finish is not None, "finish_reason": finish or "", "usage": None, "index": 0, "tool_use": None}
+
+    def prepare(s: ScriptedModel, messages, params) -> tuple[str, list[str], str]:
+        """The request's name, the answer's pieces (as streamed) and its finish reason."""
+        name = s.request_name(params)
+        answer = s.respond_to(messages, params)  # recorded even when it then fails
+        s._check_fail(name)
+        text, finish = s.cut(name, answer)
+        return name, _pieces(text) or [""], finish
 
     class ScriptedProvider(CustomLLM):
         def completion(self, model, messages, api_base, custom_prompt_dict, model_response, print_verbose, encoding, api_key, logging_obj, optional_params, *args, **kwargs):
             s = script(model)
-            if s.latency:
-                time.sleep(s.latency)
-            return response(model, s.respond_to(messages, optional_params))
+            name, pieces, finish = prepare(s, messages, optional_params)
+            s.wait_sync(name)
+            return response(model, "".join(pieces), finish)
 
         async def acompletion(self, model, messages, api_base, custom_prompt_dict, model_response, print_verbose, encoding, api_key, logging_obj, optional_params, *args, **kwargs):
             s = script(model)
-            if s.latency:
-                await asyncio.sleep(s.latency)
-            return response(model, s.respond_to(messages, optional_params))
+            name, pieces, finish = prepare(s, messages, optional_params)
+            await s.wait_async(name)
+            return response(model, "".join(pieces), finish)
 
         def streaming(self, model, messages, api_base, custom_prompt_dict, model_response, print_verbose, encoding, api_key, logging_obj, optional_params, *args, **kwargs):
             s = script(model)
-            if s.latency:
-                time.sleep(s.latency)
-            yield from chunks(s.respond_to(messages, optional_params))
+            name, pieces, finish = prepare(s, messages, optional_params)
+            s.wait_sync(name)
+            for i, piece in enumerate(pieces):
+                if s.stall_after is not None and i == s.stall_after:
+                    s.wait_sync(name, stalled=True)
+                yield chunk(piece, finish if i == len(pieces) - 1 else None)
 
         async def astreaming(self, model, messages, api_base, custom_prompt_dict, model_response, print_verbose, encoding, api_key, logging_obj, optional_params, *args, **kwargs):
             s = script(model)
-            if s.latency:
-                await asyncio.sleep(s.latency)
-            for item in chunks(s.respond_to(messages, optional_params)):
-                yield item
+            name, pieces, finish = prepare(s, messages, optional_params)
+            await s.wait_async(name)
+            for i, piece in enumerate(pieces):
+                if s.stall_after is not None and i == s.stall_after:
+                    await s.wait_async(name, stalled=True)
+                yield chunk(piece, finish if i == len(pieces) - 1 else None)
 
     return ScriptedProvider()

@@ -10,6 +10,8 @@ PUBLIC = [
     "PerceptionResult", "Prediction", "PromptSet", "Reply", "SafetyAssessment", "SafetyPolicy", "StreamEvent",
     "StructuredOutputError", "SupportAgent", "SupportContext", "SupportState", "Taxonomy", "Turn", "__version__",
     "build_graph", "compile_graph", "get_taxonomy", "register_taxonomy",
+    # reliability (issue 9): deadlines and input bounds
+    "InputTooLargeError", "LLMTimeoutError", "TurnTimeoutError",
 ]
 
 
@@ -40,3 +42,9 @@ def test_import_pulls_in_no_heavy_module():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ""
+
+
+def test_new_errors_sit_under_mesa_error():
+    assert issubclass(mesa.LLMTimeoutError, mesa.LLMError) and issubclass(mesa.LLMTimeoutError, TimeoutError)
+    assert issubclass(mesa.TurnTimeoutError, mesa.MesaError) and issubclass(mesa.TurnTimeoutError, TimeoutError)
+    assert issubclass(mesa.InputTooLargeError, mesa.MesaError)

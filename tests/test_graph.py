@@ -134,9 +134,9 @@ def _state_history(agent, thread_id):
     return agent._runner.run(collect())
 
 
-def test_model_that_never_answers_validly_fails_clearly_and_stores_nothing(make_agent):
+def test_strict_model_that_never_answers_validly_fails_clearly_and_stores_nothing(make_agent):
     script = ScriptedModel(strategy="Hug")
-    agent = make_agent(model=script)
+    agent = make_agent(model=script, strict=True)
     with pytest.raises(StructuredOutputError) as info:
         agent.respond("hello", thread_id="f")
     assert info.value.attempts == 3

@@ -108,3 +108,49 @@ def test_price_list_fetch_is_disabled(monkeypatch):
 
     import_litellm()
     assert os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] == "True"
+
+
+# -- LiteLLM Router ----------------------------------------------------------------------------------
+
+
+def _router(primary, backup, **kwargs):
+    from litellm import Router
+
+    from mesa.llm import import_litellm
+
+    import_litellm()
+    model_list = [
+        {"model_name": "primary", "litellm_params": {"model": primary}},
+        {"model_name": "backup", "litellm_params": {"model": backup}},
+    ]
+    return Router(model_list=model_list, num_retries=0, **kwargs)
+
+
+def test_router_uses_the_named_group_or_its_first_configured_group():
+    primary, backup = ScriptedModel(strategy="Approval"), ScriptedModel(strategy="Restatement")
+    router = _router(primary.model, backup.model)
+    assert LLM.from_model(router).model == "primary"  # the first configured, not the alphabetically first ("backup")
+    assert LLM.from_router(router).structured(ASK, Strategy).label == "Approval"
+    assert len(primary.calls) == 1 and backup.calls == []
+    assert LLM.from_router(router, "backup").structured(ASK, Strategy).label == "Restatement"
+    with pytest.raises(ValueError, match="no model group"):
+        LLM.from_router(router, "nonexistent")
+
+
+def test_router_fallbacks_keep_working(make_agent):
+    primary = ScriptedModel(fail=True)
+    backup = ScriptedModel(user_emotion="sadness", strategy="Approval", reply="Backup here.")
+    router = _router(primary.model, backup.model, fallbacks=[{"primary": ["backup"]}])
+    reply = make_agent(model=router).respond("I failed my exam", thread_id="r")
+    assert primary.calls_for("UserEmotion")  # the primary was tried first
+    assert reply.user_emotion.label == "sadness" and reply.strategy.label == "Approval" and reply.text.endswith("Backup here.")
+    assert not reply.failed_steps
+
+
+def test_router_output_mode_suits_every_deployment_the_group_reaches():
+    mixed = _router("openai/gpt-4o-mini", "ollama_chat/llama3.1", fallbacks=[{"primary": ["backup"]}])
+    assert LLM.from_router(mixed).mode == "json_schema"  # tool calls would break the local fallback
+    assert LLM.from_router(mixed, "backup").mode == "json_schema"
+    hosted = _router("openai/gpt-4o-mini", "anthropic/claude-3-5-haiku-latest", fallbacks=[{"primary": ["backup"]}])
+    assert LLM.from_router(hosted).mode == "tools"
+    assert LLM.from_router(mixed, mode="tools").mode == "tools"  # an explicit mode wins

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
-from mesa.state import Message, Prediction
+from mesa.state import MAX_TEXT_CHARS, Message, Prediction
 from mesa.taxonomy import MESC, Taxonomy
 
 if TYPE_CHECKING:
@@ -74,6 +74,11 @@ class SupportContext:
 
     ``llm`` may be given as a LiteLLM model string and ``taxonomy`` as a name, so a
     JSON context (LangGraph Server) works: ``{"llm": "openai/gpt-4o-mini", "taxonomy": "esconv"}``.
+
+    Limits (see the reliability page): ``call_timeout`` is the deadline of each model call
+    (``None``: the LLM's own ``LLM(timeout=...)``, 60 s by default); ``max_input_chars`` the
+    largest user text (``None``: no limit); ``strict=True`` makes a label step that gives no
+    valid answer fail the turn instead of leaving that label absent.
     """
 
     llm: LLM
@@ -87,6 +92,9 @@ class SupportContext:
     classifier: LabelClassifier | None = None
     classifier_use: Literal["prior", "step"] = "prior"
     thread_id: str | None = None
+    strict: bool = False
+    call_timeout: float | None = None
+    max_input_chars: int | None = MAX_TEXT_CHARS
     extras: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -94,4 +102,6 @@ class SupportContext:
         from mesa.taxonomy import get_taxonomy
 
         self.llm = LLM.from_model(self.llm)
+        if self.call_timeout is not None and self.call_timeout != self.llm.timeout:
+            self.llm = self.llm.with_timeout(self.call_timeout)
         self.taxonomy = get_taxonomy(self.taxonomy)

@@ -5,12 +5,18 @@ and returns a partial state update. Stage results also go out as custom stream
 events (``stream_mode="custom"``) through :func:`emit`:
 ``{"type": "stage", "stage": "user_emotion", "prediction": {...}}``,
 ``{"type": "safety", ...}``, ``{"type": "perception", ...}`` and
-``{"type": "token", "text": "..."}`` for the reply.
+``{"type": "token", "text": "..."}`` for the reply, and
+``{"type": "step_failed", "step": "strategy", "error": "..."}`` when a step gave no answer.
+
+A label step that gives no valid answer (invalid answers through every re-ask, an answer cut by
+``max_tokens``, a deadline) leaves its label ``None``, notes why in ``state.failed_steps``, and the
+turn goes on without it; ``SupportContext(strict=True)`` raises instead.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -20,9 +26,10 @@ from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, BeforeValidator, Field, create_model
 
+from mesa.errors import LLMError, LLMTimeoutError
 from mesa.graphs.context import LabelSetName, SupportContext
 from mesa.prompts import PromptSet
-from mesa.state import Message, PerceptionResult, Prediction, SafetyAssessment, SupportState
+from mesa.state import Message, PerceptionResult, Prediction, SafetyAssessment, SupportState, check_text_size
 from mesa.taxonomy import Taxonomy
 
 __all__ = [
@@ -77,7 +84,7 @@ def _clamp_confidence(value: Any) -> float:
         number = float(value)
     except (TypeError, ValueError):
         return 0.5
-    if number != number:  # NaN
+    if math.isnan(number):
         return 0.5
     return min(1.0, max(0.0, number))
 
@@ -190,8 +197,10 @@ def _demonstrations(ctx: SupportContext, text: str, history: list[Message]) -> s
 def _prior(ctx: SupportContext, which: LabelSetName, text: str, history: list[Message]) -> str:
     if ctx.classifier is None or ctx.classifier_use != "prior" or not ctx.classifier.supports(which):
         return ""
-    dist = ctx.classifier.predict_distribution(which, text, history)
+    dist = _valid_distribution(ctx, which, ctx.classifier.predict_distribution(which, text, history))
     top = sorted(dist.items(), key=lambda kv: kv[1], reverse=True)[:3]
+    if not top:
+        return ""
     shown = ", ".join(f"{label} ({p:.2f})" for label, p in top)
     return f"\nA classifier trained on labelled conversations suggests: {shown}. Use it as a hint, not a rule.\n"
 
@@ -204,29 +213,73 @@ def _elapsed(state: SupportState, step: str, start: float) -> dict[str, float]:
     return {**state.timings, step: round(time.perf_counter() - start, 4)}
 
 
+def _valid_distribution(ctx: SupportContext, which: LabelSetName, dist: Any) -> dict[str, float]:
+    """The classifier's probabilities for labels of the taxonomy only; anything else is dropped (logged)."""
+    known = set(ctx.taxonomy.names(which))
+    items = dict(dist).items() if isinstance(dist, dict) else ()
+    valid = {label: p for label, p in items if isinstance(label, str) and label in known}
+    if len(valid) < len(items):
+        log.warning("classifier gave %s labels outside the taxonomy: %s", which, sorted(map(str, set(dict(items)) - set(valid)))[:5])
+    return valid
+
+
+def _classifier_prediction(ctx: SupportContext, which: LabelSetName, text: str, history: list[Message]) -> Prediction | None:
+    """The classifier's decision when it is used as the step, or ``None`` (then the LLM step decides).
+
+    Its top label must be a label of the taxonomy, as an LLM's must: a classifier whose best guess is
+    anything else ("hacked", a label of another taxonomy) is not trusted for this turn (logged).
+    """
+    if ctx.classifier is None or ctx.classifier_use != "step" or not ctx.classifier.supports(which):
+        return None
+    try:
+        dist = dict(ctx.classifier.predict_distribution(which, text, history))
+        label, p = max(dist.items(), key=lambda kv: _clamp_confidence(kv[1]))
+    except Exception as exc:  # noqa: BLE001 - a broken classifier falls back to the LLM step
+        log.warning("classifier failed on %s (%s: %s); asking the LLM", which, type(exc).__name__, exc)
+        return None
+    if label not in ctx.taxonomy.names(which):
+        log.warning("classifier's %s label %r is not in the taxonomy; asking the LLM", which, str(label)[:80])
+        return None
+    return Prediction(label=label, confidence=_clamp_confidence(p), rationale="supervised classifier", source="classifier")
+
+
+async def _llm_prediction(state: SupportState, ctx: SupportContext, which: LabelSetName, text: str, values: dict[str, Any]) -> Prediction:
+    prompt = _prompts(ctx).render(
+        which,
+        labels=ctx.taxonomy.describe(which),
+        history=render_history(state.history, ctx.history_window),
+        text=text,
+        clues=render_clues(state.perception),
+        demonstrations=_demonstrations(ctx, text, state.history) if which != "system_emotion" else "",
+        prior=_prior(ctx, which, text, state.history),
+        **values,
+    )
+    answer = await ctx.llm.astructured(
+        [_system_message(ctx), {"role": "user", "content": prompt}], step_model(ctx.taxonomy, which), max_tokens=STEP_MAX_TOKENS
+    )
+    return Prediction(label=answer.label, confidence=answer.confidence, rationale=answer.rationale, source="llm")
+
+
+def _failed(state: SupportState, step: str, exc: Exception) -> dict[str, str]:
+    """``state.failed_steps`` plus this step, announced and logged."""
+    why = f"{type(exc).__name__}: {str(exc)[:RATIONALE_MAX]}"
+    log.warning("step %s gave no answer; the turn goes on without it: %s", step, why)
+    emit({"type": "step_failed", "step": step, "error": why})
+    return {**state.failed_steps, step: why}
+
+
 async def _label_step(state: SupportState, runtime: Runtime[SupportContext], which: LabelSetName, **values: Any) -> dict[str, Any]:
     start = time.perf_counter()
     ctx = _context(runtime)
     text = user_text(state)
-    if ctx.classifier is not None and ctx.classifier_use == "step" and ctx.classifier.supports(which):
-        dist = ctx.classifier.predict_distribution(which, text, state.history)
-        label, p = max(dist.items(), key=lambda kv: kv[1])
-        prediction = Prediction(label=label, confidence=_clamp_confidence(p), rationale="supervised classifier", source="classifier")
-    else:
-        prompt = _prompts(ctx).render(
-            which,
-            labels=ctx.taxonomy.describe(which),
-            history=render_history(state.history, ctx.history_window),
-            text=text,
-            clues=render_clues(state.perception),
-            demonstrations=_demonstrations(ctx, text, state.history) if which != "system_emotion" else "",
-            prior=_prior(ctx, which, text, state.history),
-            **values,
-        )
-        answer = await ctx.llm.astructured(
-            [_system_message(ctx), {"role": "user", "content": prompt}], step_model(ctx.taxonomy, which), max_tokens=STEP_MAX_TOKENS
-        )
-        prediction = Prediction(label=answer.label, confidence=answer.confidence, rationale=answer.rationale, source="llm")
+    prediction = _classifier_prediction(ctx, which, text, state.history)
+    if prediction is None:
+        try:
+            prediction = await _llm_prediction(state, ctx, which, text, values)
+        except LLMError as exc:
+            if ctx.strict:
+                raise
+            return {which: None, "failed_steps": _failed(state, which, exc), "timings": _elapsed(state, which, start)}
     _announce({which: prediction})
     return {which: prediction, "timings": _elapsed(state, which, start)}
 
@@ -267,6 +320,7 @@ async def perceive(state: SupportState, runtime: Runtime[SupportContext]) -> dic
     """Run the configured perception backends over the turn's media, concurrently; never fails the turn."""
     start = time.perf_counter()
     ctx = _context(runtime)
+    check_text_size(state.turn.text, ctx.max_input_chars)  # before any model call (SupportAgent checks even earlier)
     results: dict[str, PerceptionResult] = {}
     media = [m for m in state.turn.modalities() if m != "text"]
     if ctx.perception is not None and (media or getattr(ctx.perception, "has_text_backend", False)):
@@ -325,24 +379,45 @@ def _chat_messages(ctx: SupportContext, state: SupportState, system: str) -> lis
     return messages
 
 
-async def _stream_reply(ctx: SupportContext, state: SupportState, predictions: dict[str, Prediction]) -> str:
-    """Stream a reply that follows the decided strategy and system emotion; returns the text."""
-    decided = {which: predictions.get(which) or getattr(state, which) for which in ("user_emotion", "strategy", "system_emotion")}
+def _reply_prompt(ctx: SupportContext, state: SupportState, predictions: dict[str, Prediction]) -> str:
+    """The respond step's system prompt; a label left absent by its step is left to the model."""
+    decided = {which: predictions.get(which) or getattr(state, which) for which in LABEL_FIELDS}
     strategy = decided["strategy"].label if decided["strategy"] else ""
     definitions = {label.name: label.definition for label in ctx.taxonomy.strategies}
-    system = _prompts(ctx).render(
+    return _prompts(ctx).render(
         "respond",
         user_emotion=decided["user_emotion"].label if decided["user_emotion"] else "unknown",
-        strategy=strategy,
-        strategy_definition=definitions.get(strategy, ""),
+        strategy=strategy or "whichever fits best",
+        strategy_definition=definitions.get(strategy, "" if strategy else "no strategy was decided this turn"),
         system_emotion=decided["system_emotion"].label if decided["system_emotion"] else "neutral",
         clues=render_clues(state.perception),
     )
-    pieces: list[str] = []
-    async for piece in ctx.llm.astream_text(_chat_messages(ctx, state, system), max_tokens=REPLY_MAX_TOKENS):
-        pieces.append(piece)
-        emit({"type": "token", "text": piece})
-    return "".join(pieces).strip()
+
+
+async def _stream_reply(ctx: SupportContext, state: SupportState, predictions: dict[str, Prediction]) -> tuple[str, LLMError | None]:
+    """Stream a reply that follows the decided strategy and system emotion, at most ``REPLY_MAX_CHARS``.
+
+    Returns the text streamed and, when the stream broke off (deadline, provider error) after some
+    text was shown, why (the text is kept, as the user saw it). With nothing shown, or ``strict``, it raises.
+    """
+    messages = _chat_messages(ctx, state, _reply_prompt(ctx, state, predictions))
+    stream = ctx.llm.astream_text(messages, max_tokens=REPLY_MAX_TOKENS)
+    shown = ""
+    try:
+        async for piece in stream:
+            piece = piece[: REPLY_MAX_CHARS - len(shown)]  # providers may ignore max_tokens: cap what is shown
+            shown += piece
+            emit({"type": "token", "text": piece})
+            if len(shown) >= REPLY_MAX_CHARS:
+                log.info("reply reached %d characters; stopped there", REPLY_MAX_CHARS)
+                break
+    except LLMError as exc:
+        if ctx.strict or not shown.strip():
+            raise
+        return shown.strip(), exc
+    finally:
+        await stream.aclose()
+    return shown.strip(), None
 
 
 def _disclose(ctx: SupportContext, state: SupportState) -> str | None:
@@ -366,8 +441,11 @@ async def respond(state: SupportState, runtime: Runtime[SupportContext]) -> dict
     start = time.perf_counter()
     ctx = _context(runtime)
     disclosure = _disclose(ctx, state)
-    text = await _stream_reply(ctx, state, {})
-    return {**_reply_update(state, disclosure, text), "timings": _elapsed(state, "respond", start)}
+    text, broke = await _stream_reply(ctx, state, {})
+    update = {**_reply_update(state, disclosure, text), "timings": _elapsed(state, "respond", start)}
+    if broke is not None:
+        update["failed_steps"] = _failed(state, "respond", broke)
+    return update
 
 
 LABEL_FIELDS: tuple[LabelSetName, ...] = ("user_emotion", "strategy", "system_emotion")
@@ -377,17 +455,20 @@ class _UnsettledAnswer(Exception):
     """The streamed fused answer broke off or held a label outside the taxonomy before the reply began."""
 
 
-async def _stream_fused(ctx: SupportContext, state: SupportState, messages: list[dict[str, str]]) -> tuple[dict[str, Prediction], str, str | None]:
+async def _stream_fused(ctx: SupportContext, state: SupportState, messages: list[dict[str, str]]) -> tuple[dict[str, Prediction], str, str | None, Exception | None]:
     """Stream the fused answer: the three labels, once all are settled and valid, then the reply as it grows.
 
-    Returns the predictions, the reply text streamed and the disclosure sent before it. Raises
+    Returns the predictions, the reply text streamed (at most ``REPLY_MAX_CHARS``), the disclosure sent
+    before it and, when the stream broke off after the reply began, why. Raises
     :class:`_UnsettledAnswer` when nothing of the turn was shown yet (the caller asks again).
     """
     predictions: dict[str, Prediction] = {}
     disclosure: str | None = None
     streamed = ""
+    broke: Exception | None = None
+    stream = ctx.llm.astream_structured(messages, fused_model(ctx.taxonomy), max_tokens=STEP_MAX_TOKENS + REPLY_MAX_TOKENS)
     try:
-        async for partial in ctx.llm.astream_structured(messages, fused_model(ctx.taxonomy), max_tokens=STEP_MAX_TOKENS + REPLY_MAX_TOKENS):
+        async for partial in stream:
             if not predictions:
                 if partial.response is None:  # the labels are settled once the response has begun
                     continue
@@ -395,7 +476,7 @@ async def _stream_fused(ctx: SupportContext, state: SupportState, messages: list
                 if any(labels[which] not in ctx.taxonomy.names(which) for which in LABEL_FIELDS):
                     raise _UnsettledAnswer(f"labels outside the taxonomy: {labels}")
                 predictions = _announce({which: Prediction(label=label, source="fused") for which, label in labels.items()})
-            growing = partial.response or ""
+            growing = (partial.response or "")[:REPLY_MAX_CHARS]
             if len(growing) > len(streamed) and growing.startswith(streamed):
                 if not streamed:
                     growing = growing.lstrip()
@@ -404,27 +485,35 @@ async def _stream_fused(ctx: SupportContext, state: SupportState, messages: list
                     disclosure = _disclose(ctx, state)
                 emit({"type": "token", "text": growing[len(streamed) :]})
                 streamed = growing
+            if len(streamed) >= REPLY_MAX_CHARS:
+                break
     except _UnsettledAnswer:
         raise
     except Exception as exc:  # nothing shown yet: ask again; else keep what was shown
         if not predictions:
             raise _UnsettledAnswer(str(exc)) from exc
         log.warning("fused answer broke off after the reply began; keeping the %d characters streamed: %s", len(streamed), exc)
+        broke = exc
+    finally:
+        await stream.aclose()
     if not predictions:
         raise _UnsettledAnswer("the answer ended before the response began")
-    return predictions, " ".join(streamed.split()), disclosure
+    return predictions, " ".join(streamed.split()), disclosure, broke
 
 
-async def fused_turn(state: SupportState, runtime: Runtime[SupportContext]) -> dict[str, Any]:
-    """One structured call that decides emotion, strategy, system emotion and writes the response, in order.
+async def _ask_fused(ctx: SupportContext, state: SupportState, messages: list[dict[str, str]], why: _UnsettledAnswer) -> tuple[dict[str, Prediction], str]:
+    """Ask the fused question again as one structured call (with re-asks); the labels and reply it gave.
 
-    The answer is streamed: the three stage events come as soon as the labels are settled and valid,
-    the reply tokens as the model writes them. A stream that breaks off or holds an invalid label
-    before the reply began is asked again as one structured call (with re-asks), so an invalid label
-    is never shown or stored. A reply left empty is written from the decided labels.
+    After a deadline the model is not asked again (it would likely hang again).
     """
-    start = time.perf_counter()
-    ctx = _context(runtime)
+    if isinstance(why.__cause__, LLMTimeoutError):
+        raise why.__cause__
+    log.info("fused stream unusable (%s); asking again without streaming", why)
+    answer = await ctx.llm.astructured(messages, fused_model(ctx.taxonomy), max_tokens=STEP_MAX_TOKENS + REPLY_MAX_TOKENS)
+    return {which: Prediction(label=getattr(answer, which), source="fused") for which in LABEL_FIELDS}, answer.response.strip()
+
+
+def _fused_prompt(ctx: SupportContext, state: SupportState) -> list[dict[str, str]]:
     text = user_text(state)
     tax = ctx.taxonomy
     prompt = _prompts(ctx).render(
@@ -438,23 +527,45 @@ async def fused_turn(state: SupportState, runtime: Runtime[SupportContext]) -> d
         demonstrations=_demonstrations(ctx, text, state.history),
         prior=_prior(ctx, "strategy", text, state.history),
     )
-    messages = [_system_message(ctx), {"role": "user", "content": prompt}]
+    return [_system_message(ctx), {"role": "user", "content": prompt}]
+
+
+async def fused_turn(state: SupportState, runtime: Runtime[SupportContext]) -> dict[str, Any]:
+    """One structured call that decides emotion, strategy, system emotion and writes the response, in order.
+
+    The answer is streamed: the three stage events come as soon as the labels are settled and valid,
+    the reply tokens as the model writes them. A stream that breaks off or holds an invalid label
+    before the reply began is asked again as one structured call (with re-asks), so an invalid label
+    is never shown or stored. A reply left empty is written from the decided labels. When no valid
+    answer comes at all, the labels are left absent (noted in ``failed_steps``) and the reply is
+    written without them, unless ``strict``.
+    """
+    start = time.perf_counter()
+    ctx = _context(runtime)
+    messages = _fused_prompt(ctx, state)
+    failed = state.failed_steps
+    broke: Exception | None = None
     try:
-        predictions, text, disclosure = await _stream_fused(ctx, state, messages)
+        predictions, text, disclosure, broke = await _stream_fused(ctx, state, messages)
     except _UnsettledAnswer as why:
-        log.info("fused stream unusable (%s); asking again without streaming", why)
-        answer = await ctx.llm.astructured(messages, fused_model(tax), max_tokens=STEP_MAX_TOKENS + REPLY_MAX_TOKENS)
-        predictions = _announce({which: Prediction(label=getattr(answer, which), source="fused") for which in LABEL_FIELDS})
+        try:
+            predictions, text = await _ask_fused(ctx, state, messages, why)
+        except LLMError as exc:
+            if ctx.strict:
+                raise
+            predictions, text, failed = {}, "", _failed(state, "fused_turn", exc)
+        _announce(predictions)
         disclosure = _disclose(ctx, state)
-        text = answer.response.strip()
-        if text:
-            for word in text.split(" "):
-                emit({"type": "token", "text": word + " "})
+        for word in text.split(" ") if text else ():
+            emit({"type": "token", "text": word + " "})
     if not text:  # the model decided but wrote nothing: write the reply from its decisions
         if disclosure is None:  # not sent yet, or not due (then asking again sends nothing)
             disclosure = _disclose(ctx, state)
-        text = await _stream_reply(ctx, state, predictions)
-    return {**predictions, **_reply_update(state, disclosure, text), "timings": _elapsed(state, "fused_turn", start)}
+        text, broke = await _stream_reply(ctx, state, predictions)
+    if broke is not None:
+        failed = {**failed, **_failed(state, "respond", broke)}
+    update = {**predictions, **_reply_update(state, disclosure, text), "timings": _elapsed(state, "fused_turn", start)}
+    return {**update, "failed_steps": failed} if failed != state.failed_steps else update
 
 
 async def crisis_response(state: SupportState, runtime: Runtime[SupportContext]) -> dict[str, Any]:

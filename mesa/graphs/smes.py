@@ -18,9 +18,10 @@ rewire nodes; :func:`compile_graph` compiles one with a checkpointer and cache.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from langgraph.cache.base import BaseCache, FullKey, Namespace
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import CachePolicy
 
@@ -28,7 +29,17 @@ from mesa.graphs import nodes
 from mesa.graphs.context import SupportContext
 from mesa.state import SupportState
 
-__all__ = ["FUSED_NODES", "GRAPH_MODES", "STEPWISE_NODES", "build_fused_graph", "build_graph", "build_stepwise_graph", "compile_graph", "register_graph_mode"]
+__all__ = [
+    "FUSED_NODES",
+    "GRAPH_MODES",
+    "STEPWISE_NODES",
+    "AnsweredOnlyCache",
+    "build_fused_graph",
+    "build_graph",
+    "build_stepwise_graph",
+    "compile_graph",
+    "register_graph_mode",
+]
 
 LABEL_STEPS = ("recognize_emotion", "select_strategy", "choose_system_emotion")
 
@@ -133,7 +144,47 @@ def build_graph(mode: str = "stepwise", **kwargs: Any) -> StateGraph:
     return builder(**kwargs)
 
 
+def _answered(writes: Any) -> bool:
+    """Whether a node's writes hold no failed step (see ``SupportState.failed_steps``)."""
+    return not any(channel == "failed_steps" and value for channel, value in writes or ())
+
+
+class AnsweredOnlyCache(BaseCache):
+    """A node cache that stores only steps that gave an answer.
+
+    A label step that timed out or got no valid answer finishes normally (its label left absent), so
+    LangGraph would cache it; a repeated turn would then never ask again. This wrapper drops those.
+    """
+
+    def __init__(self, inner: BaseCache) -> None:
+        super().__init__(serde=inner.serde)
+        self.inner = inner
+
+    def get(self, keys: Sequence[FullKey]) -> dict[FullKey, Any]:
+        return self.inner.get(keys)
+
+    async def aget(self, keys: Sequence[FullKey]) -> dict[FullKey, Any]:
+        return await self.inner.aget(keys)
+
+    def set(self, pairs: Mapping[FullKey, tuple[Any, int | None]]) -> None:
+        self.inner.set({key: entry for key, entry in pairs.items() if _answered(entry[0])})
+
+    async def aset(self, pairs: Mapping[FullKey, tuple[Any, int | None]]) -> None:
+        await self.inner.aset({key: entry for key, entry in pairs.items() if _answered(entry[0])})
+
+    def clear(self, namespaces: Sequence[Namespace] | None = None) -> None:
+        self.inner.clear(namespaces)
+
+    async def aclear(self, namespaces: Sequence[Namespace] | None = None) -> None:
+        await self.inner.aclear(namespaces)
+
+
 def compile_graph(mode: str | StateGraph = "stepwise", *, checkpointer: Any = None, cache: Any = None, **compile_kwargs: Any):
-    """Compile a mode's graph (or your own ``StateGraph``) with an optional checkpointer and node cache."""
+    """Compile a mode's graph (or your own ``StateGraph``) with an optional checkpointer and node cache.
+
+    The cache keeps only steps that gave an answer (:class:`AnsweredOnlyCache`).
+    """
     graph = build_graph(mode) if isinstance(mode, str) else mode
+    if cache is not None and not isinstance(cache, AnsweredOnlyCache):
+        cache = AnsweredOnlyCache(cache)
     return graph.compile(checkpointer=checkpointer, cache=cache, **compile_kwargs)
