@@ -71,7 +71,7 @@ async def test_predicted_history_feeds_the_predictors_own_labels(mesc_train, mak
     later = predictor.seen["I can't get up in the morning.", 5]
     assert _user_labels(later) == [("I told you I feel low.", "fear"), ("Nothing matters anymore.", "fear")]
     # System turns keep their gold strategy and text.
-    assert [(m.text, m.strategy) for m in seen if m.role == "assistant"][0] == ("How are you today?", "Open question")
+    assert next((m.text, m.strategy) for m in seen if m.role == "assistant") == ("How are you today?", "Open question")
 
 
 async def test_gold_history_keeps_the_dataset_labels(mesc_train):
