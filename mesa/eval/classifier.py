@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mesa.eval.store import ClassifierFileError, ClassifierMismatchError
 from mesa.state import Message
 from mesa.taxonomy import MESC, Taxonomy, get_taxonomy
 
@@ -391,7 +393,7 @@ class SupervisedClassifier:
         import numpy as np
 
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         header = {
             "format": "mesa.SupervisedClassifier",
             "version": FORMAT_VERSION,
@@ -404,8 +406,12 @@ class SupervisedClassifier:
         for which, head in self.heads.items():
             arrays[f"{which}.coef"] = head.coef
             arrays[f"{which}.intercept"] = head.intercept
-        with path.open("wb") as handle:
+        # Private from the first byte (0600), complete or absent: written aside, then renamed.
+        partial = path.with_name(f".{path.name}.{os.getpid()}.part")
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
             np.savez_compressed(handle, **arrays)
+        os.replace(partial, path)
         return path
 
     @classmethod
@@ -416,15 +422,20 @@ class SupervisedClassifier:
         with np.load(Path(path), allow_pickle=False) as data:
             header = json.loads(str(data["header"]))
             if header.get("format") != "mesa.SupervisedClassifier":
-                raise ValueError(f"{path} is not a mesa classifier file")
+                raise ClassifierFileError(f"{path} is not a mesa classifier file")
             if header.get("version", 0) > FORMAT_VERSION:
-                raise ValueError(f"{path} was written by a newer mesa (format {header['version']})")
+                raise ClassifierFileError(f"{path} was written by a newer mesa (format {header['version']})")
             heads = {
                 which: _Head(list(classes), data[f"{which}.coef"], data[f"{which}.intercept"])
                 for which, classes in header["heads"].items()
             }
             mean, scale = data["mean"], data["scale"]
         taxonomy = Taxonomy.model_validate(header["taxonomy"])
+        for which, head in heads.items():
+            # A label outside the model's own taxonomy would reach the graph unchecked.
+            unknown = sorted(set(head.classes) - set(taxonomy.names(which)))
+            if unknown:
+                raise ClassifierMismatchError(f"{path}: {which} labels {unknown} are not in its taxonomy")
         return cls(
             taxonomy,
             heads,
