@@ -289,7 +289,12 @@ def train_command(
     corpus: str = typer.Option("mesc", "--corpus", help="mesc | esconv | custom"),
     data: Path | None = typer.Option(None, "--data", help="corpus file or folder (default: download)"),  # noqa: B008
     split: str = typer.Option("train", "--split", help="split to train on"),
-    out: Path = typer.Option(Path("mesa-classifier.npz"), "--out", help="where to save the model (.npz)"),  # noqa: B008
+    out: Path | None = typer.Option(  # noqa: B008
+        None,
+        "--out",
+        help="where to save the model (.npz); default: where SupportAgent(classifier='auto') finds it, "
+        "$MESA_CACHE_DIR/models/<taxonomy>.npz",
+    ),
     taxonomy: str | None = typer.Option(
         None, "--taxonomy", help="taxonomy name or JSON file (default: the corpus's own)"
     ),
@@ -298,19 +303,34 @@ def train_command(
     ),
     eval_split: str | None = typer.Option(None, "--eval-split", help="also score the model on this split (e.g. val)"),
     verbose: bool = typer.Option(False, "--verbose", help="print the tuning grid"),
-    c_grid: str = typer.Option("0.02,0.05", "--c-grid", help="inverse regularisation strengths to try (comma list)"),
+    c_grid: str = typer.Option("0.02", "--c-grid", help="inverse regularisation strengths to try (comma list)"),
     weight_powers: str = typer.Option(
         "0.5,1.0", "--weight-powers", help="class-weight powers to try: 0 none, 1 balanced (comma list)"
     ),
+    history: str = typer.Option(
+        "predicted",
+        "--history",
+        help="history the model learns from: predicted (out-of-fold predicted user emotions, as in a live chat) "
+        "| gold (the dataset's labels)",
+    ),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
 ) -> None:
-    """Train the small supervised model (embeddings + logistic regression) for `classifier=` / `--classifier`."""
+    """Train the small supervised model (embeddings + logistic regression); SupportAgent then finds it."""
+    from mesa.errors import MesaError
     from mesa.eval.classifier import SupervisedClassifier
     from mesa.eval.embeddings import default_embedder
+    from mesa.eval.protocol import check_protocol
+    from mesa.eval.store import classifier_path
 
+    try:
+        check_protocol(history)
+    except MesaError as exc:
+        raise typer.BadParameter(str(exc)) from exc
     started = time.perf_counter()
     examples = _load(corpus, data, split)
     tax = _taxonomy(corpus, taxonomy, examples)
-    typer.echo(f"training on {corpus} {split}: {len(examples)} examples, taxonomy {tax.name}")
+    target = out or classifier_path(tax)
+    typer.echo(f"training on {corpus} {split}: {len(examples)} examples, taxonomy {tax.name}, {history} history")
     clf = SupervisedClassifier.train(
         examples,
         tax,
@@ -318,22 +338,30 @@ def train_command(
         verbose=verbose,
         c_grid=[float(c) for c in c_grid.split(",")],
         weight_powers=[float(w) for w in weight_powers.split(",")],
+        history=history,
+        progress=progress,
     )
-    clf.save(out)
-    typer.echo(f"saved {out} ({out.stat().st_size / 1024:.0f} KiB) in {time.perf_counter() - started:.1f} s")
+    clf.save(target)
+    typer.echo(f"saved {target} ({target.stat().st_size / 1024:.0f} KiB) in {time.perf_counter() - started:.1f} s")
+    if out is None:
+        typer.echo(f"SupportAgent(taxonomy={tax.name!r}) now uses it (classifier='auto'; classifier=None to opt out)")
     for which, info in clf.info["tasks"].items():
         if info.get("holdout_weighted_f1") is not None:
             typer.echo(
-                f"  {which}: C={info['C']} weight_power={info['weight_power']} holdout weighted F1={info['holdout_weighted_f1']:.3f}"
+                f"  {which}: C={info['C']} weight_power={info['weight_power']} "
+                f"holdout weighted F1={info['holdout_weighted_f1']:.3f}"
             )
     if eval_split:
         from mesa.eval.report import markdown_table, score_run
         from mesa.eval.runner import ClassifierPredictor, run_predictor
 
         held = _load(corpus, data, eval_split)
-        result = run_predictor(ClassifierPredictor(clf), held, progress=False)
+        rows = []
+        for protocol in ("predicted", "gold"):
+            result = run_predictor(ClassifierPredictor(clf), held, progress=False, history=protocol)
+            rows.append(score_run(result, held, tax) | {"name": f"classifier ({protocol} history)"})
         typer.echo("")
-        typer.echo(markdown_table([score_run(result, held, tax)], title=f"{corpus} {eval_split}"))
+        typer.echo(markdown_table(rows, title=f"{corpus} {eval_split}"))
 
 
 def export_command(
