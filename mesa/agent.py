@@ -136,7 +136,8 @@ class SupportAgent:
         history_window: how many earlier messages the prompts see.
         demonstrations: a source of similar labelled turns shown as few-shot examples (see ``mesa.eval``).
         n_demonstrations: how many demonstrations each prompt gets.
-        classifier: a small supervised model for emotion and/or strategy (see ``mesa.eval``).
+        classifier: a small supervised model for emotion and/or strategy (see ``mesa.eval``); ``"auto"``
+            (default) uses the model ``mesa train`` stored for the taxonomy if there is one, ``None`` none.
         classifier_use: ``"prior"`` (the LLM sees its distribution) or ``"step"`` (it decides).
         cache: ``True``, a folder, or a ``mesa.cache.DiskCache``: label steps with the same inputs
             are answered from disk.
@@ -165,7 +166,7 @@ class SupportAgent:
         history_window: int = 8,
         demonstrations: DemonstrationSource | None = None,
         n_demonstrations: int = 4,
-        classifier: LabelClassifier | None = None,
+        classifier: LabelClassifier | Literal["auto"] | None = "auto",
         classifier_use: Literal["prior", "step"] = "prior",
         cache: Any = None,
         graph: Any = None,
@@ -190,7 +191,9 @@ class SupportAgent:
         self.history_window = history_window
         self.demonstrations = demonstrations
         self.n_demonstrations = n_demonstrations
-        self.classifier = classifier
+        from mesa.eval.store import resolve_classifier
+
+        self.classifier = resolve_classifier(classifier, self.taxonomy)
         self.classifier_use = classifier_use
         self._cache = self._resolve_cache(cache)
         cache_policy = self._cache_policy() if self._cache is not None else None

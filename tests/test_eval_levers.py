@@ -195,7 +195,7 @@ def test_cli_commands_end_to_end(tmp_path, monkeypatch):
         app, ["train", "--corpus", "custom", "--data", str(tmp_path), "--out", str(model), "--eval-split", "val"]
     )
     assert result.exit_code == 0, result.output
-    assert model.exists() and "| classifier |" in result.output
+    assert model.exists() and "| classifier (predicted history) |" in result.output
     out = tmp_path / "report"
     args = [
         "eval",

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mesa.eval.store import ClassifierFileError, ClassifierMismatchError
 from mesa.state import Message
 from mesa.taxonomy import MESC, Taxonomy, get_taxonomy
 
@@ -151,6 +153,75 @@ class _Head:
             p1 = 1.0 / (1.0 + np.exp(-logits[:, 0]))
             return np.stack([1.0 - p1, p1], axis=1)
         return _softmax(logits)
+
+
+class _NoBar:
+    def update(self, n: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _fits_bar(progress: bool) -> Any:
+    """A counter of model fits (their number depends on the grid and the labels present)."""
+    if not progress:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(desc="fitting", unit="fit")
+
+
+def _embed_corpus(embedder: Embedder, examples: Sequence[Example], progress: bool) -> None:
+    """Embed every text once up front (cached on disk), with a progress bar when asked."""
+    texts = dict.fromkeys(t for e in examples for t in (e.text, *(m.text for m in e.history[-_SPAN:])))
+    try:
+        embedder.encode(list(texts), progress=progress)
+    except TypeError:  # an embedder without a progress option
+        embedder.encode(list(texts))
+
+
+def _out_of_fold_history(
+    examples: Sequence[Example], featurize: _Featurizer, *, folds: int, seed: int, max_iter: int, steps: Any
+) -> list[Example]:
+    """The training examples as a live chain sees them: earlier user turns carry predicted labels, not gold.
+
+    A user-emotion model that sees no user labels is fitted on all folds of the
+    dialogues but one and labels the user turns of that one; every example's
+    history then carries those out-of-fold labels. Trained on gold, the model
+    learns to copy the previous gold emotion, which a live chat never has.
+    """
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from mesa.eval.protocol import with_predicted_history
+
+    if not any(m.role == "user" and m.emotion for e in examples for m in e.history):
+        return list(examples)  # nothing to replace (ESConv: no per-turn user labels in the history)
+    bare = [with_predicted_history(e, {}) for e in examples]
+    features = featurize([(e.text, e.history) for e in bare])
+    z = (features - features.mean(axis=0)) / np.maximum(features.std(axis=0), 1e-6)
+    gold = np.array([e.user_emotion or "" for e in examples])
+    dialogues = sorted({e.dialogue_id for e in examples})
+    fold_of = dict(zip(np.random.default_rng(seed).permutation(dialogues).tolist(), range(len(dialogues)), strict=True))
+    fold = np.array([fold_of[e.dialogue_id] % max(2, folds) for e in examples])
+    predicted = gold.copy()
+    for k in range(max(2, folds)):
+        train = (fold != k) & (gold != "")
+        if len(set(gold[train].tolist())) < 2:
+            continue
+        model = LogisticRegression(C=0.02, class_weight="balanced", max_iter=max_iter)
+        model.fit(z[train], gold[train])
+        steps.update(1)
+        predicted[fold == k] = model.predict(z[fold == k])
+    # As in the live protocol, an example sees only the labels given at earlier system turns.
+    given: dict[str, list[tuple[int, int, str | None]]] = {}
+    for example, label in zip(examples, predicted.tolist(), strict=True):
+        if example.user_index is not None:
+            given.setdefault(example.dialogue_id, []).append((example.turn_index, example.user_index, label or None))
+
+    def earlier(example: Example) -> dict[int, str | None]:
+        return {user: label for turn, user, label in given.get(example.dialogue_id, []) if turn < example.turn_index}
+
+    return [with_predicted_history(e, earlier(e)) for e in bare]
 
 
 class SupervisedClassifier:
@@ -285,12 +356,17 @@ class SupervisedClassifier:
         seed: int = 0,
         max_iter: int = 300,
         verbose: bool = False,
+        history: str = "predicted",
+        folds: int = 4,
+        progress: bool = False,
     ) -> SupervisedClassifier:
         """Fit one head per label set that has gold labels in ``examples``.
 
         For each head, every ``C`` in ``c_grid`` and class-weight power in
         ``weight_powers`` (0: none, 1: "balanced", 0.5: in between) is scored by
         weighted F1 on ``holdout`` of the dialogues; the best is refitted on all.
+        ``history="predicted"`` trains on the history the live chain will see
+        (:func:`_out_of_fold_history`); ``"gold"`` on the dataset's labels.
         """
         import numpy as np
         from sklearn.linear_model import LogisticRegression
@@ -301,9 +377,14 @@ class SupervisedClassifier:
         tax = get_taxonomy(taxonomy)
         embedder = embedder or default_embedder()
         started = time.perf_counter()
-        items = [(e.text, e.history) for e in examples]
-        features = _Featurizer(tax, embedder)(items)
+        featurize = _Featurizer(tax, embedder)
+        _embed_corpus(embedder, examples, progress)
         embed_seconds = time.perf_counter() - started
+        steps = _fits_bar(progress)
+        if history == "predicted":
+            examples = _out_of_fold_history(examples, featurize, folds=folds, seed=seed, max_iter=max_iter, steps=steps)
+        items = [(e.text, e.history) for e in examples]
+        features = featurize(items)
         mean = features.mean(axis=0)
         scale = features.std(axis=0)
         scale[scale < 1e-6] = 1.0
@@ -349,6 +430,7 @@ class SupervisedClassifier:
                     for power in weight_powers:
                         model = LogisticRegression(C=c, class_weight=weights(y[~held_mask], power), max_iter=max_iter)
                         model.fit(zx[~held_mask], y[~held_mask])
+                        steps.update(1)
                         f1 = float(
                             f1_score(y[held_mask], model.predict(zx[held_mask]), average="weighted", zero_division=0)
                         )
@@ -359,6 +441,7 @@ class SupervisedClassifier:
                             best = (f1, c, power)
             model = LogisticRegression(C=best[1], class_weight=weights(y, best[2]), max_iter=max_iter)
             model.fit(zx, y)
+            steps.update(1)
             heads[which] = _Head(
                 [str(c) for c in model.classes_], model.coef_.astype(np.float32), model.intercept_.astype(np.float32)
             )
@@ -372,7 +455,9 @@ class SupervisedClassifier:
                 "iterations": int(np.max(model.n_iter_)),
                 "converged": bool(np.max(model.n_iter_) < max_iter),
             }
+        steps.close()
         info["embed_seconds"] = round(embed_seconds, 2)
+        info["history"] = history
         info["train_seconds"] = round(time.perf_counter() - started, 2)
         return cls(
             tax,
@@ -391,7 +476,7 @@ class SupervisedClassifier:
         import numpy as np
 
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         header = {
             "format": "mesa.SupervisedClassifier",
             "version": FORMAT_VERSION,
@@ -404,8 +489,12 @@ class SupervisedClassifier:
         for which, head in self.heads.items():
             arrays[f"{which}.coef"] = head.coef
             arrays[f"{which}.intercept"] = head.intercept
-        with path.open("wb") as handle:
+        # Private from the first byte (0600), complete or absent: written aside, then renamed.
+        partial = path.with_name(f".{path.name}.{os.getpid()}.part")
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
             np.savez_compressed(handle, **arrays)
+        os.replace(partial, path)
         return path
 
     @classmethod
@@ -416,15 +505,20 @@ class SupervisedClassifier:
         with np.load(Path(path), allow_pickle=False) as data:
             header = json.loads(str(data["header"]))
             if header.get("format") != "mesa.SupervisedClassifier":
-                raise ValueError(f"{path} is not a mesa classifier file")
+                raise ClassifierFileError(f"{path} is not a mesa classifier file")
             if header.get("version", 0) > FORMAT_VERSION:
-                raise ValueError(f"{path} was written by a newer mesa (format {header['version']})")
+                raise ClassifierFileError(f"{path} was written by a newer mesa (format {header['version']})")
             heads = {
                 which: _Head(list(classes), data[f"{which}.coef"], data[f"{which}.intercept"])
                 for which, classes in header["heads"].items()
             }
             mean, scale = data["mean"], data["scale"]
         taxonomy = Taxonomy.model_validate(header["taxonomy"])
+        for which, head in heads.items():
+            # A label outside the model's own taxonomy would reach the graph unchecked.
+            unknown = sorted(set(head.classes) - set(taxonomy.names(which)))
+            if unknown:
+                raise ClassifierMismatchError(f"{path}: {which} labels {unknown} are not in its taxonomy")
         return cls(
             taxonomy,
             heads,

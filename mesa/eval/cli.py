@@ -12,6 +12,7 @@ import typer
 __all__ = ["eval_command", "export_command", "train_command"]
 
 ROWS = ("majority", "classifier", "llm", "llm+demos", "llm+prior")
+_PROTOCOL_NAMES = {"predicted": "live protocol (predicted history)", "gold": "gold-history protocol"}
 LLM_ROWS = ("llm", "llm+demos", "llm+prior")
 
 
@@ -107,25 +108,39 @@ def eval_command(
         "--safety",
         help="safety policy of the LLM rows: rules (rule layer only, no LLM judgement: faster) | full",
     ),
+    history: str = typer.Option(
+        "predicted",
+        "--history",
+        help="what earlier user turns carry: predicted (live: the predictor's own labels) | gold | both "
+        "(both protocols, printed side by side)",
+    ),
 ) -> None:
     """Evaluate baselines, the small supervised model and LLM rows on a labelled corpus; print one table."""
     import asyncio
 
+    from mesa.errors import MesaError
     from mesa.eval.classifier import MajorityClassifier
-    from mesa.eval.report import markdown_table, score_run, write_report
+    from mesa.eval.protocol import check_protocol
+    from mesa.eval.report import distribution_table, markdown_table, protocol_table, score_run, write_report
     from mesa.eval.runner import AgentPredictor, ClassifierPredictor, arun_predictor, select_examples
 
     wanted = [r.strip() for r in rows.split(",") if r.strip()]
     unknown = [r for r in wanted if r not in ROWS]
     if unknown:
         raise typer.BadParameter(f"unknown rows {unknown}; choose from {', '.join(ROWS)}")
+    try:
+        protocols = ["predicted", "gold"] if history == "both" else [check_protocol(history)]
+    except MesaError as exc:
+        raise typer.BadParameter(str(exc)) from exc
     split = _default_split(corpus, split)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     examples = _load(corpus, data, split)
     tax = _taxonomy(corpus, taxonomy, examples)
-    examples = select_examples(examples, limit, seed)
-    subset = select_examples(examples, llm_limit, seed) if llm_limit else examples
+    # Whole dialogues (the last one cut short): every example's earlier turns are evaluated too,
+    # so the live protocol can give them the predictor's own labels.
+    examples = select_examples(examples, limit, seed, by_dialogue=True)
+    subset = select_examples(examples, llm_limit, seed, by_dialogue=True) if llm_limit else examples
     typer.echo(
         f"{corpus} {split}: {len(examples)} examples"
         + (f"; LLM rows on {len(subset)} (seed {seed})" if llm_limit else "")
@@ -137,7 +152,7 @@ def eval_command(
     train = _load(corpus, data, train_split) if need_train else []
     cache_dir = out / "cache"
     scope = {"corpus": corpus, "split": split, "taxonomy": tax.name}
-    results = []
+    results: dict[str, list[Any]] = {p: [] for p in protocols}
     clf = None
 
     def get_classifier():
@@ -170,6 +185,8 @@ def eval_command(
                 if row == "llm+prior":
                     kwargs["classifier"] = get_classifier()
                     kwargs["classifier_use"] = "prior"
+                else:
+                    kwargs["classifier"] = None  # not the trained model `classifier="auto"` would find
                 from mesa.safety import SafetyPolicy
 
                 policy = SafetyPolicy(llm_assessment=False) if safety == "rules" else SafetyPolicy.default()
@@ -187,30 +204,36 @@ def eval_command(
                     },
                 )
             try:
-                result = await arun_predictor(
-                    predictor,
-                    row_examples,
-                    cache_dir=cache_dir,
-                    concurrency=concurrency,
-                    progress=progress,
-                    resume=resume,
-                )
+                for protocol in protocols:
+                    result = await arun_predictor(
+                        predictor,
+                        row_examples,
+                        cache_dir=cache_dir,
+                        concurrency=concurrency,
+                        progress=progress,
+                        resume=resume,
+                        history=protocol,
+                    )
+                    if result.errors:
+                        first = result.extra.get("first_errors", [""])[0]
+                        typer.echo(
+                            f"{row} ({protocol}): {result.errors} examples failed; first error:\n{first}", err=True
+                        )
+                    results[protocol].append(result)
             finally:
                 if isinstance(predictor, AgentPredictor) and hasattr(predictor.agent, "close"):
                     predictor.agent.close()
-            if result.errors:
-                typer.echo(
-                    f"{row}: {result.errors} examples failed; first error:\n{result.extra.get('first_errors', [''])[0]}",
-                    err=True,
-                )
-            results.append(result)
 
     asyncio.run(run_all())
-    scored = [score_run(r, examples, tax) for r in results]
-    for row, result in zip(scored, results, strict=True):
-        row["key"] = result.name
-        if result.name in LLM_ROWS and llm_limit:
-            row["name"] = f"{result.name} ({model}, {mode}; n={len(subset)})"
+    scored_by = {p: [score_run(r, examples, tax) for r in results[p]] for p in protocols}
+    for protocol, rows_of in scored_by.items():
+        for row, result in zip(rows_of, results[protocol], strict=True):
+            row["key"] = f"{result.name}-{protocol}"
+            row["protocol"] = protocol
+            if result.name in LLM_ROWS and llm_limit:
+                row["name"] = f"{result.name} ({model}, {mode}; n={len(subset)})"
+    headline = protocols[0]
+    scored = scored_by[headline]
     report: dict[str, Any] = {
         "title": f"mesa evaluation: {corpus} {split}",
         "meta": {
@@ -223,22 +246,39 @@ def eval_command(
             "model": model if any(r in LLM_ROWS for r in wanted) else None,
             "mode": mode,
             "concurrency": concurrency,
+            "history": ", ".join(protocols),
             "safety (LLM rows)": safety,
             "total_wall_seconds": round(time.perf_counter() - started, 1),
         },
-        "table_title": f"{corpus} {split}"
+        "table_title": f"{corpus} {split}, {_PROTOCOL_NAMES[headline]}"
         + (f" (LLM rows on a seeded random subset of {len(subset)})" if llm_limit else ""),
         "rows": scored,
+        "tables": [{"title": f"{corpus} {split}, {_PROTOCOL_NAMES[p]}", "rows": scored_by[p]} for p in protocols[1:]],
     }
-    if llm_limit and any(r.name in LLM_ROWS for r in results):
-        report["subset_rows"] = [score_run(r, subset, tax) for r in results]
-        for row, result in zip(report["subset_rows"], results, strict=True):
+    if len(protocols) > 1:
+        report["protocol_rows"] = scored_by
+        report["protocol_title"] = f"{corpus} {split}: both history protocols"
+    if llm_limit and any(r.name in LLM_ROWS for r in results[headline]):
+        report["subset_rows"] = [score_run(r, subset, tax) for r in results[headline]]
+        for row, result in zip(report["subset_rows"], results[headline], strict=True):
             row["name"] = result.name
             row["wall_seconds"] = row["examples_per_second"] = None
-        report["subset_title"] = f"all rows on the same {len(subset)}-example subset (seed {seed})"
+        report["subset_title"] = (
+            f"all rows on the same {len(subset)}-example subset (seed {seed}), {_PROTOCOL_NAMES[headline]}"
+        )
     written = write_report(report, out, taxonomy=tax, plots=plots)
     typer.echo("")
+    if len(protocols) > 1:
+        typer.echo(protocol_table(scored_by, title=report["protocol_title"]))
+        typer.echo("")
     typer.echo(markdown_table(report["rows"], title=report["table_title"]))
+    for table in report["tables"]:
+        typer.echo("")
+        typer.echo(markdown_table(table["rows"], title=table["title"]))
+    shares = distribution_table(scored, "system_emotion", tax, title="system emotion: label shares (%)")
+    if shares:
+        typer.echo("")
+        typer.echo(shares)
     if report.get("subset_rows"):
         typer.echo("")
         typer.echo(markdown_table(report["subset_rows"], title=report["subset_title"]))
@@ -249,7 +289,12 @@ def train_command(
     corpus: str = typer.Option("mesc", "--corpus", help="mesc | esconv | custom"),
     data: Path | None = typer.Option(None, "--data", help="corpus file or folder (default: download)"),  # noqa: B008
     split: str = typer.Option("train", "--split", help="split to train on"),
-    out: Path = typer.Option(Path("mesa-classifier.npz"), "--out", help="where to save the model (.npz)"),  # noqa: B008
+    out: Path | None = typer.Option(  # noqa: B008
+        None,
+        "--out",
+        help="where to save the model (.npz); default: where SupportAgent(classifier='auto') finds it, "
+        "$MESA_CACHE_DIR/models/<taxonomy>.npz",
+    ),
     taxonomy: str | None = typer.Option(
         None, "--taxonomy", help="taxonomy name or JSON file (default: the corpus's own)"
     ),
@@ -258,19 +303,34 @@ def train_command(
     ),
     eval_split: str | None = typer.Option(None, "--eval-split", help="also score the model on this split (e.g. val)"),
     verbose: bool = typer.Option(False, "--verbose", help="print the tuning grid"),
-    c_grid: str = typer.Option("0.02,0.05", "--c-grid", help="inverse regularisation strengths to try (comma list)"),
+    c_grid: str = typer.Option("0.02", "--c-grid", help="inverse regularisation strengths to try (comma list)"),
     weight_powers: str = typer.Option(
         "0.5,1.0", "--weight-powers", help="class-weight powers to try: 0 none, 1 balanced (comma list)"
     ),
+    history: str = typer.Option(
+        "predicted",
+        "--history",
+        help="history the model learns from: predicted (out-of-fold predicted user emotions, as in a live chat) "
+        "| gold (the dataset's labels)",
+    ),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
 ) -> None:
-    """Train the small supervised model (embeddings + logistic regression) for `classifier=` / `--classifier`."""
+    """Train the small supervised model (embeddings + logistic regression); SupportAgent then finds it."""
+    from mesa.errors import MesaError
     from mesa.eval.classifier import SupervisedClassifier
     from mesa.eval.embeddings import default_embedder
+    from mesa.eval.protocol import check_protocol
+    from mesa.eval.store import classifier_path
 
+    try:
+        check_protocol(history)
+    except MesaError as exc:
+        raise typer.BadParameter(str(exc)) from exc
     started = time.perf_counter()
     examples = _load(corpus, data, split)
     tax = _taxonomy(corpus, taxonomy, examples)
-    typer.echo(f"training on {corpus} {split}: {len(examples)} examples, taxonomy {tax.name}")
+    target = out or classifier_path(tax)
+    typer.echo(f"training on {corpus} {split}: {len(examples)} examples, taxonomy {tax.name}, {history} history")
     clf = SupervisedClassifier.train(
         examples,
         tax,
@@ -278,22 +338,30 @@ def train_command(
         verbose=verbose,
         c_grid=[float(c) for c in c_grid.split(",")],
         weight_powers=[float(w) for w in weight_powers.split(",")],
+        history=history,
+        progress=progress,
     )
-    clf.save(out)
-    typer.echo(f"saved {out} ({out.stat().st_size / 1024:.0f} KiB) in {time.perf_counter() - started:.1f} s")
+    clf.save(target)
+    typer.echo(f"saved {target} ({target.stat().st_size / 1024:.0f} KiB) in {time.perf_counter() - started:.1f} s")
+    if out is None:
+        typer.echo(f"SupportAgent(taxonomy={tax.name!r}) now uses it (classifier='auto'; classifier=None to opt out)")
     for which, info in clf.info["tasks"].items():
         if info.get("holdout_weighted_f1") is not None:
             typer.echo(
-                f"  {which}: C={info['C']} weight_power={info['weight_power']} holdout weighted F1={info['holdout_weighted_f1']:.3f}"
+                f"  {which}: C={info['C']} weight_power={info['weight_power']} "
+                f"holdout weighted F1={info['holdout_weighted_f1']:.3f}"
             )
     if eval_split:
         from mesa.eval.report import markdown_table, score_run
         from mesa.eval.runner import ClassifierPredictor, run_predictor
 
         held = _load(corpus, data, eval_split)
-        result = run_predictor(ClassifierPredictor(clf), held, progress=False)
+        rows = []
+        for protocol in ("predicted", "gold"):
+            result = run_predictor(ClassifierPredictor(clf), held, progress=False, history=protocol)
+            rows.append(score_run(result, held, tax) | {"name": f"classifier ({protocol} history)"})
         typer.echo("")
-        typer.echo(markdown_table([score_run(result, held, tax)], title=f"{corpus} {eval_split}"))
+        typer.echo(markdown_table(rows, title=f"{corpus} {eval_split}"))
 
 
 def export_command(

@@ -119,6 +119,10 @@ class Example(BaseModel):
     reply: str = ""
     text_clues: list[str] = Field(default_factory=list)
     situation: str | None = None
+    user_index: int | None = Field(default=None, description="index of the `text` utterance in its dialogue")
+    history_index: list[int] = Field(
+        default_factory=list, description="index in the dialogue of each history message (same order as `history`)"
+    )
 
     def gold(self, which: str) -> str | None:
         """The gold label of ``user_emotion``, ``strategy`` or ``system_emotion``."""
@@ -315,8 +319,10 @@ def dialogues_to_examples(
             if last_user is None or not utterance.text:
                 continue
             history = messages[:last_user] + messages[last_user + 1 : index]
+            positions = [*range(last_user), *range(last_user + 1, index)]
             if window is not None:
                 history = history[-window:] if window > 0 else []
+                positions = positions[-window:] if window > 0 else []
             user = dialogue.utterances[last_user]
             examples.append(
                 Example(
@@ -334,6 +340,8 @@ def dialogues_to_examples(
                     reply=utterance.text,
                     text_clues=list(user.clues),
                     situation=dialogue.situation,
+                    user_index=last_user,
+                    history_index=positions,
                 )
             )
     return examples

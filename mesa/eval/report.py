@@ -13,7 +13,7 @@ from mesa.eval.metrics import classification_metrics, generation_metrics
 from mesa.eval.runner import TASKS, RunResult
 from mesa.taxonomy import Taxonomy
 
-__all__ = ["markdown_table", "score_run", "write_report"]
+__all__ = ["distribution_table", "markdown_table", "protocol_table", "score_run", "write_report"]
 
 _TASK_TITLES = {"user_emotion": "user emotion", "strategy": "strategy", "system_emotion": "system emotion"}
 
@@ -114,6 +114,68 @@ def markdown_table(rows: Sequence[dict[str, Any]], *, title: str | None = None) 
     return "\n".join(lines)
 
 
+_PROTOCOL_COLUMNS = (
+    ("UE acc", "user_emotion", "accuracy"),
+    ("UE wF1", "user_emotion", "weighted_f1"),
+    ("Str acc", "strategy", "accuracy"),
+    ("Str wF1", "strategy", "weighted_f1"),
+    ("Str mF1", "strategy", "macro_f1"),
+    ("SE wF1", "system_emotion", "weighted_f1"),
+)
+
+
+def protocol_table(rows: dict[str, Sequence[dict[str, Any]]], *, title: str | None = None) -> str:
+    """Both history protocols side by side: for each row and metric, ``live / gold``.
+
+    ``rows`` maps a protocol (``"predicted"``, ``"gold"``) to scored rows of the
+    same predictors in the same order.
+    """
+    protocols = [p for p in ("predicted", "gold") if p in rows]
+    names = {"predicted": "live", "gold": "gold"}
+    header = ["row", "n"] + [
+        f"{label} ({' / '.join(names[p] for p in protocols)})" for label, _, _ in _PROTOCOL_COLUMNS
+    ]
+    lines = [f"**{title}**", ""] if title else []
+    lines += ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    for position, first in enumerate(rows[protocols[0]]):
+        same = [rows[p][position] for p in protocols]
+        cells = [first["name"], " / ".join(str(r["n"]) for r in same)]
+        for _, which, metric in _PROTOCOL_COLUMNS:
+            cells.append(" / ".join(_fmt((r.get(which) or {}).get(metric)) for r in same))
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        (
+            "live = predicted-history protocol (earlier user turns carry the predictor's own labels, as in a running"
+            " chat); gold = earlier turns carry the dataset's gold labels. Metrics in %."
+        ),
+    ]
+    return "\n".join(lines)
+
+
+def distribution_table(
+    rows: Sequence[dict[str, Any]], which: str, taxonomy: Taxonomy | None = None, *, title: str | None = None
+) -> str:
+    """The share of each label of ``which`` in every row's predictions, next to the gold shares (%)."""
+    scored = [r for r in rows if which in r]
+    if not scored:
+        return ""
+    gold = Counter(scored[0][which]["gold_distribution"])
+    labels = taxonomy.names(which) if taxonomy is not None else sorted(gold)  # type: ignore[arg-type]
+
+    def shares(counts: dict[str, int]) -> list[str]:
+        total = sum(counts.values()) or 1
+        return [f"{100 * counts.get(label, 0) / total:.1f}" for label in labels]
+
+    lines = [f"**{title}**", ""] if title else []
+    lines += ["| row | n | " + " | ".join(labels) + " |", "|" + "|".join(["---"] + ["---:"] * (len(labels) + 1)) + "|"]
+    lines.append(f"| gold | {sum(gold.values())} | " + " | ".join(shares(gold)) + " |")
+    for row in scored:
+        counts = row[which]["predicted_distribution"]
+        lines.append(f"| {row['name']} | {sum(counts.values())} | " + " | ".join(shares(counts)) + " |")
+    return "\n".join(lines)
+
+
 def _plot_confusion(metrics: dict[str, Any], title: str, path: Path) -> None:
     import matplotlib
 
@@ -207,9 +269,17 @@ def write_report(
     for key, value in (report.get("meta") or {}).items():
         parts.append(f"- {key}: {value}")
     parts.append("")
+    if report.get("protocol_rows"):
+        parts += [protocol_table(report["protocol_rows"], title=report.get("protocol_title")), ""]
     parts.append(markdown_table(report["rows"], title=report.get("table_title")))
+    for table in report.get("tables") or []:
+        parts += ["", markdown_table(table["rows"], title=table.get("title"))]
     if report.get("subset_rows"):
         parts += ["", markdown_table(report["subset_rows"], title=report.get("subset_title"))]
+    # The counsellor's own emotion: how often each row shows each one, next to the corpus.
+    shown = distribution_table(report["rows"], "system_emotion", taxonomy, title="system emotion: label shares (%)")
+    if shown:
+        parts += ["", shown]
     for note in report.get("notes") or []:
         parts += ["", note]
     if plots:

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from mesa.eval.datasets import Example
+from mesa.eval.protocol import by_dialogue as group_by_dialogue
+from mesa.eval.protocol import check_protocol, with_predicted_history
 
 __all__ = [
     "AgentPredictor",
@@ -243,14 +245,31 @@ def _read_cache(path: Path) -> dict[str, dict[str, Any]]:
     return done
 
 
-def select_examples(examples: Sequence[Example], limit: int | None = None, seed: int = 0) -> list[Example]:
-    """``limit`` examples drawn at random with ``seed`` (in corpus order), or all of them."""
+def select_examples(
+    examples: Sequence[Example], limit: int | None = None, seed: int = 0, *, by_dialogue: bool = False
+) -> list[Example]:
+    """``limit`` examples drawn at random with ``seed`` (in corpus order), or all of them.
+
+    With ``by_dialogue``, whole dialogues are drawn instead (the last one cut to
+    its first turns), so every example's earlier turns are in the subset too:
+    what the live protocol needs to give them the predictor's own labels.
+    """
     if limit is None or limit >= len(examples):
         return list(examples)
     import random
 
-    chosen = sorted(random.Random(seed).sample(range(len(examples)), limit))
-    return [examples[i] for i in chosen]
+    if not by_dialogue:
+        chosen = sorted(random.Random(seed).sample(range(len(examples)), limit))
+        return [examples[i] for i in chosen]
+    groups = group_by_dialogue(examples)
+    random.Random(seed).shuffle(groups)
+    picked: set[str] = set()
+    for group in groups:
+        for example in group[: limit - len(picked)]:
+            picked.add(example.id)
+        if len(picked) >= limit:
+            break
+    return [e for e in examples if e.id in picked]
 
 
 async def arun_predictor(
@@ -262,16 +281,21 @@ async def arun_predictor(
     progress: bool = True,
     resume: bool = True,
     timeout: float | None = None,
+    history: str = "predicted",
 ) -> RunResult:
     """Run ``predictor`` over ``examples``; results go to ``cache_dir/<name>-<config>.jsonl``.
 
+    ``history`` is the protocol (:mod:`mesa.eval.protocol`): ``"predicted"``
+    (default, live: earlier user turns carry the predictor's own labels, so each
+    dialogue runs in order) or ``"gold"``. The protocol is part of the cache key.
     With ``resume`` (default) examples already in that file are not recomputed.
     At most ``concurrency`` examples run at once. A failing example is recorded
     with its error (and retried by the next run); it never stops the run.
     """
+    protocol = check_protocol(history)
     if not isinstance(predictor, Predictor) and hasattr(predictor, "arespond"):
         predictor = AgentPredictor(predictor)
-    config = predictor.config()
+    config = {**predictor.config(), "history": protocol}
     key = config_key(predictor.name, config)
     path: Path | None = None
     done: dict[str, dict[str, Any]] = {}
@@ -288,7 +312,7 @@ async def arun_predictor(
     result = RunResult(predictor.name, config, records, reused=len(records), cache_file=str(path) if path else None)
 
     started = time.perf_counter()
-    if todo and hasattr(predictor, "prepare"):
+    if todo and hasattr(predictor, "prepare") and protocol == "gold":
         await asyncio.to_thread(predictor.prepare, todo)
     bar = None
     if progress and todo:
@@ -320,7 +344,10 @@ async def arun_predictor(
                 bar.update(1)
 
     try:
-        await asyncio.gather(*(one(e) for e in todo))
+        if protocol == "gold":
+            await asyncio.gather(*(one(e) for e in todo))
+        else:
+            await _run_predicted(predictor, examples, records, one)
     finally:
         if bar is not None:
             bar.close()
@@ -340,6 +367,42 @@ async def arun_predictor(
         result.extra["total_wall_seconds"] = meta["wall_seconds"]
         result.extra["total_computed"] = meta["computed"]
     return result
+
+
+def _user_labels(group: Sequence[Example], records: dict[str, dict[str, Any]]) -> dict[int, str | None]:
+    """Dialogue index of each predicted user utterance -> the user emotion the predictor gave it."""
+    return {
+        e.user_index: records[e.id].get("user_emotion") for e in group if e.user_index is not None and e.id in records
+    }
+
+
+async def _run_predicted(
+    predictor: Any, examples: Sequence[Example], records: dict[str, dict[str, Any]], one: Any
+) -> None:
+    """The live protocol: each dialogue in order, its history rewritten with the labels predicted so far.
+
+    Predictors that batch (``prepare``) run in waves: the k-th example of every
+    dialogue at once, so a batch still spans many dialogues.
+    """
+    groups = group_by_dialogue(examples)
+
+    def live(group: list[Example], example: Example) -> Example:
+        return with_predicted_history(example, _user_labels(group, records))
+
+    if hasattr(predictor, "prepare"):
+        for k in range(max((len(g) for g in groups), default=0)):
+            wave = [live(g, g[k]) for g in groups if len(g) > k and g[k].id not in records]
+            if wave:
+                await asyncio.to_thread(predictor.prepare, wave)
+                await asyncio.gather(*(one(e) for e in wave))
+        return
+
+    async def dialogue(group: list[Example]) -> None:
+        for example in group:
+            if example.id not in records:
+                await one(live(group, example))
+
+    await asyncio.gather(*(dialogue(g) for g in groups))
 
 
 def run_predictor(predictor: Any, examples: Sequence[Example], **kwargs: Any) -> RunResult:
