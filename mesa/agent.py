@@ -9,13 +9,18 @@ print(reply.user_emotion.label, reply.strategy.label, reply.text)
 ```
 
 Every run happens on one event loop the agent owns (a daemon thread), so the
-sync and async methods share the same checkpointer and models safely.
+sync and async methods share the same checkpointer and models safely. Turns on
+one ``thread_id`` run one at a time (in this process by a lock per thread, across
+processes by the memory's lock), so none is lost.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import hashlib
+import logging
 import queue
 import threading
 import time
@@ -27,7 +32,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
 
-from mesa.errors import TurnTimeoutError
+from mesa.errors import AgentClosedError, TurnTimeoutError
 from mesa.graphs.context import DemonstrationSource, LabelClassifier, SupportContext
 from mesa.llm import LLM
 from mesa.prompts import PromptSet
@@ -48,6 +53,8 @@ __all__ = ["StreamEvent", "SupportAgent"]
 
 T = TypeVar("T")
 _DONE = object()
+log = logging.getLogger("mesa.agent")
+_CLOSED = "this SupportAgent is closed; create a new one (or keep using it inside its `with` block)"
 
 DEFAULT_TURN_TIMEOUT = 120.0
 """Seconds a whole turn may take (``SupportAgent(turn_timeout=...)``): two slow model calls' worth."""
@@ -91,14 +98,33 @@ class _LoopThread:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="mesa-agent-loop", daemon=True)
         self.thread.start()
+        self.closing = False  # set by SupportAgent.close: a run cancelled from now on ends in AgentClosedError
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Schedule ``coro`` on the loop; a stopped loop would never run it, so that is an error, not a hang."""
+        if not self.thread.is_alive() or self.loop.is_closed():
+            coro.close()
+            raise AgentClosedError(_CLOSED)
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         if threading.current_thread() is self.thread:
+            coro.close()
             raise RuntimeError("SupportAgent's sync methods cannot be called from inside its own graph run")
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+        try:
+            return self.submit(coro).result()
+        except concurrent.futures.CancelledError:
+            if self.closing:
+                raise AgentClosedError(_CLOSED) from None
+            raise
 
     async def arun(self, coro: Coroutine[Any, Any, T]) -> T:
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
+        try:
+            return await asyncio.wrap_future(self.submit(coro))
+        except asyncio.CancelledError:
+            if self.closing:
+                raise AgentClosedError(_CLOSED) from None
+            raise
 
     def stop(self) -> None:
         """Cancel what is still pending on the loop (e.g. LiteLLM's logging worker), then stop it."""
@@ -118,6 +144,31 @@ class _LoopThread:
             self.thread.join(timeout=5)
 
 
+class _ThreadLocks:
+    """One ``asyncio.Lock`` per thread that has turns running or waiting, on the agent's loop.
+
+    An entry leaves the table with its last user, so the table holds only the threads active right now.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @contextlib.asynccontextmanager
+    async def hold(self, thread_id: str) -> AsyncIterator[None]:
+        lock, users = self._entries.setdefault(thread_id, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                del self._entries[thread_id]
+
+
 class SupportAgent:
     """An emotional-support agent: the SMES chain on any LiteLLM model.
 
@@ -132,7 +183,11 @@ class SupportAgent:
         perception: ``None`` (text only), ``"default"`` (backends of the installed extras),
             a ``mesa.tools.Perception``, or backend names.
         safety: a ``mesa.safety.SafetyPolicy``; default ``SafetyPolicy.default()``. It cannot be turned off here.
-        memory: ``None`` (in memory), a SQLite file path, or any LangGraph checkpointer.
+        memory: ``None`` (in memory), a SQLite file path, a Postgres URI (``"postgresql://..."``),
+            or any LangGraph checkpointer. See ``docs/concepts/memory.md``.
+        store: a LangGraph ``BaseStore`` for the older messages of long conversations. Default: one that
+            matches ``memory`` (in memory, the SQLite file, the Postgres database); with your own
+            checkpointer and no store, the whole history stays in the state.
         history_window: how many earlier messages the prompts see.
         demonstrations: a source of similar labelled turns shown as few-shot examples (see ``mesa.eval``).
         n_demonstrations: how many demonstrations each prompt gets.
@@ -163,6 +218,7 @@ class SupportAgent:
         perception: Any = None,
         safety: Any = None,
         memory: Any = None,
+        store: Any = None,
         history_window: int = 8,
         demonstrations: DemonstrationSource | None = None,
         n_demonstrations: int = 4,
@@ -199,9 +255,12 @@ class SupportAgent:
         cache_policy = self._cache_policy() if self._cache is not None else None
         self.builder = graph if graph is not None else build_graph(mode, cache_policy=cache_policy)
         self._memory_spec = memory
+        self._store_spec = store
+        self._memory: Any = None
+        self._locks = _ThreadLocks()
+        self._closed = False
         self._runner = _LoopThread()
         weakref.finalize(self, self._runner.stop)
-        self._closer = None
         self.graph = self._runner.run(self._compile())
 
     # -- construction helpers ------------------------------------------------------------------
@@ -247,10 +306,10 @@ class SupportAgent:
 
     async def _compile(self):
         from mesa.graphs.smes import compile_graph
-        from mesa.memory import open_checkpointer
+        from mesa.memory import open_memory
 
-        checkpointer, self._closer = await open_checkpointer(self._memory_spec)
-        return compile_graph(self.builder, checkpointer=checkpointer, cache=self._cache)
+        self._memory = await open_memory(self._memory_spec, self._store_spec)
+        return compile_graph(self.builder, checkpointer=self._memory.checkpointer, store=self._memory.store, cache=self._cache)
 
     def context(self, thread_id: str | None = None) -> SupportContext:
         """The runtime context this agent passes to its graph."""
@@ -309,31 +368,70 @@ class SupportAgent:
             interrupts=[getattr(i, "value", i) for i in interrupts],
         )
 
+    def _config(self, thread_id: str) -> dict[str, Any]:
+        return {"configurable": {"thread_id": thread_id}}
+
+    @contextlib.asynccontextmanager
+    async def _turn_of(self, thread_id: str, turn: Turn | None) -> AsyncIterator[None]:
+        """Hold the thread for one turn (here and across processes); keep the user's message if the turn fails."""
+        async with self._locks.hold(thread_id), self._memory.hold(thread_id):
+            try:
+                yield
+            except (Exception, asyncio.CancelledError):
+                await self._keep_unanswered(thread_id, turn)
+                raise
+            await self._memory.prune(thread_id)
+
+    async def _keep_unanswered(self, thread_id: str, turn: Turn | None) -> None:
+        """Append the failed turn's user message, marked ``unanswered``, so the next turn sees it."""
+        from mesa.graphs.nodes import user_text
+
+        config = self._config(thread_id)
+        try:
+            state = SupportState.model_validate((await self.graph.aget_state(config)).values or {})
+            turn = turn or state.turn  # a resumed turn: the one the thread was paused on
+            if not turn.modalities():
+                return
+            text = user_text(state) if state.turn == turn else turn.text
+            message = Message(
+                role="user",
+                text=text or f"[{', '.join(turn.modalities())}]",
+                emotion=state.user_emotion.label if state.user_emotion and state.turn == turn else None,
+                unanswered=True,
+            )
+            as_node = "finish_turn" if "finish_turn" in self.graph.nodes else None
+            await self.graph.aupdate_state(config, {"history": [message]}, as_node=as_node)
+        except Exception:
+            log.warning("could not keep the user's message of a failed turn on thread %r", thread_id, exc_info=True)
+
     def _turn_timeout_error(self) -> TurnTimeoutError:
         return TurnTimeoutError(f"the turn took longer than {self.turn_timeout} s (SupportAgent(turn_timeout=...))", seconds=self.turn_timeout or 0.0)
 
-    async def _run(self, graph_input: Any, thread_id: str) -> Reply:
+    async def _run(self, graph_input: Any, thread_id: str, turn: Turn | None = None) -> Reply:
         start = time.perf_counter()
-        config = {"configurable": {"thread_id": thread_id}}
-        try:
-            async with asyncio.timeout(self.turn_timeout) as deadline:
-                values = await self.graph.ainvoke(graph_input, config, context=self.context(thread_id))
-        except TimeoutError as exc:
-            if not deadline.expired():
-                raise  # not the turn's deadline (a model call's, under strict=True)
-            raise self._turn_timeout_error() from exc
+        async with self._turn_of(thread_id, turn):
+            try:
+                async with asyncio.timeout(self.turn_timeout) as deadline:
+                    values = await self.graph.ainvoke(
+                        graph_input, self._config(thread_id), context=self.context(thread_id), durability="exit"
+                    )
+            except TimeoutError as exc:
+                if not deadline.expired():
+                    raise  # not the turn's deadline (a model call's, under strict=True)
+                raise self._turn_timeout_error() from exc
         return self._reply(values, thread_id, time.perf_counter() - start)
 
     async def _events(self, turn: Turn, thread_id: str, history: list[Message] | None) -> AsyncIterator[StreamEvent]:
         start = time.perf_counter()
-        config = {"configurable": {"thread_id": thread_id}}
-        async for event in self.graph.astream(
-            self._input(turn, history), config, context=self.context(thread_id), stream_mode="custom"
-        ):
-            parsed = StreamEvent.from_custom(event) if isinstance(event, dict) else None
-            if parsed is not None:
-                yield parsed
-        snapshot = await self.graph.aget_state(config)
+        config = self._config(thread_id)
+        async with self._turn_of(thread_id, turn):
+            async for event in self.graph.astream(
+                self._input(turn, history), config, context=self.context(thread_id), stream_mode="custom", durability="exit"
+            ):
+                parsed = StreamEvent.from_custom(event) if isinstance(event, dict) else None
+                if parsed is not None:
+                    yield parsed
+            snapshot = await self.graph.aget_state(config)
         interrupts = [i for task in snapshot.tasks for i in task.interrupts]
         yield StreamEvent(type="reply", reply=self._reply(snapshot.values, thread_id, time.perf_counter() - start, interrupts))
 
@@ -343,10 +441,26 @@ class SupportAgent:
             async with asyncio.timeout(self.turn_timeout) as deadline:
                 async for event in self._events(turn, thread_id, history):
                     put(event)
+        except asyncio.CancelledError:
+            put(AgentClosedError(_CLOSED) if self._runner.closing else asyncio.CancelledError())
+            raise
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread or task
             put(self._turn_timeout_error() if isinstance(exc, TimeoutError) and deadline.expired() else exc)
         finally:
             put(_DONE)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise AgentClosedError(_CLOSED)
+
+    def _thread(self, thread_id: Any, *, new: bool = True) -> str:
+        """A checked thread id (``None`` starts a new thread where ``new``), before anything is written."""
+        from mesa.memory import check_thread_id
+
+        self._check_open()
+        if thread_id is None and new:
+            return uuid.uuid4().hex
+        return check_thread_id(thread_id)
 
     def _turn(self, text: str | None, audio: Any, video: Any, image: Any) -> Turn:
         return Turn.from_inputs(text, audio=audio, video=video, image=image, max_chars=self.max_input_chars)
@@ -361,9 +475,14 @@ class SupportAgent:
         thread_id: str | None = None,
         history: list[Message] | None = None,
     ) -> Reply:
-        """Answer one user turn. ``thread_id`` keeps the conversation; ``history`` seeds a new thread."""
+        """Answer one user turn. ``thread_id`` keeps the conversation; ``history`` seeds a new thread.
+
+        Turns on one thread run one at a time. If the turn fails, the user's message stays in the
+        thread's history (marked ``unanswered``) and the error is raised.
+        """
+        thread_id = self._thread(thread_id)
         turn = self._turn(text, audio, video, image)
-        return self._runner.run(self._run(self._input(turn, history), thread_id or uuid.uuid4().hex))
+        return self._runner.run(self._run(self._input(turn, history), thread_id, turn))
 
     async def arespond(
         self,
@@ -376,19 +495,22 @@ class SupportAgent:
         history: list[Message] | None = None,
     ) -> Reply:
         """Async twin of :meth:`respond`."""
+        thread_id = self._thread(thread_id)
         turn = self._turn(text, audio, video, image)
-        return await self._runner.arun(self._run(self._input(turn, history), thread_id or uuid.uuid4().hex))
+        return await self._runner.arun(self._run(self._input(turn, history), thread_id, turn))
 
     def resume(self, thread_id: str, value: Any = None) -> Reply:
         """Resume a turn that a node paused with ``interrupt()``; ``value`` is what ``interrupt()`` returns."""
         from langgraph.types import Command
 
+        thread_id = self._thread(thread_id, new=False)
         return self._runner.run(self._run(Command(resume=value), thread_id))
 
     async def aresume(self, thread_id: str, value: Any = None) -> Reply:
         """Async twin of :meth:`resume`."""
         from langgraph.types import Command
 
+        thread_id = self._thread(thread_id, new=False)
         return await self._runner.arun(self._run(Command(resume=value), thread_id))
 
     def stream(
@@ -402,10 +524,10 @@ class SupportAgent:
         history: list[Message] | None = None,
     ) -> Iterator[StreamEvent]:
         """Events of one turn: perception, safety, each stage as decided, reply tokens, then the reply."""
+        thread_id = self._thread(thread_id)
         turn = self._turn(text, audio, video, image)
         inbox: queue.Queue = queue.Queue()
-        pump = self._pump(turn, thread_id or uuid.uuid4().hex, history, inbox.put)
-        future = asyncio.run_coroutine_threadsafe(pump, self._runner.loop)
+        future = self._runner.submit(self._pump(turn, thread_id, history, inbox.put))
         while (item := inbox.get()) is not _DONE:
             if isinstance(item, BaseException):
                 raise item
@@ -423,11 +545,13 @@ class SupportAgent:
         history: list[Message] | None = None,
     ) -> AsyncIterator[StreamEvent]:
         """Async twin of :meth:`stream`."""
+        thread_id = self._thread(thread_id)
         turn = self._turn(text, audio, video, image)
         inbox: asyncio.Queue = asyncio.Queue()
         caller = asyncio.get_running_loop()
-        pump = self._pump(turn, thread_id or uuid.uuid4().hex, history, lambda item: caller.call_soon_threadsafe(inbox.put_nowait, item))
-        future = asyncio.run_coroutine_threadsafe(pump, self._runner.loop)
+        future = self._runner.submit(
+            self._pump(turn, thread_id, history, lambda item: caller.call_soon_threadsafe(inbox.put_nowait, item))
+        )
         while (item := await inbox.get()) is not _DONE:
             if isinstance(item, BaseException):
                 raise item
@@ -436,27 +560,55 @@ class SupportAgent:
 
     # -- memory --------------------------------------------------------------------------------
 
+    async def _state(self, thread_id: str) -> SupportState:
+        snapshot = await self.graph.aget_state(self._config(thread_id))
+        return SupportState.model_validate(snapshot.values or {})
+
     def state(self, thread_id: str) -> SupportState:
-        """The graph state of a thread as it stands (an empty state for an unknown thread)."""
+        """The graph state of a thread as it stands (an empty state for an unknown thread).
 
-        async def read() -> SupportState:
-            snapshot = await self.graph.aget_state({"configurable": {"thread_id": thread_id}})
-            return SupportState.model_validate(snapshot.values or {})
+        Its ``history`` is the recent window the state keeps; :meth:`history` has the whole conversation.
+        """
+        return self._runner.run(self._state(self._thread(thread_id, new=False)))
 
-        return self._runner.run(read())
+    async def _history(self, thread_id: str) -> list[Message]:
+        state = await self._state(thread_id)
+        return await self._memory.history(thread_id, state.history, state.archived)
 
     def history(self, thread_id: str) -> list[Message]:
-        """The messages of a thread so far (empty for an unknown thread)."""
-        return list(self.state(thread_id).history)
+        """The messages of a thread so far, oldest first, archived ones included (empty for an unknown thread)."""
+        return self._runner.run(self._history(self._thread(thread_id, new=False)))
+
+    async def ahistory(self, thread_id: str) -> list[Message]:
+        """Async twin of :meth:`history`."""
+        return await self._runner.arun(self._history(self._thread(thread_id, new=False)))
 
     def close(self) -> None:
-        """Close the checkpointer connection and stop the agent's event loop."""
-        if self._closer is not None:
-            self._runner.run(self._closer())
-            self._closer = None
-        self._runner.stop()
+        """End running turns, close the memory's connections and stop the agent's event loop.
+
+        Every method of a closed agent raises :class:`~mesa.errors.AgentClosedError`; closing twice is fine.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._runner.closing = True
+        try:
+            self._runner.run(self._shutdown())
+        finally:
+            self._runner.stop()
+
+    async def _shutdown(self) -> None:
+        """Cancel the turns still running (their user messages are kept), then close the memory."""
+        current = asyncio.current_task()
+        running = [task for task in asyncio.all_tasks() if task is not current]
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        if self._memory is not None:
+            await self._memory.aclose()
 
     def __enter__(self) -> SupportAgent:
+        self._check_open()
         return self
 
     def __exit__(self, *exc: object) -> None:

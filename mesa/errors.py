@@ -79,3 +79,19 @@ class StructuredOutputError(LLMError):
         super().__init__(message)
         self.attempts = attempts
         self.last_error = last_error
+
+
+# -- conversation memory and the agent's life (mesa.memory, mesa.agent) --------------------------
+
+__all__ += ["AgentClosedError", "InvalidThreadIdError"]
+
+
+class AgentClosedError(MesaError, RuntimeError):
+    """The ``SupportAgent`` was closed (``close()`` or the end of its ``with`` block); make a new one."""
+
+
+class InvalidThreadIdError(MesaError, ValueError):
+    """A ``thread_id`` that cannot name a conversation: not a string, empty, too long or not printable.
+
+    Raised before anything is written.
+    """

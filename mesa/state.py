@@ -21,6 +21,7 @@ from mesa.errors import InputTooLargeError
 
 __all__ = [
     "MAX_TEXT_CHARS",
+    "STATE_WINDOW_MIN",
     "MediaRef",
     "Message",
     "PerceptionResult",
@@ -179,10 +180,19 @@ class Message(BaseModel):
     emotion: str | None = None
     strategy: str | None = None
     clues: list[str] = Field(default_factory=list)
+    unanswered: bool = Field(default=False, description="a user message whose turn failed before a reply was stored")
+
+
+STATE_WINDOW_MIN = 20
+"""Fewest recent messages a thread's state keeps (more when the prompts' ``history_window`` asks for more);
+``finish_turn`` moves older ones to the memory's store, so a checkpoint does not grow with the conversation."""
 
 
 def append_history(left: list[Message] | None, right: list[Message] | Message | None) -> list[Message]:
-    """History reducer: appends new messages; never drops or rewrites earlier ones."""
+    """History reducer: appends new messages; never drops or rewrites earlier ones.
+
+    Only ``finish_turn`` shortens the history, after archiving what it drops (a LangGraph ``Overwrite``).
+    """
     left = list(left or [])
     if right is None:
         return left
@@ -195,11 +205,14 @@ class SupportState(BaseModel):
     """The LangGraph state of one conversation thread.
 
     Per-turn fields are reset by the graph's first node at every new turn;
-    ``history`` accumulates across turns through :func:`append_history`.
+    ``history`` accumulates across turns through :func:`append_history`. When the graph has a store
+    (``SupportAgent`` always gives it one), ``history`` is the recent window and the ``archived``
+    earlier messages are in the store (``SupportAgent.history`` returns them all, in order).
     """
 
     turn: Turn = Field(default_factory=Turn)
     history: Annotated[list[Message], append_history] = Field(default_factory=list)
+    archived: int = Field(default=0, description="earlier messages of the thread moved to the store, before history")
     perception: dict[str, PerceptionResult] = Field(default_factory=dict)
     safety: SafetyAssessment | None = None
     user_emotion: Prediction | None = None

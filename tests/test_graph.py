@@ -140,7 +140,8 @@ def test_strict_model_that_never_answers_validly_fails_clearly_and_stores_nothin
     with pytest.raises(StructuredOutputError) as info:
         agent.respond("hello", thread_id="f")
     assert info.value.attempts == 3
-    assert agent.history("f") == []
+    # only the user's words are kept (marked unanswered, see test_memory.py); no invalid label is stored
+    assert [(m.role, m.text, m.unanswered, m.strategy) for m in agent.history("f")] == [("user", "hello", True, None)]
 
 
 @pytest.mark.parametrize("mode", ["stepwise", "fused"])

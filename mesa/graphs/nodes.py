@@ -29,7 +29,7 @@ from pydantic import BaseModel, BeforeValidator, Field, create_model
 from mesa.errors import LLMError, LLMTimeoutError
 from mesa.graphs.context import LabelSetName, SupportContext
 from mesa.prompts import PromptSet
-from mesa.state import Message, PerceptionResult, Prediction, SafetyAssessment, SupportState, check_text_size
+from mesa.state import STATE_WINDOW_MIN, Message, PerceptionResult, Prediction, SafetyAssessment, SupportState, check_text_size
 from mesa.taxonomy import Taxonomy
 
 __all__ = [
@@ -300,7 +300,11 @@ def _default_safety_policy():
 
 
 async def finish_turn(state: SupportState, runtime: Runtime[SupportContext]) -> dict[str, Any]:
-    """End the turn: the user's message and the reply go into the history, annotated with the chain's labels."""
+    """End the turn: the user's message and the reply go into the history, annotated with the chain's labels.
+
+    With a store (``SupportAgent`` gives one), messages beyond the state's window move to the store, so the
+    checkpoint a turn writes stays the same size however long the conversation is.
+    """
     user = Message(
         role="user",
         text=user_text(state),
@@ -313,7 +317,25 @@ async def finish_turn(state: SupportState, runtime: Runtime[SupportContext]) -> 
         emotion=state.system_emotion.label if state.system_emotion else None,
         strategy=state.strategy.label if state.strategy else None,
     )
-    return {"history": [user, assistant], "turn_index": state.turn_index + 1}
+    update: dict[str, Any] = {"history": [user, assistant], "turn_index": state.turn_index + 1}
+    return update | await _archive_overflow(state, [user, assistant], runtime)
+
+
+async def _archive_overflow(state: SupportState, new: list[Message], runtime: Runtime[SupportContext]) -> dict[str, Any]:
+    """Move the oldest messages beyond the window to the store; ``{}`` when nothing moves (or there is no store)."""
+    from langgraph.config import get_config
+    from langgraph.types import Overwrite
+
+    from mesa.memory import archive_messages
+
+    thread_id = get_config().get("configurable", {}).get("thread_id")
+    keep = max(STATE_WINDOW_MIN, _context(runtime).history_window)
+    window = [*state.history, *new]
+    if runtime.store is None or thread_id is None or len(window) <= keep:
+        return {}
+    moved = window[:-keep]
+    await archive_messages(runtime.store, str(thread_id), state.archived, moved)
+    return {"history": Overwrite(window[-keep:]), "archived": state.archived + len(moved)}
 
 
 async def perceive(state: SupportState, runtime: Runtime[SupportContext]) -> dict[str, Any]:
