@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
+from mesa.errors import BackendError, BackendNotFoundError, MediaError, MissingExtraError
+
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
@@ -49,6 +51,7 @@ __all__ = [
     "VoiceAnalyzer",
     "VoiceBackend",
     "distribution_version",
+    "missing_extra",
     "require_modules",
 ]
 
@@ -56,29 +59,15 @@ SAMPLE_RATE = 16_000
 
 
 # --------------------------------------------------------------------------- errors
+# The errors are defined once, in mesa.errors (one tree under MesaError); they stay importable from here.
 
 
-class BackendError(Exception):
-    """Base class of perception configuration errors."""
-
-
-class MissingExtraError(ImportError, BackendError):
-    """A backend needs packages that are not installed; the message says what to ``pip install``."""
-
-    def __init__(self, what: str, extra: str, missing: Sequence[str] = ()) -> None:
-        self.extra = extra
-        self.missing = tuple(missing)
-        detail = f" (missing: {', '.join(self.missing)})" if self.missing else ""
-        super().__init__(f'{what} needs the "{extra}" extra{detail}: pip install "mesa-esc[{extra}]"')
-
-
-class BackendNotFoundError(LookupError, BackendError):
-    """No backend of that kind is registered under that name."""
-
-
-class MediaError(ValueError):
-    """The input cannot be perceived: missing, empty, corrupt, unsupported, too long or too large,
-    silent, or showing no face. Recorded as the cue's ``error``; the turn goes on."""
+def missing_extra(what: str, extra: str, missing: Sequence[str] = ()) -> MissingExtraError:
+    """A :class:`MissingExtraError` that also names the missing import modules (``.missing``)."""
+    detail = f" (missing: {', '.join(missing)})" if missing else ""
+    error = MissingExtraError(what + detail, extra, missing[0] if missing else None)
+    error.missing = tuple(missing)
+    return error
 
 
 def require_modules(what: str, extra: str, *modules: str) -> None:
@@ -92,7 +81,7 @@ def require_modules(what: str, extra: str, *modules: str) -> None:
         if not found:
             missing.append(module)
     if missing:
-        raise MissingExtraError(what, extra, missing)
+        raise missing_extra(what, extra, missing)
 
 
 def distribution_version(*names: str) -> str | None:

@@ -25,8 +25,8 @@ from mesa.tools.base import (
     FaceEmotions,
     Images,
     MediaError,
-    MissingExtraError,
     distribution_version,
+    missing_extra,
     require_modules,
 )
 
@@ -55,7 +55,7 @@ def _find_runtime(preferred: str | None) -> tuple[str, str, str]:
                 return top, module, dist
         except (ImportError, ValueError):
             continue
-    raise MissingExtraError("the 'fer' face backend (a TFLite runtime)", "vision", ["ai_edge_litert"])
+    raise missing_extra("the 'fer' face backend (a TFLite runtime)", "vision", ["ai_edge_litert"])
 
 
 def detect_faces(

