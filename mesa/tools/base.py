@@ -10,9 +10,7 @@ built, audio decoding (PyAV) and image decoding (OpenCV) when a file is read.
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -22,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 from pydantic import BaseModel, Field
 
 from mesa.errors import BackendError, BackendNotFoundError, MediaError, MissingExtraError
+from mesa.tools.cancel import CallLock, check_cancelled, run_cancellable
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -50,6 +49,7 @@ __all__ = [
     "Transcript",
     "VoiceAnalyzer",
     "VoiceBackend",
+    "check_cancelled",
     "distribution_version",
     "missing_extra",
     "require_modules",
@@ -350,7 +350,14 @@ class Backend:
     Subclasses set ``kind``, ``name``, ``extra`` and ``modules`` (import names
     checked at construction) and implement ``_load`` (build the model, once)
     and the kind's sync method. Calls are serialised with a lock, because most
-    model runtimes are not safe to call from several threads at once.
+    model runtimes are not safe to call from several threads at once: take
+    ``self.model`` inside ``with self._lock:``.
+
+    A call the caller gave up on (a perception timeout) frees the backend:
+    long loops should call :func:`check_cancelled` between units of work
+    (segments, frames) so the call stops there; a call that does not stop
+    within ``abandon_after`` seconds is left behind and the next call gets a
+    fresh lock and loads its own model (see :mod:`mesa.tools.cancel`).
     """
 
     kind: ClassVar[str] = ""
@@ -358,14 +365,20 @@ class Backend:
     extra: ClassVar[str] = ""
     modules: ClassVar[tuple[str, ...]] = ()
     distributions: ClassVar[tuple[str, ...]] = ()
+    abandon_after: ClassVar[float] = 5.0
+    """Seconds a timed-out call may take to stop before the next call leaves it behind."""
 
     def __init__(self, **settings: Any) -> None:
         if self.modules:
             require_modules(f"the {self.name!r} {self.kind} backend", self.extra, *self.modules)
         self.settings: dict[str, Any] = {k: v for k, v in settings.items() if v is not None}
         self.version: str | None = distribution_version(*self.distributions) if self.distributions else None
-        self._lock = threading.RLock()
+        self._lock = CallLock(grace=self.abandon_after, on_abandon=self._drop_model)
         self._model: Any = None
+
+    def _drop_model(self) -> None:
+        """Forget the model a stuck, timed-out call is still using; the next call loads its own."""
+        self._model = None
 
     # -- loading
     def _load(self) -> Any:  # pragma: no cover - overridden
@@ -374,11 +387,13 @@ class Backend:
     @property
     def model(self) -> Any:
         """The loaded model (built on first use)."""
-        if self._model is None:
+        model = self._model
+        if model is None:
             with self._lock:
                 if self._model is None:
                     self._model = self._load()
-        return self._model
+                model = self._model
+        return model
 
     def warmup(self) -> None:
         """Load the model now rather than at first use."""
@@ -407,7 +422,7 @@ class SpeechBackend(Backend):
         raise NotImplementedError
 
     async def atranscribe(self, audio: Audio) -> Transcript:
-        return await asyncio.to_thread(self.transcribe, audio)
+        return await run_cancellable(self.transcribe, audio)
 
 
 class FaceBackend(Backend):
@@ -419,7 +434,7 @@ class FaceBackend(Backend):
         raise NotImplementedError
 
     async def arecognize(self, images: Images) -> FaceEmotions:
-        return await asyncio.to_thread(self.recognize, images)
+        return await run_cancellable(self.recognize, images)
 
 
 class VoiceBackend(Backend):
@@ -431,7 +446,7 @@ class VoiceBackend(Backend):
         raise NotImplementedError
 
     async def aanalyze(self, audio: Audio) -> ProsodyFeatures:
-        return await asyncio.to_thread(self.analyze, audio)
+        return await run_cancellable(self.analyze, audio)
 
 
 class TextEmotionBackend(Backend):
@@ -443,7 +458,7 @@ class TextEmotionBackend(Backend):
         raise NotImplementedError
 
     async def aclassify(self, text: str) -> EmotionScores:
-        return await asyncio.to_thread(self.classify, text)
+        return await run_cancellable(self.classify, text)
 
 
 class AudioEmotionBackend(Backend):
@@ -455,4 +470,4 @@ class AudioEmotionBackend(Backend):
         raise NotImplementedError
 
     async def aclassify_audio(self, audio: Audio) -> EmotionScores:
-        return await asyncio.to_thread(self.classify_audio, audio)
+        return await run_cancellable(self.classify_audio, audio)

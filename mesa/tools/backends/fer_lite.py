@@ -25,6 +25,7 @@ from mesa.tools.base import (
     FaceEmotions,
     Images,
     MediaError,
+    check_cancelled,
     distribution_version,
     missing_extra,
     require_modules,
@@ -267,12 +268,13 @@ class FERLiteFace(FaceBackend):
         images = Images.coerce(images)
         if len(images) == 0:
             raise MediaError("no images to analyse")
-        _, cascade, _, _ = self.model
         s = self.settings
         per_frame: list[dict[str, Any]] = []
         previous: tuple[int, int, int, int] | None = None
         with self._lock:
+            _, cascade, _, _ = self.model
             for index, frame in enumerate(images.frames):
+                check_cancelled()  # between frames: a timed-out call stops here
                 gray = to_gray(frame)
                 boxes = []
                 if previous is not None and s["track"] and s["faces"] == "largest":
