@@ -42,18 +42,20 @@ class _Watchdog:
     def __init__(self, connection: http.client.HTTPConnection, seconds: float) -> None:
         self.fired = False
         self._connection = connection
+        self.sock: socket.socket | None = None  # set once connected: http.client may forget its socket later
         self._timer = threading.Timer(max(0.0, seconds), self._fire)
         self._timer.daemon = True
         self._timer.start()
 
     def _fire(self) -> None:
         self.fired = True
-        sock = self._connection.sock
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        sock = self.sock or self._connection.sock  # during connect (and the TLS handshake) it is the latter
+        if sock is None:
+            return
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def cancel(self) -> None:
         self._timer.cancel()
@@ -108,6 +110,9 @@ def _one_request(url: str, target: Path, limits: Limits, policy: MediaPolicy, de
     connection = _pinned_connection(parts, address, _remaining(deadline, limits))
     watchdog = _Watchdog(connection, _remaining(deadline, limits))
     try:
+        connection.connect()
+        # Kept here: http.client forgets the socket (connection.sock = None) when the server will close it.
+        sock = watchdog.sock = connection.sock
         path = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
         connection.request("GET", path, headers={"User-Agent": "mesa-esc", "Accept-Encoding": "identity"})
         response = connection.getresponse()
@@ -121,7 +126,7 @@ def _one_request(url: str, target: Path, limits: Limits, policy: MediaPolicy, de
         declared = response.getheader("Content-Length")
         if declared and declared.isdigit() and int(declared) > limits.max_bytes:
             raise MediaError(f"download too large: {declared} bytes > limit {limits.max_bytes}")
-        _stream(response, connection, target, limits, deadline)
+        _stream(response, sock, target, limits, deadline)
         if watchdog.fired:
             raise MediaError(f"download too slow: over {limits.download_timeout:g} s")
         return None
@@ -134,13 +139,12 @@ def _one_request(url: str, target: Path, limits: Limits, policy: MediaPolicy, de
         connection.close()
 
 
-def _stream(response, connection, target: Path, limits: Limits, deadline: float) -> None:
+def _stream(response, sock: socket.socket, target: Path, limits: Limits, deadline: float) -> None:
     descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
     total = 0
     with os.fdopen(descriptor, "wb") as out:
         while True:
-            if connection.sock is not None:
-                connection.sock.settimeout(_remaining(deadline, limits))
+            sock.settimeout(_remaining(deadline, limits))
             block = response.read1(_READ_SIZE)  # one socket read at most: the deadline is checked between
             if not block:
                 return
