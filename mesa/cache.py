@@ -69,8 +69,7 @@ class JSONTextDisk(diskcache.Disk):
         return super().fetch(mode, filename, value, read)
 
     def _write(self, full_path: str, iterator: Any, mode: str, encoding: str | None = None) -> int:
-        folder = os.path.dirname(full_path)
-        os.makedirs(folder, mode=0o700, exist_ok=True)
+        _private_folder(Path(full_path).parent)
         descriptor = os.open(full_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         binary = "b" in mode
         with os.fdopen(descriptor, "wb" if binary else "w", encoding=None if binary else encoding) as writer:
