@@ -194,7 +194,7 @@ def test_the_default_perception_runs_the_packaged_models(media, tmp_path):
 @pytest.mark.parametrize(
     ("field", "case", "expected"),
     [
-        ("audio", "missing", {"transcript": "missing file", "voice": "missing file"}),
+        ("audio", "missing", {"transcript": "missing or not allowed file", "voice": "missing or not allowed file"}),
         ("audio", "empty", {"transcript": "empty file", "voice": "empty file"}),
         ("audio", "corrupt_wav", {"transcript": "corrupt", "voice": "corrupt"}),
         ("audio", "unsupported", {"transcript": "corrupt or unsupported", "voice": "corrupt or unsupported"}),
@@ -203,7 +203,7 @@ def test_the_default_perception_runs_the_packaged_models(media, tmp_path):
         ("video", "mute_video", {"transcript": "no audio track", "voice": "no audio track", "face": None}),
         ("video", "noface_video", {"transcript": None, "voice": None, "face": "no face found"}),
         ("image", "noface", {"face": "no face found"}),
-        ("image", "corrupt_png", {"face": "corrupt or unsupported image"}),
+        ("image", "corrupt_png", {"face": "corrupt or unsupported"}),  # not a PNG by its bytes
         ("image", "unsupported", {"face": "corrupt or unsupported"}),
     ],
 )
