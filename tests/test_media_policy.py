@@ -11,6 +11,7 @@ import http.server
 import math
 import os
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -74,7 +75,7 @@ def wav(tmp_path) -> Path:
 class Server:
     """A local HTTP server with the misbehaviours the tests need; records the Host headers it saw."""
 
-    def __init__(self, files: dict[str, bytes]) -> None:
+    def __init__(self, files: dict[str, bytes], tls: ssl.SSLContext | None = None) -> None:
         self.hosts: list[str] = []
         server = self
 
@@ -121,8 +122,10 @@ class Server:
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
+        if tls is not None:
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
         self.port = self.httpd.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def close(self) -> None:
@@ -264,6 +267,46 @@ def test_the_connection_goes_to_the_address_that_was_checked(server, monkeypatch
     assert path.read_bytes()[:4] == b"RIFF"
     assert asked == ["media.example"]
     assert server.hosts == [f"media.example:{server.port}"]  # the Host header keeps the name
+
+
+def _fake_dns(monkeypatch, names: dict[str, str]) -> list[str]:
+    """Resolve the given names to the given addresses; the list records every name asked."""
+    real_getaddrinfo = socket.getaddrinfo
+    asked: list[str] = []
+
+    def fake(host, port, *args, **kwargs):
+        if host in names:
+            asked.append(host)
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (names[host], port))]
+        return real_getaddrinfo(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    return asked
+
+
+@pytest.mark.skipif(not M.have("openssl"), reason="needs the openssl command to make a certificate")
+def test_https_keeps_the_name_for_sni_and_the_certificate_check(tmp_path, wav, monkeypatch):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    M._run(
+        "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+        "-days", "1", "-subj", "/CN=media.example", "-addext", "subjectAltName=DNS:media.example",
+    )  # fmt: skip
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    server = Server({"tone.wav": wav.read_bytes()}, tls=tls)
+    try:
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # trust the test's own certificate
+        asked = _fake_dns(monkeypatch, {"media.example": "127.0.0.1", "other.example": "127.0.0.1"})
+        policy = MediaPolicy(allowed_hosts=("media.example", "other.example"))
+        for folder in ("ok", "no"):
+            (tmp_path / folder).mkdir()
+        path = fetch(f"https://media.example:{server.port}/tone.wav", tmp_path / "ok", Limits(), policy)
+        assert path.read_bytes()[:4] == b"RIFF" and asked == ["media.example"]
+        # same address, another name: the certificate does not match, so the check still bites
+        with pytest.raises(MediaError, match="download failed: SSLCertVerificationError.*other.example"):
+            fetch(f"https://other.example:{server.port}/tone.wav", tmp_path / "no", Limits(), policy)
+    finally:
+        server.close()
 
 
 def test_file_urls_and_other_schemes_are_refused(tmp_path, wav):
