@@ -93,7 +93,7 @@ def _open(directory: str | Path | None, subdir: str) -> diskcache.Cache:
     path = Path(directory) if directory is not None else default_cache_dir() / subdir
     _private_folder(path)
     # SQLite creates its journal files with the database file's mode, so make that file 0600 first.
-    os.close(os.open(path / "cache.db", os.O_WRONLY | os.O_CREAT, 0o600))
+    os.close(os.open(path / "cache.db", os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600))
     store = diskcache.Cache(str(path), disk=JSONTextDisk)
     for name in _DB_FILES:
         with contextlib.suppress(FileNotFoundError):

@@ -327,6 +327,24 @@ def test_a_dripping_server_cannot_stretch_the_download_deadline(server, tmp_path
     assert not list(downloads.iterdir())  # the partial file is gone
 
 
+def test_a_slow_dns_answer_counts_against_the_download_deadline(monkeypatch, tmp_path):
+    real_getaddrinfo = socket.getaddrinfo
+    never = threading.Event()
+
+    def hanging_dns(host, port, *args, **kwargs):
+        if host == "slow.example":
+            never.wait(2 * GENEROUS)
+        return real_getaddrinfo(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", hanging_dns)
+    try:
+        finished, outcome = _in_thread(fetch, "http://slow.example/a.wav", tmp_path, Limits(download_timeout=0.5))
+        assert finished
+        assert isinstance(outcome, MediaError) and "too slow: resolving slow.example" in str(outcome)
+    finally:
+        never.set()
+
+
 def test_an_endless_body_is_cut_at_the_byte_limit(server, tmp_path):
     policy = MediaPolicy(allow_private_networks=True)
     finished, outcome = _in_thread(fetch, f"{server.url}/endless", tmp_path, Limits(max_bytes=200_000), policy)

@@ -106,7 +106,7 @@ def download(url: str, target: Path, limits: Limits, policy: MediaPolicy) -> Pat
 
 def _one_request(url: str, target: Path, limits: Limits, policy: MediaPolicy, deadline: float) -> str | None:
     """Fetch one URL into ``target``; the redirect location if it answered with one, else ``None``."""
-    parts, address = policy.resolve_url(url)
+    parts, address = policy.resolve_url(url, timeout=_remaining(deadline, limits))
     connection = _pinned_connection(parts, address, _remaining(deadline, limits))
     watchdog = _Watchdog(connection, _remaining(deadline, limits))
     try:

@@ -15,6 +15,7 @@ import ipaddress
 import os
 import socket
 import stat
+import threading
 import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -98,8 +99,10 @@ class MediaPolicy:
         return any(real.is_relative_to(os.path.realpath(folder)) for folder in self.allowed_dirs)
 
     # -- URLs
-    def resolve_url(self, url: str) -> tuple[urllib.parse.SplitResult, str]:
-        """The parsed URL and the checked address to connect to; :class:`MediaError` when not allowed."""
+    def resolve_url(self, url: str, timeout: float | None = None) -> tuple[urllib.parse.SplitResult, str]:
+        """The parsed URL and the checked address to connect to; :class:`MediaError` when not allowed.
+
+        ``timeout``: seconds the DNS lookup may take (``None``: the system's own limits)."""
         parts = urllib.parse.urlsplit(url)
         scheme = parts.scheme.lower()
         if scheme not in ("http", "https"):
@@ -108,7 +111,7 @@ class MediaPolicy:
         if not host:
             raise MediaError("URL not allowed: no host")
         port = parts.port or (443 if scheme == "https" else 80)
-        addresses = _resolve(host, port)
+        addresses = _resolve(host, port, timeout)
         if not (self.allow_private_networks or self._host_allowed(host, port)):
             refused = [a for a in addresses if not is_public_address(a)]
             if refused:
@@ -123,11 +126,25 @@ class MediaPolicy:
         return any(entry in (bare, f"{bare}:{port}", f"[{bare}]:{port}") for entry in self.allowed_hosts)
 
 
-def _resolve(host: str, port: int) -> list[str]:
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError) as exc:
-        raise MediaError(f"download failed: cannot resolve {host}") from exc
+def _resolve(host: str, port: int, timeout: float | None = None) -> list[str]:
+    """The addresses ``host`` resolves to. getaddrinfo has no timeout of its own, so a slow DNS server
+    is waited for in a helper thread, at most ``timeout`` seconds."""
+    box: dict[str, Any] = {}
+
+    def lookup() -> None:
+        try:
+            box["infos"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError) as exc:
+            box["error"] = exc
+
+    worker = threading.Thread(target=lookup, daemon=True, name="mesa-dns")
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise MediaError(f"download too slow: resolving {host} took over {timeout:g} s")
+    if "error" in box:
+        raise MediaError(f"download failed: cannot resolve {host}") from box["error"]
+    infos = box["infos"]
     addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     if not addresses:
         raise MediaError(f"download failed: cannot resolve {host}")
