@@ -22,13 +22,20 @@ import threading
 import time
 import urllib.parse
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from mesa.errors import MediaError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from mesa.tools.media import Limits
     from mesa.tools.policy import MediaPolicy
+
+
+class DownloadLimits(Protocol):
+    """The two :class:`mesa.tools.media.Limits` fields a download uses (named here so this module
+    does not import mesa.tools.media, which imports it)."""
+
+    max_bytes: int
+    download_timeout: float
 
 __all__ = ["download"]
 
@@ -76,14 +83,14 @@ def _pinned_connection(parts: urllib.parse.SplitResult, address: str, timeout: f
     return connection
 
 
-def _remaining(deadline: float, limits: Limits) -> float:
+def _remaining(deadline: float, limits: DownloadLimits) -> float:
     left = deadline - time.monotonic()
     if left <= 0:
         raise MediaError(f"download too slow: over {limits.download_timeout:g} s")
     return left
 
 
-def download(url: str, target: Path, limits: Limits, policy: MediaPolicy) -> Path:
+def download(url: str, target: Path, limits: DownloadLimits, policy: MediaPolicy) -> Path:
     """Download ``url`` to ``target`` (created 0600) within the policy and limits; :class:`MediaError` if not."""
     deadline = time.monotonic() + limits.download_timeout
     try:
@@ -104,7 +111,7 @@ def download(url: str, target: Path, limits: Limits, policy: MediaPolicy) -> Pat
         raise MediaError(f"download failed: {type(exc).__name__}: {exc}") from exc
 
 
-def _one_request(url: str, target: Path, limits: Limits, policy: MediaPolicy, deadline: float) -> str | None:
+def _one_request(url: str, target: Path, limits: DownloadLimits, policy: MediaPolicy, deadline: float) -> str | None:
     """Fetch one URL into ``target``; the redirect location if it answered with one, else ``None``."""
     parts, address = policy.resolve_url(url, timeout=_remaining(deadline, limits))
     connection = _pinned_connection(parts, address, _remaining(deadline, limits))
@@ -139,7 +146,7 @@ def _one_request(url: str, target: Path, limits: Limits, policy: MediaPolicy, de
         connection.close()
 
 
-def _stream(response, sock: socket.socket, target: Path, limits: Limits, deadline: float) -> None:
+def _stream(response, sock: socket.socket, target: Path, limits: DownloadLimits, deadline: float) -> None:
     descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
     total = 0
     with os.fdopen(descriptor, "wb") as out:

@@ -20,17 +20,21 @@ import shutil
 import stat
 import tempfile
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mesa.tools.base import SAMPLE_RATE, Audio, Images, MediaError, missing_extra
+from mesa.errors import MediaError
 from mesa.tools.download import download
+from mesa.tools.extras import missing_extra
 from mesa.tools.policy import MediaPolicy
 from mesa.tools.sniff import image_size, media_kind
 
 __all__ = [
     "IMAGE_SUFFIXES",
+    "SAMPLE_RATE",
+    "Audio",
+    "Images",
     "Limits",
     "MediaInfo",
     "MediaPolicy",
@@ -41,7 +45,98 @@ __all__ = [
     "sha256_file",
 ]
 
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+SAMPLE_RATE = 16_000
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".pgm", ".ppm"}
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+@dataclass
+class Audio:
+    """Mono float32 samples at ``sample_rate`` (16 kHz when decoded by mesa), and where they came from."""
+
+    samples: np.ndarray
+    sample_rate: int = SAMPLE_RATE
+    source: str | None = None
+
+    @property
+    def duration(self) -> float:
+        return float(len(self.samples)) / float(self.sample_rate) if self.sample_rate else 0.0
+
+    @classmethod
+    def coerce(cls, value: Audio | str | Path | Any, *, sample_rate: int = SAMPLE_RATE) -> Audio:
+        """An :class:`Audio` from itself, a file path (audio or video: its audio track) or an array."""
+        if isinstance(value, Audio):
+            return value
+        if isinstance(value, (str, Path)):
+            return load_audio(value, sample_rate=sample_rate)
+        import numpy as np
+
+        samples = np.asarray(value, dtype=np.float32)
+        if samples.ndim != 1:
+            raise MediaError(f"audio samples must be one-dimensional, got shape {samples.shape}")
+        return cls(samples=samples, sample_rate=sample_rate)
+
+    def resampled(self, sample_rate: int) -> Audio:
+        """The same audio at another sample rate (linear interpolation)."""
+        import numpy as np
+
+        if sample_rate == self.sample_rate or self.samples.size == 0:
+            return Audio(samples=self.samples, sample_rate=sample_rate, source=self.source)
+        count = max(1, round(self.samples.size * sample_rate / self.sample_rate))
+        old = np.arange(self.samples.size, dtype=np.float64) / self.sample_rate
+        new = np.arange(count, dtype=np.float64) / sample_rate
+        samples = np.interp(new, old, self.samples).astype(np.float32)
+        return Audio(samples=samples, sample_rate=sample_rate, source=self.source)
+
+    def check(self, *, min_seconds: float = 0.1, silence_dbfs: float = -55.0) -> None:
+        """Raise :class:`MediaError` if the audio is empty, too short or silent."""
+        import numpy as np
+
+        if self.samples.size == 0:
+            raise MediaError("empty audio: no samples")
+        if self.duration < min_seconds:
+            raise MediaError(f"audio too short: {self.duration:.2f} s")
+        if not np.all(np.isfinite(self.samples)):
+            raise MediaError("corrupt audio: non-finite samples")
+        peak = float(np.max(np.abs(self.samples)))
+        rms = float(np.sqrt(np.mean(np.square(self.samples, dtype=np.float64))))
+        if peak <= 1e-6 or 20 * np.log10(max(rms, 1e-12)) < silence_dbfs:
+            raise MediaError("silence: no speech or voice in the audio")
+
+
+@dataclass
+class Images:
+    """RGB uint8 images (H×W×3): one still, or frames sampled from a video with their times (s)."""
+
+    frames: list[np.ndarray]
+    times: list[float] = field(default_factory=list)
+    source: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    @classmethod
+    def coerce(cls, value: Images | str | Path | Any, **sampling: Any) -> Images:
+        """:class:`Images` from itself, an image or video path, one RGB array or a list of them."""
+        if isinstance(value, Images):
+            return value
+        if isinstance(value, (str, Path)):
+            return load_images(value, **sampling)
+        import numpy as np
+
+        if isinstance(value, np.ndarray) and value.ndim in (2, 3):
+            value = [value]
+        frames = [np.asarray(frame) for frame in value]
+        for frame in frames:
+            if frame.ndim not in (2, 3) or frame.size == 0:
+                raise MediaError(f"not an image: array of shape {frame.shape}")
+        return cls(frames=frames, times=[0.0] * len(frames))
 
 
 @dataclass(frozen=True)
@@ -291,7 +386,6 @@ def load_images(
     max_frames: int | None = None,
 ) -> Images:
     """An image as one RGB frame, or RGB frames sampled from a video at ``frame_rate`` (at most ``max_frames``)."""
-    import numpy as np
 
     limits = limits or Limits()
     frame_rate = frame_rate or limits.frame_rate

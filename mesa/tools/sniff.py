@@ -38,6 +38,10 @@ _AV_MAGIC = (
     b"0&\xb2u\x8ef\xcf\x11",  # ASF: WMA / WMV
     b"\x00\x00\x01\xba",  # MPEG program stream
     b"\x00\x00\x01\xb3",  # MPEG video
+    b"RF64",  # 64-bit WAV
+    b"BW64",  # broadcast 64-bit WAV
+    b"wvpk",  # WavPack
+    b"MAC ",  # Monkey's Audio
 )
 _QUICKTIME_ATOMS = (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip")  # MP4, M4A, MOV, 3GP
 
