@@ -36,6 +36,7 @@ from mesa.tools.base import (
     Transcript,
     VoiceAnalyzer,
     VoiceBackend,
+    check_cancelled,
 )
 from mesa.tools.labels import map_to_taxonomy
 from mesa.tools.media import Limits, load_audio, load_images
@@ -74,6 +75,7 @@ __all__ = [
     "VoiceAnalyzer",
     "VoiceBackend",
     "available_backends",
+    "check_cancelled",
     "get_backend",
     "load_audio",
     "load_images",
