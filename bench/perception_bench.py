@@ -12,6 +12,15 @@ synthesised spoken sound track — and prints, measured in this one run:
 2. the same turn again, answered from the perception cache (goal ≤ 5 ms);
 3. each backend's latency on the decoded input and its real-time factor
    (seconds of compute per second of media).
+
+``--safety`` prints the media-safety figures instead (no models, no espeak):
+
+4. peak memory (RSS of a fresh process) on an image bomb — a small PNG that declares a
+   huge blank image — refused from its header, versus decoded (what happened when the
+   pixel limit was checked after decoding);
+5. a download from a local server that drips one byte every 50 ms, against its
+   ``download_timeout``: time taken / deadline (goal ≤ 1.1);
+6. ``/dev/zero`` and a named pipe given as media: time until refused.
 """
 
 from __future__ import annotations
@@ -83,12 +92,129 @@ def timed(fn, repeats: int) -> float:
     return statistics.median(values)
 
 
+def make_png_bomb(path: Path, side: int) -> Path:
+    """A PNG declaring ``side`` × ``side`` RGB pixels, all black, compressed row by row (a few MB at most)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    packer = zlib.compressobj(9)
+    row = b"\x00" * (1 + 3 * side)  # filter byte + RGB
+    body = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
+    header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+    return path
+
+
+_PEAK_RSS = """
+import resource, sys
+from mesa.tools.media import Limits, load_images
+import cv2, numpy  # imported before the baseline, as in a running server
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    load_images(sys.argv[1], limits=Limits(max_image_pixels=int(sys.argv[2])))
+    outcome = "decoded"
+except Exception as exc:
+    outcome = str(exc)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(before, after, outcome)
+"""
+
+
+def peak_rss_loading(path: Path, max_pixels: int) -> tuple[float, float, str]:
+    """(baseline MB, peak MB, outcome) of a fresh process that loads ``path`` as an image."""
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, "-c", _PEAK_RSS, str(path), str(max_pixels)],
+        capture_output=True, text=True, check=True, cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+    ).stdout.split(maxsplit=2)  # fmt: skip
+    return int(out[0]) / 1024, int(out[1]) / 1024, out[2].strip()
+
+
+def safety(side: int) -> None:
+    import http.server
+    import threading
+
+    from mesa.state import MediaRef
+    from mesa.tools import MediaPolicy
+    from mesa.tools.media import fetch
+
+    with tempfile.TemporaryDirectory(prefix="mesa-bench-") as tmp:
+        tmp_path = Path(tmp)
+        bomb = make_png_bomb(tmp_path / "bomb.png", side)
+        print(f"4. image bomb: {bomb.stat().st_size / 1e6:.2f} MB PNG declaring {side}x{side} pixels")
+        base, refused_peak, outcome = peak_rss_loading(bomb, Limits().max_image_pixels)
+        print(f"   refused from the header: peak {refused_peak:7.0f} MB (process baseline {base:.0f} MB): {outcome}")
+        base, decoded_peak, outcome = peak_rss_loading(bomb, side * side)
+        print(f"   decoded (limit raised):  peak {decoded_peak:7.0f} MB (process baseline {base:.0f} MB): {outcome}")
+        print(f"   memory taken by the bomb: {max(0.0, refused_peak - base):.0f} MB refused vs {decoded_peak - base:.0f} MB decoded")
+
+        class Drip(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                self.send_response(200)
+                self.end_headers()
+                try:
+                    for _ in range(2000):
+                        self.wfile.write(b"x")
+                        self.wfile.flush()
+                        time.sleep(0.05)
+                except OSError:
+                    pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Drip)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        deadline = 2.0
+        started = time.perf_counter()
+        try:
+            fetch(
+                f"http://127.0.0.1:{server.server_address[1]}/drip", tmp_path,
+                Limits(download_timeout=deadline), MediaPolicy(allow_private_networks=True),
+            )  # fmt: skip
+            outcome = "downloaded"
+        except Exception as exc:  # noqa: BLE001 - the figure is the outcome
+            outcome = str(exc)
+        took = time.perf_counter() - started
+        server.shutdown()
+        print(f"5. dripping server, download_timeout={deadline:g} s: {took:.2f} s, ratio {took / deadline:.2f}: {outcome}")
+
+        fifo = tmp_path / "pipe.wav"
+        os.mkfifo(fifo)
+        for special in ("/dev/zero", str(fifo)):
+            started = time.perf_counter()
+            ref = MediaRef.from_source(special)
+            error = Perception(cache=False, voice=_NullVoice()).perceive(Turn(audio=ref))["voice"].error
+            print(f"6. {special}: refused in {(time.perf_counter() - started) * 1000:.1f} ms: {error}")
+
+
+class _NullVoice:
+    name = "null"
+    version = None
+    kind = "voice"
+
+    def analyze(self, audio):  # pragma: no cover - never reached: the input is refused first
+        raise AssertionError
+
+    async def aanalyze(self, audio):  # pragma: no cover
+        raise AssertionError
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=12.0, help="length of the turn's media")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--frame-rate", type=float, default=1.0, help="video frames sampled per second")
+    parser.add_argument("--safety", action="store_true", help="print the media-safety figures (4-6) only")
+    parser.add_argument("--bomb-side", type=int, default=10_000, help="image bomb width = height, in pixels")
     args = parser.parse_args()
+    if args.safety:
+        safety(args.bomb_side)
+        return
 
     with tempfile.TemporaryDirectory(prefix="mesa-bench-") as tmp:
         tmp_path = Path(tmp)

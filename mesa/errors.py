@@ -81,6 +81,7 @@ class StructuredOutputError(LLMError):
         self.last_error = last_error
 
 
+<<<<<<< HEAD
 # -- conversation memory and the agent's life (mesa.memory, mesa.agent) --------------------------
 
 __all__ += ["AgentClosedError", "InvalidThreadIdError"]
@@ -95,3 +96,25 @@ class InvalidThreadIdError(MesaError, ValueError):
 
     Raised before anything is written.
     """
+=======
+# --------------------------------------------------------------------------- perception (mesa.tools)
+# One tree: the perception errors live here too, so ``except mesa.MesaError`` covers them. Each keeps
+# the standard base it had when it was defined in ``mesa.tools`` (LookupError, ValueError), so existing
+# ``except`` clauses still work. ``mesa.tools.MissingExtraError`` is :class:`MissingExtraError` above.
+
+
+class BackendError(MesaError):
+    """A perception backend is misconfigured (unknown name, not a backend, bad settings)."""
+
+
+class BackendNotFoundError(BackendError, LookupError):
+    """No perception backend of that kind is registered under that name."""
+
+
+class MediaError(MesaError, ValueError):
+    """The input cannot be perceived: missing or not allowed, empty, corrupt, unsupported, too long or
+    too large, silent, or showing no face. Recorded as the cue's ``error``; the turn goes on."""
+
+
+__all__ += ["BackendError", "BackendNotFoundError", "MediaError"]
+>>>>>>> media

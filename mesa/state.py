@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import operator
+import os
+import stat
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -47,11 +49,22 @@ def check_text_size(text: str | None, limit: int | None) -> None:
         raise InputTooLargeError(len(text), limit)
 
 
-def _sha256_of(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
+def _sha256_of(path: Path, limit: int = 200 * 1024 * 1024, chunk: int = 1 << 20) -> str | None:
+    """SHA-256 of a regular file of at most ``limit`` bytes, else ``None`` (perception checks the file later).
+
+    Opened without blocking and checked before a byte is read: ``/dev/zero`` or a named pipe would never end.
+    """
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(descriptor, "rb") as handle:
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+            return None
+        digest = hashlib.sha256()
         while block := handle.read(chunk):
             digest.update(block)
+            limit -= len(block)
+            if limit < 0:  # grew while being read
+                return None
     return digest.hexdigest()
 
 

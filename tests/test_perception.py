@@ -37,6 +37,7 @@ from mesa.tools import (
     Images,
     Limits,
     MediaError,
+    MediaPolicy,
     MissingExtraError,
     Perception,
     ProsodyFeatures,
@@ -468,7 +469,7 @@ def test_backend_exception_and_timeout_become_errors(media):
 @pytest.mark.parametrize(
     ("case", "expected"),
     [
-        ("missing", "missing file"),
+        ("missing", "missing or not allowed file"),
         ("empty", "empty file"),
         ("corrupt_wav", "corrupt"),
         ("text", "corrupt or unsupported"),
@@ -550,8 +551,11 @@ def server(media):
     httpd.shutdown()
 
 
+LOCAL_SERVER = MediaPolicy(allow_private_networks=True)  # the test server listens on 127.0.0.1
+
+
 def test_urls_are_downloaded_within_limits(server, media, tmp_path):
-    perception = _cacheless(speech=SlowSpeech(), face=GreyFace())
+    perception = Perception(speech=SlowSpeech(), face=GreyFace(), cache=False, policy=LOCAL_SERVER)
     results = perception.perceive(Turn.from_inputs(audio=f"{server}/speech.wav", image=f"{server}/face.png"))
     assert results["transcript"].ok and results["face"].ok
     assert (
@@ -562,19 +566,19 @@ def test_urls_are_downloaded_within_limits(server, media, tmp_path):
     both = perception.perceive(Turn.from_inputs(audio=f"{server}/turn.mp4", video=f"{server}/mute.mp4"))
     assert both["transcript"].ok and both["face"].ok, {k: r.error for k, r in both.items()}
     assert "download failed" in perception.perceive(Turn.from_inputs(audio=f"{server}/nothing.wav"))["transcript"].error
-    tiny = Perception(speech=SlowSpeech(), cache=False, limits=Limits(max_bytes=2000))
+    tiny = Perception(speech=SlowSpeech(), cache=False, limits=Limits(max_bytes=2000), policy=LOCAL_SERVER)
     assert "too large" in tiny.perceive(Turn.from_inputs(audio=f"{server}/speech.wav"))["transcript"].error
     assert (
         "unsupported URL scheme"
         in perception.perceive(Turn.from_inputs(audio="ftp://example.org/a.wav"))["transcript"].error
     )
     with pytest.raises(MediaError, match="download failed"):
-        fetch("http://127.0.0.1:9/unreachable.wav", tmp_path, Limits(download_timeout=2))
+        fetch("http://127.0.0.1:9/unreachable.wav", tmp_path, Limits(download_timeout=2), LOCAL_SERVER)
 
 
 def test_url_results_are_cached_by_downloaded_content(server, tmp_path):
     speech = SlowSpeech()
-    perception = Perception(speech=speech, cache=PerceptionCache(tmp_path / "c"))
+    perception = Perception(speech=speech, cache=PerceptionCache(tmp_path / "c"), policy={"allow_private_networks": True})
     turn = Turn.from_inputs(audio=f"{server}/speech.wav")
     assert turn.audio.sha256 is None
     assert not perception.perceive(turn)["transcript"].cached

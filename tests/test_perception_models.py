@@ -194,7 +194,7 @@ def test_the_default_perception_runs_the_packaged_models(media, tmp_path):
 @pytest.mark.parametrize(
     ("field", "case", "expected"),
     [
-        ("audio", "missing", {"transcript": "missing file", "voice": "missing file"}),
+        ("audio", "missing", {"transcript": "missing or not allowed file", "voice": "missing or not allowed file"}),
         ("audio", "empty", {"transcript": "empty file", "voice": "empty file"}),
         ("audio", "corrupt_wav", {"transcript": "corrupt", "voice": "corrupt"}),
         ("audio", "unsupported", {"transcript": "corrupt or unsupported", "voice": "corrupt or unsupported"}),
@@ -203,7 +203,7 @@ def test_the_default_perception_runs_the_packaged_models(media, tmp_path):
         ("video", "mute_video", {"transcript": "no audio track", "voice": "no audio track", "face": None}),
         ("video", "noface_video", {"transcript": None, "voice": None, "face": "no face found"}),
         ("image", "noface", {"face": "no face found"}),
-        ("image", "corrupt_png", {"face": "corrupt or unsupported image"}),
+        ("image", "corrupt_png", {"face": "corrupt or unsupported"}),  # not a PNG by its bytes
         ("image", "unsupported", {"face": "corrupt or unsupported"}),
     ],
 )
@@ -252,3 +252,41 @@ def test_multimodal_example_perceives_its_demo_turn():
     assert "transcript" in out.stdout and "exam" in out.stdout
     assert "face          mostly happy" in out.stdout
     assert "voice" in out.stdout and "error" not in out.stdout
+
+
+def test_a_cancelled_faster_whisper_call_stops_between_segments(media, speech, monkeypatch):
+    """faster-whisper decodes lazily, window by window: a call whose caller gave up stops at the next segment."""
+    import numpy as np
+
+    from mesa.tools import Audio, load_audio
+    from mesa.tools.cancel import _CURRENT, CallCancelledError, CancelToken
+
+    clip = load_audio(media["speech"]).samples
+    gap = np.zeros(16_000 * 12, dtype=np.float32)
+    long = Audio(samples=np.concatenate([clip, gap, clip, gap, clip]))  # three 30 s windows with speech
+    token = CancelToken()
+    pulled = []
+    real = speech.model.transcribe
+
+    def caller_gives_up_after_the_first_segment(*args, **kwargs):
+        segments, info = real(*args, **kwargs)
+
+        def each():
+            for segment in segments:
+                pulled.append(segment)
+                token.cancel()  # the timeout fires while the first segment is handed over
+                yield segment
+
+        return each(), info
+
+    monkeypatch.setattr(speech.model, "transcribe", caller_gives_up_after_the_first_segment)
+    reset = _CURRENT.set(token)
+    try:
+        with pytest.raises(CallCancelledError):
+            speech.transcribe(long)
+    finally:
+        _CURRENT.reset(reset)
+    assert len(pulled) == 1
+    monkeypatch.undo()
+    full = speech.transcribe(long)  # the lock was released: the next call runs, and decodes every window
+    assert len(full.segments) > 1

@@ -5,7 +5,8 @@ Protocols (one small method each, with an async twin): :class:`SpeechToText`,
 :class:`TextEmotionClassifier`, :class:`AudioEmotionClassifier`.
 Backends are found by name (:func:`get_backend`), including third-party ones
 declared under the entry-point group ``mesa.tools``. :class:`Perception` runs
-them on a :class:`mesa.state.Turn`.
+them on a :class:`mesa.state.Turn`, within :class:`Limits` and a :class:`MediaPolicy`
+(where media may come from).
 
 Importing this package is light: no model runtime (torch, CTranslate2,
 OpenCV, librosa, LiteRT, ...) is imported until a backend is used.
@@ -35,10 +36,12 @@ from mesa.tools.base import (
     Transcript,
     VoiceAnalyzer,
     VoiceBackend,
+    check_cancelled,
 )
 from mesa.tools.labels import map_to_taxonomy
 from mesa.tools.media import Limits, load_audio, load_images
 from mesa.tools.pipeline import CUES, Perception, render_clue, resolve_perception
+from mesa.tools.policy import MediaPolicy
 from mesa.tools.registry import ENTRY_POINT_GROUP, KINDS, available_backends, get_backend, register_backend
 
 __all__ = [
@@ -59,6 +62,7 @@ __all__ = [
     "Images",
     "Limits",
     "MediaError",
+    "MediaPolicy",
     "MissingExtraError",
     "Perception",
     "ProsodyFeatures",
@@ -71,6 +75,7 @@ __all__ = [
     "VoiceAnalyzer",
     "VoiceBackend",
     "available_backends",
+    "check_cancelled",
     "get_backend",
     "load_audio",
     "load_images",

@@ -1,4 +1,4 @@
-"""Perception protocols, typed results, inputs and errors.
+"""Perception protocols, typed results and the backend base class (inputs and errors re-exported).
 
 One small method per protocol, each with an async twin. Backends subclass
 :class:`Backend` (which provides the twins by running the sync method in a
@@ -10,21 +10,17 @@ built, audio decoding (PyAV) and image decoding (OpenCV) when a file is read.
 
 from __future__ import annotations
 
-import asyncio
-import importlib.util
-import threading
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from importlib import metadata
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
-if TYPE_CHECKING:  # pragma: no cover
-    import numpy as np
+from mesa.errors import BackendError, BackendNotFoundError, MediaError, MissingExtraError
+from mesa.tools.cancel import CallLock, check_cancelled, run_cancellable
+from mesa.tools.extras import distribution_version, missing_extra, require_modules
+from mesa.tools.media import SAMPLE_RATE, Audio, Images
 
 __all__ = [
+    "SAMPLE_RATE",
     "Audio",
     "AudioEmotionBackend",
     "AudioEmotionClassifier",
@@ -48,151 +44,15 @@ __all__ = [
     "Transcript",
     "VoiceAnalyzer",
     "VoiceBackend",
+    "check_cancelled",
     "distribution_version",
+    "missing_extra",
     "require_modules",
 ]
 
-SAMPLE_RATE = 16_000
-
-
 # --------------------------------------------------------------------------- errors
-
-
-class BackendError(Exception):
-    """Base class of perception configuration errors."""
-
-
-class MissingExtraError(ImportError, BackendError):
-    """A backend needs packages that are not installed; the message says what to ``pip install``."""
-
-    def __init__(self, what: str, extra: str, missing: Sequence[str] = ()) -> None:
-        self.extra = extra
-        self.missing = tuple(missing)
-        detail = f" (missing: {', '.join(self.missing)})" if self.missing else ""
-        super().__init__(f'{what} needs the "{extra}" extra{detail}: pip install "mesa-esc[{extra}]"')
-
-
-class BackendNotFoundError(LookupError, BackendError):
-    """No backend of that kind is registered under that name."""
-
-
-class MediaError(ValueError):
-    """The input cannot be perceived: missing, empty, corrupt, unsupported, too long or too large,
-    silent, or showing no face. Recorded as the cue's ``error``; the turn goes on."""
-
-
-def require_modules(what: str, extra: str, *modules: str) -> None:
-    """Raise :class:`MissingExtraError` unless every module can be imported (without importing it)."""
-    missing = []
-    for module in modules:
-        try:
-            found = importlib.util.find_spec(module) is not None
-        except (ImportError, ValueError):
-            found = False
-        if not found:
-            missing.append(module)
-    if missing:
-        raise MissingExtraError(what, extra, missing)
-
-
-def distribution_version(*names: str) -> str | None:
-    """The installed version of the first of ``names`` that is installed."""
-    for name in names:
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return None
-
-
-# --------------------------------------------------------------------------- inputs
-
-
-@dataclass
-class Audio:
-    """Mono float32 samples at ``sample_rate`` (16 kHz when decoded by mesa), and where they came from."""
-
-    samples: np.ndarray
-    sample_rate: int = SAMPLE_RATE
-    source: str | None = None
-
-    @property
-    def duration(self) -> float:
-        return float(len(self.samples)) / float(self.sample_rate) if self.sample_rate else 0.0
-
-    @classmethod
-    def coerce(cls, value: Audio | str | Path | Any, *, sample_rate: int = SAMPLE_RATE) -> Audio:
-        """An :class:`Audio` from itself, a file path (audio or video: its audio track) or an array."""
-        if isinstance(value, Audio):
-            return value
-        if isinstance(value, (str, Path)):
-            from mesa.tools.media import load_audio
-
-            return load_audio(value, sample_rate=sample_rate)
-        import numpy as np
-
-        samples = np.asarray(value, dtype=np.float32)
-        if samples.ndim != 1:
-            raise MediaError(f"audio samples must be one-dimensional, got shape {samples.shape}")
-        return cls(samples=samples, sample_rate=sample_rate)
-
-    def resampled(self, sample_rate: int) -> Audio:
-        """The same audio at another sample rate (linear interpolation)."""
-        import numpy as np
-
-        if sample_rate == self.sample_rate or self.samples.size == 0:
-            return Audio(samples=self.samples, sample_rate=sample_rate, source=self.source)
-        count = max(1, round(self.samples.size * sample_rate / self.sample_rate))
-        old = np.arange(self.samples.size, dtype=np.float64) / self.sample_rate
-        new = np.arange(count, dtype=np.float64) / sample_rate
-        samples = np.interp(new, old, self.samples).astype(np.float32)
-        return Audio(samples=samples, sample_rate=sample_rate, source=self.source)
-
-    def check(self, *, min_seconds: float = 0.1, silence_dbfs: float = -55.0) -> None:
-        """Raise :class:`MediaError` if the audio is empty, too short or silent."""
-        import numpy as np
-
-        if self.samples.size == 0:
-            raise MediaError("empty audio: no samples")
-        if self.duration < min_seconds:
-            raise MediaError(f"audio too short: {self.duration:.2f} s")
-        if not np.all(np.isfinite(self.samples)):
-            raise MediaError("corrupt audio: non-finite samples")
-        peak = float(np.max(np.abs(self.samples)))
-        rms = float(np.sqrt(np.mean(np.square(self.samples, dtype=np.float64))))
-        if peak <= 1e-6 or 20 * np.log10(max(rms, 1e-12)) < silence_dbfs:
-            raise MediaError("silence: no speech or voice in the audio")
-
-
-@dataclass
-class Images:
-    """RGB uint8 images (H×W×3): one still, or frames sampled from a video with their times (s)."""
-
-    frames: list[np.ndarray]
-    times: list[float] = field(default_factory=list)
-    source: str | None = None
-
-    def __len__(self) -> int:
-        return len(self.frames)
-
-    @classmethod
-    def coerce(cls, value: Images | str | Path | Any, **sampling: Any) -> Images:
-        """:class:`Images` from itself, an image or video path, one RGB array or a list of them."""
-        if isinstance(value, Images):
-            return value
-        if isinstance(value, (str, Path)):
-            from mesa.tools.media import load_images
-
-            return load_images(value, **sampling)
-        import numpy as np
-
-        if isinstance(value, np.ndarray) and value.ndim in (2, 3):
-            value = [value]
-        frames = [np.asarray(frame) for frame in value]
-        for frame in frames:
-            if frame.ndim not in (2, 3) or frame.size == 0:
-                raise MediaError(f"not an image: array of shape {frame.shape}")
-        return cls(frames=frames, times=[0.0] * len(frames))
+# The errors are defined once, in mesa.errors (one tree under MesaError); they stay importable from here,
+# as do the inputs (Audio, Images: mesa.tools.media) and the extras helpers (mesa.tools.extras).
 
 
 # --------------------------------------------------------------------------- results
@@ -361,7 +221,14 @@ class Backend:
     Subclasses set ``kind``, ``name``, ``extra`` and ``modules`` (import names
     checked at construction) and implement ``_load`` (build the model, once)
     and the kind's sync method. Calls are serialised with a lock, because most
-    model runtimes are not safe to call from several threads at once.
+    model runtimes are not safe to call from several threads at once: take
+    ``self.model`` inside ``with self._lock:``.
+
+    A call the caller gave up on (a perception timeout) frees the backend:
+    long loops should call :func:`check_cancelled` between units of work
+    (segments, frames) so the call stops there; a call that does not stop
+    within ``abandon_after`` seconds is left behind and the next call gets a
+    fresh lock and loads its own model (see :mod:`mesa.tools.cancel`).
     """
 
     kind: ClassVar[str] = ""
@@ -369,14 +236,20 @@ class Backend:
     extra: ClassVar[str] = ""
     modules: ClassVar[tuple[str, ...]] = ()
     distributions: ClassVar[tuple[str, ...]] = ()
+    abandon_after: ClassVar[float] = 5.0
+    """Seconds a timed-out call may take to stop before the next call leaves it behind."""
 
     def __init__(self, **settings: Any) -> None:
         if self.modules:
             require_modules(f"the {self.name!r} {self.kind} backend", self.extra, *self.modules)
         self.settings: dict[str, Any] = {k: v for k, v in settings.items() if v is not None}
         self.version: str | None = distribution_version(*self.distributions) if self.distributions else None
-        self._lock = threading.RLock()
+        self._lock = CallLock(grace=self.abandon_after, on_abandon=self._drop_model)
         self._model: Any = None
+
+    def _drop_model(self) -> None:
+        """Forget the model a stuck, timed-out call is still using; the next call loads its own."""
+        self._model = None
 
     # -- loading
     def _load(self) -> Any:  # pragma: no cover - overridden
@@ -385,11 +258,13 @@ class Backend:
     @property
     def model(self) -> Any:
         """The loaded model (built on first use)."""
-        if self._model is None:
+        model = self._model
+        if model is None:
             with self._lock:
                 if self._model is None:
                     self._model = self._load()
-        return self._model
+                model = self._model
+        return model
 
     def warmup(self) -> None:
         """Load the model now rather than at first use."""
@@ -418,7 +293,7 @@ class SpeechBackend(Backend):
         raise NotImplementedError
 
     async def atranscribe(self, audio: Audio) -> Transcript:
-        return await asyncio.to_thread(self.transcribe, audio)
+        return await run_cancellable(self.transcribe, audio)
 
 
 class FaceBackend(Backend):
@@ -430,7 +305,7 @@ class FaceBackend(Backend):
         raise NotImplementedError
 
     async def arecognize(self, images: Images) -> FaceEmotions:
-        return await asyncio.to_thread(self.recognize, images)
+        return await run_cancellable(self.recognize, images)
 
 
 class VoiceBackend(Backend):
@@ -442,7 +317,7 @@ class VoiceBackend(Backend):
         raise NotImplementedError
 
     async def aanalyze(self, audio: Audio) -> ProsodyFeatures:
-        return await asyncio.to_thread(self.analyze, audio)
+        return await run_cancellable(self.analyze, audio)
 
 
 class TextEmotionBackend(Backend):
@@ -454,7 +329,7 @@ class TextEmotionBackend(Backend):
         raise NotImplementedError
 
     async def aclassify(self, text: str) -> EmotionScores:
-        return await asyncio.to_thread(self.classify, text)
+        return await run_cancellable(self.classify, text)
 
 
 class AudioEmotionBackend(Backend):
@@ -466,4 +341,4 @@ class AudioEmotionBackend(Backend):
         raise NotImplementedError
 
     async def aclassify_audio(self, audio: Audio) -> EmotionScores:
-        return await asyncio.to_thread(self.classify_audio, audio)
+        return await run_cancellable(self.classify_audio, audio)

@@ -35,6 +35,7 @@ from mesa.tools.base import (
 )
 from mesa.tools.labels import map_to_taxonomy
 from mesa.tools.media import Limits, TempDir, fetch, load_audio, load_images, sha256_file
+from mesa.tools.policy import MediaPolicy
 from mesa.tools.registry import get_backend
 
 __all__ = ["CUES", "Perception", "render_clue", "resolve_perception"]
@@ -108,7 +109,9 @@ class Perception:
     ``"transformers:org/model"``), as backend objects, or ``None`` (that cue is
     not perceived). ``cache`` is a :class:`mesa.cache.PerceptionCache`,
     ``None`` for the default on-disk cache (``$MESA_CACHE_DIR``), or ``False``
-    for no cache. ``limits`` bounds what one turn takes on (:class:`Limits`).
+    for no cache. ``limits`` bounds what one turn takes on (:class:`Limits`); ``policy`` says where media
+    may come from (:class:`MediaPolicy`: URLs to public hosts only, local files anywhere by default;
+    a server restricts them, e.g. ``MediaPolicy(allowed_dirs=["/srv/uploads"])``).
     ``settings`` gives keyword settings per kind, e.g. ``{"speech": {"beam_size": 1}}``.
 
     For a video turn, speech and voice run on the video's audio track (unless
@@ -126,6 +129,7 @@ class Perception:
         *,
         cache: Any = None,
         limits: Limits | Mapping[str, Any] | None = None,
+        policy: MediaPolicy | Mapping[str, Any] | None = None,
         settings: Mapping[str, Mapping[str, Any]] | None = None,
         text_emotion_on_transcript: bool = True,
     ) -> None:
@@ -151,6 +155,7 @@ class Perception:
         if isinstance(limits, Mapping):
             limits = Limits(**limits)
         self.limits: Limits = limits or Limits()
+        self.policy: MediaPolicy = MediaPolicy.coerce(policy)
         self.text_emotion_on_transcript = text_emotion_on_transcript
         self._cache_spec = cache
         self._cache: Any = None
@@ -288,26 +293,27 @@ class _TurnRun:
         return None
 
     async def _local(self, ref: MediaRef) -> tuple[Path, str]:
-        """The local file of a media reference (downloaded once per turn) and its content hash."""
+        """The checked local file of a media reference (downloaded once per turn) and its content hash."""
         if ref.uri not in self._paths:
             if self.tmpdir is None:
                 self.tmpdir = self.tmp.__enter__()
             directory = self.tmpdir / str(len(self._paths))
 
             async def get() -> tuple[Path, str]:
-                directory.mkdir(parents=True, exist_ok=True)
-                path = await asyncio.to_thread(fetch, ref.uri, directory, self.p.limits)
+                directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+                path = await asyncio.to_thread(fetch, ref.uri, directory, self.p.limits, self.p.policy)
                 if ref.sha256 and not ref.is_url:
                     return path, ref.sha256  # hashed when the turn was made
-                sha = await asyncio.to_thread(sha256_file, path)
+                sha = await asyncio.to_thread(sha256_file, path, self.p.limits.max_bytes)
                 return path, sha
 
             self._paths[ref.uri] = asyncio.ensure_future(get())
         return await self._paths[ref.uri]
 
     async def _content_sha(self, ref: MediaRef) -> str:
-        if ref.sha256:
-            return ref.sha256
+        if ref.sha256 and ref.uri.lower().startswith(("http://", "https://")):
+            return ref.sha256  # a cache hit needs no download
+        # A local file is checked against the policy before its hash may answer from the cache.
         return (await self._local(ref))[1]
 
     async def _decoded_audio(self, ref: MediaRef) -> Audio:

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any, ClassVar
 
-from mesa.tools.base import BackendError, FaceBackend, FaceEmotions, Images, MediaError
+from mesa.tools.base import BackendError, FaceBackend, FaceEmotions, Images, MediaError, check_cancelled
 
 __all__ = ["DEEPFACE_LABELS", "DeepFaceFace"]
 
@@ -87,11 +87,12 @@ class DeepFaceFace(FaceBackend):
         images = Images.coerce(images)
         if len(images) == 0:
             raise MediaError("no images to analyse")
-        deepface = self.model
         s = self.settings
         per_frame: list[dict[str, Any]] = []
         with self._lock:
+            deepface = self.model
             for index, frame in enumerate(images.frames):
+                check_cancelled()  # between frames: a timed-out call stops here
                 array = np.asarray(frame)
                 if array.dtype != np.uint8:
                     array = np.clip(array, 0, 255).astype(np.uint8)

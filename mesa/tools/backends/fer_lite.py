@@ -25,8 +25,9 @@ from mesa.tools.base import (
     FaceEmotions,
     Images,
     MediaError,
-    MissingExtraError,
+    check_cancelled,
     distribution_version,
+    missing_extra,
     require_modules,
 )
 
@@ -55,7 +56,7 @@ def _find_runtime(preferred: str | None) -> tuple[str, str, str]:
                 return top, module, dist
         except (ImportError, ValueError):
             continue
-    raise MissingExtraError("the 'fer' face backend (a TFLite runtime)", "vision", ["ai_edge_litert"])
+    raise missing_extra("the 'fer' face backend (a TFLite runtime)", "vision", ["ai_edge_litert"])
 
 
 def detect_faces(
@@ -267,12 +268,13 @@ class FERLiteFace(FaceBackend):
         images = Images.coerce(images)
         if len(images) == 0:
             raise MediaError("no images to analyse")
-        _, cascade, _, _ = self.model
         s = self.settings
         per_frame: list[dict[str, Any]] = []
         previous: tuple[int, int, int, int] | None = None
         with self._lock:
+            _, cascade, _, _ = self.model
             for index, frame in enumerate(images.frames):
+                check_cancelled()  # between frames: a timed-out call stops here
                 gray = to_gray(frame)
                 boxes = []
                 if previous is not None and s["track"] and s["faces"] == "largest":

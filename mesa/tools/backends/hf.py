@@ -87,8 +87,8 @@ class TransformersTextEmotion(_HFBackend, TextEmotionBackend):
     def classify(self, text: str) -> EmotionScores:
         if not isinstance(text, str) or not text.strip():
             raise MediaError("empty text")
-        pipe = self.model
         with self._lock:
+            pipe = self.model
             output = pipe(text, top_k=None, truncation=True)
         return self._stamp(EmotionScores(scores=_scores(output)))  # type: ignore[return-value]
 
@@ -113,5 +113,6 @@ class TransformersAudioEmotion(_HFBackend, AudioEmotionBackend):
             audio = audio.resampled(rate)
         audio.check()
         with self._lock:
+            pipe = self.model  # the one this call holds the lock for
             output = pipe({"raw": audio.samples, "sampling_rate": rate}, top_k=len(self.labels))
         return self._stamp(EmotionScores(scores=_scores(output)))  # type: ignore[return-value]

