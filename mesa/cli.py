@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -56,11 +57,15 @@ def _quiet_litellm() -> None:
     """Keep LiteLLM's own banners ("looks like a bug", debug hints) off the terminal: mesa reports errors itself."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     os.environ.setdefault("LITELLM_LOG", "CRITICAL")
+    # LiteLLM appends a "looks like a bug in LiteLLM ... file it" link to errors raised by custom providers
+    # (mesa's embedded model is one): a missing extra is not a LiteLLM bug.
+    os.environ.setdefault("LITELLM_DISABLE_BUG_REPORT_LINK", "true")
     import litellm
 
     litellm.suppress_debug_info = True
     litellm.set_verbose = False
-    for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm"):
+    # instructor logs every failed attempt with the provider's full message (a traceback, for LiteLLM).
+    for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm", "instructor"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
@@ -71,8 +76,23 @@ def _agent(model: str | None, mode: str, taxonomy: str, memory: str | None, perc
     return SupportAgent(model=model, mode=mode, taxonomy=taxonomy, memory=memory, perception="default" if perception else None)
 
 
+def _root_cause(exc: BaseException) -> BaseException:
+    """The error to show: a missing extra anywhere in the chain says best what to do, else ``exc`` itself."""
+    from mesa.errors import MissingExtraError
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, MissingExtraError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return exc
+
+
 def _one_line(exc: BaseException) -> str:
     """An error as one readable line: its kind and the first line of its message."""
+    exc = _root_cause(exc)
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
@@ -150,10 +170,55 @@ def respond(
     typer.echo(reply.model_dump_json(indent=2))
 
 
+class _Typewriter:
+    """Prints streamed text as it comes, breaking lines only between words.
+
+    A terminal wraps a long line wherever the edge falls, mid-word; so the column is tracked and a word
+    that would cross the edge starts a new line instead.
+    """
+
+    def __init__(self, console: Any, prefix: str = "") -> None:
+        self.console = console
+        self.width = max(20, console.width)
+        self.column = 0
+        self.prefix = prefix
+
+    def write(self, text: str) -> None:
+        if self.prefix:
+            text, self.prefix = self.prefix + text, ""
+        for piece in re.split(r"(\s+)", text):
+            if piece:
+                self._piece(piece)
+
+    def _piece(self, piece: str) -> None:
+        if "\n" in piece:
+            self._out("\n" * piece.count("\n"))
+            self.column = 0
+            return
+        if piece.isspace():
+            if self.column and self.column + len(piece) < self.width:
+                self._out(piece)
+            return  # a space at the edge (or at a line start) is dropped: the line break stands for it
+        if self.column and self.column + len(piece) > self.width:
+            self._out("\n")
+            self.column = 0
+        self._out(piece)
+
+    def _out(self, text: str) -> None:
+        # console.out writes as is: rich neither wraps nor styles it.
+        self.console.out(text, end="", highlight=False)
+        self.column += len(text)
+
+    def end(self) -> None:
+        self.console.out("")
+        self.column = 0
+
+
 def _chat_turn(console: Any, agent: Any, text: str, thread_id: str) -> None:
     """One turn of ``mesa chat``: a spinner until the reply starts, labels as they settle, the reply as written."""
     from rich.markup import escape
 
+    writer = _Typewriter(console, prefix="mesa> ")
     started = False
     with console.status("[dim]mesa is thinking…[/dim]", spinner="dots") as status:
         for event in agent.stream(text, thread_id=thread_id):
@@ -164,15 +229,13 @@ def _chat_turn(console: Any, agent: Any, text: str, thread_id: str) -> None:
             elif event.type == "token" and event.text:
                 if not started:
                     status.stop()  # the spinner and the streamed text must not share the line
-                    console.out("mesa> ", end="")
                     started = True
-                # console.out writes as is: no wrapping of each piece, so no line breaks mid-word.
-                console.out(event.text, end="", highlight=False)
+                writer.write(event.text)
             elif event.type == "reply" and event.reply is not None and not started:
-                status.stop()
-                console.out("mesa> " + event.reply.text, end="", highlight=False)
+                status.stop()  # nothing was streamed (a crisis reply, a scripted step): print it whole
+                writer.write(event.reply.text)
                 started = True
-    console.out("")
+    writer.end()
 
 
 @app.command()
