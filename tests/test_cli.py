@@ -142,3 +142,22 @@ def test_chat_breaks_streamed_lines_between_words_only(monkeypatch):
     assert all(len(line) <= 40 for line in body), body
     printed = " ".join(body).removeprefix("mesa> ").split()
     assert printed[-len(words):] == words, "every word printed whole, in order"
+
+
+def test_serve_binds_localhost_by_default_and_passes_its_options(monkeypatch):
+    pytest.importorskip("starlette", reason="needs the serve extra")
+    import mesa.serve
+
+    seen = {}
+
+    def fake_run(agent, **options):
+        seen.update(options, model=agent.llm.model, mode=agent.mode, taxonomy=agent.taxonomy.name)
+
+    monkeypatch.setattr(mesa.serve, "run", fake_run)
+    script = ScriptedModel()
+    result = runner.invoke(app, ["serve", "--model", script.model, "--mode", "fused", "--taxonomy", "esconv", "--max-upload-mb", "2"])
+    assert result.exit_code == 0, result.output
+    assert seen == {"host": "127.0.0.1", "port": 8000, "max_upload_bytes": 2 * 1024 * 1024, "model": script.model, "mode": "fused", "taxonomy": "esconv"}
+    result = runner.invoke(app, ["serve", "--model", script.model, "--host", "0.0.0.0", "--port", "9000"])
+    assert result.exit_code == 0 and seen["host"] == "0.0.0.0" and seen["port"] == 9000
+    assert "anyone who can reach it" in result.stderr
