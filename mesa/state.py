@@ -244,6 +244,11 @@ class SupportState(BaseModel):
     extras: Annotated[dict[str, Any], operator.or_] = Field(
         default_factory=dict, description="room for user nodes (retrieved passages, reviewer notes, ...)"
     )
+    messages: Annotated[list[dict[str, Any]], operator.add] = Field(
+        default_factory=list,
+        description='the conversation as LangChain message dicts ({"type": "human"|"ai", "content": ...}) for chat UIs'
+        " built for LangGraph; filled by the LangGraph Server graphs (mesa.graphs.server)",
+    )
 
 
 class Reply(BaseModel):

@@ -344,7 +344,8 @@ def test_after_reply_node_can_pause_for_a_human_and_edit_the_reply(make_agent):
     assert agent.resume("r", {"action": "approve"}).text == "second draft"
 
 
-def test_langgraph_json_graphs_load_and_take_a_json_context():
+def test_langgraph_json_graphs_load_and_take_a_json_context(monkeypatch):
+    monkeypatch.setenv("MESA_ALLOWED_MODELS", "mesa-scripted/*")  # a client's model must be on the operator's list
     import asyncio
     import importlib.util
     import json

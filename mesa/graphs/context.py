@@ -5,13 +5,16 @@ Nodes receive it as ``runtime.context`` (``Runtime[SupportContext]``).
 
 from __future__ import annotations
 
+import fnmatch
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
+from mesa.errors import MesaError
 from mesa.state import MAX_TEXT_CHARS, Message, Prediction
-from mesa.taxonomy import MESC, Taxonomy
+from mesa.taxonomy import Taxonomy
 
 if TYPE_CHECKING:
     from mesa.llm import LLM
@@ -20,6 +23,8 @@ if TYPE_CHECKING:
     from mesa.tools import Perception
 
 __all__ = [
+    "ClientContextPolicy",
+    "ContextNotAllowed",
     "Demonstration",
     "DemonstrationSource",
     "LabelClassifier",
@@ -74,6 +79,9 @@ class SupportContext:
 
     ``llm`` may be given as a LiteLLM model string and ``taxonomy`` as a name, so a
     JSON context (LangGraph Server) works: ``{"llm": "openai/gpt-4o-mini", "taxonomy": "esconv"}``.
+    Left out, they come from the environment, here and only here: ``llm`` from ``MESA_MODEL``
+    (else the embedded model), ``taxonomy`` from ``MESA_TAXONOMY`` (else ``mesc``). So
+    ``SupportContext()`` is a complete context.
 
     Limits (see the reliability page): ``call_timeout`` is the deadline of each model call
     (``None``: the LLM's own ``LLM(timeout=...)``, 60 s by default); ``max_input_chars`` the
@@ -81,8 +89,8 @@ class SupportContext:
     valid answer fail the turn instead of leaving that label absent.
     """
 
-    llm: LLM
-    taxonomy: Taxonomy = MESC
+    llm: LLM | str | None = None
+    taxonomy: Taxonomy | str | None = None
     prompts: PromptSet | None = None
     perception: Perception | None = None
     safety: SafetyPolicy | None = None
@@ -101,7 +109,74 @@ class SupportContext:
         from mesa.llm import LLM
         from mesa.taxonomy import get_taxonomy
 
-        self.llm = LLM.from_model(self.llm)
+        self.llm = LLM.from_model(self.llm if self.llm is not None else default_model())
         if self.call_timeout is not None and self.call_timeout != self.llm.timeout:
             self.llm = self.llm.with_timeout(self.call_timeout)
-        self.taxonomy = get_taxonomy(self.taxonomy)
+        self.taxonomy = get_taxonomy(self.taxonomy if self.taxonomy is not None else default_taxonomy())
+
+
+def default_model() -> str | None:
+    """The operator's model: ``MESA_MODEL``, or ``None`` for the embedded model."""
+    return os.environ.get("MESA_MODEL") or None
+
+
+def default_taxonomy() -> str:
+    """The operator's taxonomy: ``MESA_TAXONOMY``, or ``mesc``."""
+    return os.environ.get("MESA_TAXONOMY") or "mesc"
+
+
+class ContextNotAllowed(MesaError):
+    """A client's run context asked for something the operator has not allowed (a model, a file, an object)."""
+
+
+@dataclass(frozen=True)
+class ClientContextPolicy:
+    """What a *client's* run context may choose on a server (LangGraph Server), set by the operator.
+
+    A run context arrives as JSON from whoever can reach the server. Without limits it could pick any
+    provider (on the operator's keys) or name local files (a taxonomy JSON, a ``.gguf``). So:
+
+    - ``allowed_models``: model patterns (``fnmatch``: ``"openai/gpt-4o*"``; ``"*"`` allows any). From
+      ``MESA_ALLOWED_MODELS`` (comma-separated); unset, only the operator's own default model.
+    - ``allow_local_files``: may a client name a taxonomy JSON file or a ``.gguf`` model?
+      ``MESA_ALLOW_LOCAL_FILES=1``; off by default: taxonomies by registered name only.
+    """
+
+    allowed_models: tuple[str, ...]
+    allow_local_files: bool = False
+
+    @classmethod
+    def from_env(cls) -> ClientContextPolicy:
+        from mesa.llm import DEFAULT_MODEL
+
+        listed = [p.strip() for p in os.environ.get("MESA_ALLOWED_MODELS", "").split(",") if p.strip()]
+        allow_files = os.environ.get("MESA_ALLOW_LOCAL_FILES", "").lower() in ("1", "true", "yes")
+        return cls(tuple(listed) or (default_model() or DEFAULT_MODEL,), allow_files)
+
+    def check_model(self, model: str) -> str:
+        """``model`` if a client may use it, else :class:`ContextNotAllowed`."""
+        if not isinstance(model, str):
+            raise ContextNotAllowed("the run context's llm must be a model string")
+        if _names_a_file(model) and not self.allow_local_files:
+            raise ContextNotAllowed(f"model {model!r} names a local file; the operator allows none (MESA_ALLOW_LOCAL_FILES)")
+        if not any(fnmatch.fnmatchcase(model, pattern) for pattern in self.allowed_models):
+            raise ContextNotAllowed(f"model {model!r} is not allowed here; allowed: {', '.join(self.allowed_models)} (MESA_ALLOWED_MODELS)")
+        return model
+
+    def check_taxonomy(self, name: str) -> str:
+        """``name`` if it is a registered taxonomy (or a file the operator allows), else :class:`ContextNotAllowed`."""
+        from mesa.taxonomy import taxonomy_names
+
+        if not isinstance(name, str):
+            raise ContextNotAllowed("the run context's taxonomy must be a name")
+        if name.lower() in taxonomy_names():
+            return name
+        if self.allow_local_files and name.lower().endswith(".json"):
+            return name
+        raise ContextNotAllowed(f"taxonomy {name!r} is not one of: {', '.join(taxonomy_names())}")
+
+
+def _names_a_file(model: str) -> bool:
+    """Does a model string point at a file on this machine (``mesa-local/<path>.gguf``, ``/x/y.gguf``)?"""
+    name = model.split("/", 1)[1] if "/" in model else model
+    return name.lower().endswith(".gguf") or name.startswith(("/", "~", ".")) or ("/" in name and model.startswith("mesa-local/"))

@@ -162,9 +162,7 @@ def render_clues(perception: dict[str, PerceptionResult]) -> str:
 
 def _context(runtime: Runtime[SupportContext]) -> SupportContext:
     if runtime.context is None:
-        from mesa.graphs.server import default_context
-
-        return default_context()
+        return SupportContext()  # it fills its own defaults (MESA_MODEL, MESA_TAXONOMY)
     return runtime.context
 
 
