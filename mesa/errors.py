@@ -81,7 +81,6 @@ class StructuredOutputError(LLMError):
         self.last_error = last_error
 
 
-<<<<<<< HEAD
 # -- conversation memory and the agent's life (mesa.memory, mesa.agent) --------------------------
 
 __all__ += ["AgentClosedError", "InvalidThreadIdError"]
@@ -96,7 +95,8 @@ class InvalidThreadIdError(MesaError, ValueError):
 
     Raised before anything is written.
     """
-=======
+
+
 # --------------------------------------------------------------------------- perception (mesa.tools)
 # One tree: the perception errors live here too, so ``except mesa.MesaError`` covers them. Each keeps
 # the standard base it had when it was defined in ``mesa.tools`` (LookupError, ValueError), so existing
@@ -117,4 +117,3 @@ class MediaError(MesaError, ValueError):
 
 
 __all__ += ["BackendError", "BackendNotFoundError", "MediaError"]
->>>>>>> media
