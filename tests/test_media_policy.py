@@ -612,3 +612,54 @@ def test_perception_errors_are_mesa_errors(monkeypatch):
         load_images("/no/such/file.png")
     except mesa.MesaError as exc:
         assert isinstance(exc, MediaError)
+
+
+def test_a_waiting_call_gives_up_when_its_caller_does():
+    from mesa.tools.cancel import _CURRENT, CallCancelledError, CallLock, CancelToken
+
+    lock = CallLock(grace=GENEROUS)
+    held, release = threading.Event(), threading.Event()
+
+    def holder():  # a patient call: its caller never gives up
+        with lock:
+            held.set()
+            release.wait(GENEROUS)
+
+    first = threading.Thread(target=holder, daemon=True)
+    first.start()
+    assert held.wait(GENEROUS)
+    token = CancelToken()
+
+    def waiter():
+        _CURRENT.set(token)
+        with lock:
+            return "ran"
+
+    token.cancel()  # the second call's caller has given up while it waits
+    finished, outcome = _in_thread(waiter)
+    assert finished and isinstance(outcome, CallCancelledError)
+    assert first.is_alive()  # it gave up while the first call still held the lock
+    release.set()
+    first.join(GENEROUS)
+    with lock:  # and the lock is free afterwards
+        pass
+
+
+# --------------------------------------------------------------------------- through the agent
+
+
+def test_a_server_policy_reaches_a_normal_turn(make_agent, tmp_path, wav):
+    from mesa.testing import ScriptedModel
+    from mesa.tools import resolve_perception
+
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    (uploads / "turn.wav").write_bytes(wav.read_bytes())
+    spec = {"speech": CountingSpeech(), "cache": False, "policy": {"allowed_dirs": [str(uploads)]}}
+    assert resolve_perception(spec).policy.allowed_dirs == (uploads,)
+    agent = make_agent(model=ScriptedModel(reply="I am listening."), perception=spec)
+    refused = agent.respond("hello", audio="/etc/passwd", thread_id="t1")
+    assert refused.perception["transcript"].error == "missing or not allowed file: /etc/passwd"
+    assert refused.text.endswith("I am listening.")  # the turn is still answered
+    allowed = agent.respond("hello", audio=uploads / "turn.wav", thread_id="t2")
+    assert allowed.perception["transcript"].ok
