@@ -38,13 +38,16 @@ RiskCategory = Literal["none", "suicide", "self_harm", "harm_to_others", "abuse"
 def _sha256_of(path: Path, limit: int = 200 * 1024 * 1024, chunk: int = 1 << 20) -> str | None:
     """SHA-256 of a regular file of at most ``limit`` bytes, else ``None`` (perception checks the file later).
 
-    Opened without blocking and checked before a byte is read: ``/dev/zero`` or a named pipe would never end.
+    Checked before it is opened: ``/dev/zero`` or a named pipe would never end, and opening a device can act.
     """
+    checked = os.stat(path)
+    if not stat.S_ISREG(checked.st_mode) or checked.st_size > limit:
+        return None
     descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     with os.fdopen(descriptor, "rb") as handle:
-        info = os.fstat(descriptor)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
-            return None
+        opened = os.fstat(descriptor)
+        if (opened.st_dev, opened.st_ino) != (checked.st_dev, checked.st_ino):
+            return None  # replaced between the check and the open
         digest = hashlib.sha256()
         while block := handle.read(chunk):
             digest.update(block)

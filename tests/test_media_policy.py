@@ -392,9 +392,17 @@ def test_local_files_only_inside_allowed_folders(tmp_path, wav):
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes")
-def test_devices_and_named_pipes_are_refused_without_reading(tmp_path):
+def test_devices_and_named_pipes_are_refused_without_reading(tmp_path, monkeypatch):
     fifo = tmp_path / "pipe.wav"
     os.mkfifo(fifo)
+    opened: list[str] = []
+    real_open = os.open
+
+    def recording_open(path, *args, **kwargs):
+        opened.append(str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", recording_open)
     for special in ("/dev/zero", str(fifo)):
         finished, ref = _in_thread(MediaRef.from_source, special)
         assert finished, f"hashing {special} did not end"
@@ -404,6 +412,7 @@ def test_devices_and_named_pipes_are_refused_without_reading(tmp_path):
         assert error == f"not a regular file: {special}"
     with pytest.raises(MediaError, match="not a regular file"):
         media_module.sha256_file("/dev/zero")
+    assert not {"/dev/zero", str(fifo)} & set(opened)  # refused from os.stat, never opened
 
 
 # --------------------------------------------------------------------------- types and pixels
