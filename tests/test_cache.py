@@ -17,10 +17,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import _media as M
+
 from mesa.cache import DiskCache, PerceptionCache
 from mesa.state import Prediction, Turn
 from mesa.testing import ScriptedModel
-from mesa.tools import Perception, SpeechBackend, Transcript
+from mesa.tools import Perception
 
 
 class Planted:
@@ -81,19 +83,6 @@ def test_graph_values_round_trip_and_come_back_as_models(tmp_path):
 # --------------------------------------------------------------------------- planted entries
 
 
-class CountingSpeech(SpeechBackend):
-    name = "counting"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.version = "1"
-        self.calls = 0
-
-    def transcribe(self, audio) -> Transcript:
-        self.calls += 1
-        return self._stamp(Transcript(text="fresh"))  # type: ignore[return-value]
-
-
 def _wav(path: Path) -> Path:
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1)
@@ -107,7 +96,7 @@ def test_a_planted_pickle_in_the_perception_cache_does_not_run(tmp_path):
     folder = tmp_path / "perception"
     marker = tmp_path / "pwned"
     audio = _wav(tmp_path / "a.wav")
-    speech = CountingSpeech()
+    speech = M.counting_speech("fresh")
     perception = Perception(speech=speech, cache=PerceptionCache(folder))
     turn = Turn.from_inputs(audio=audio)
     key = perception._cache_key("speech", speech, turn.audio.sha256, None)

@@ -140,22 +140,9 @@ def server(wav):
     running.close()
 
 
-class CountingSpeech(SpeechBackend):
-    name = "counting-speech"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.version = "1"
-        self.calls = 0
-
-    def transcribe(self, audio) -> Transcript:
-        self.calls += 1
-        return self._stamp(Transcript(text="heard it"))  # type: ignore[return-value]
-
-
 def _perceive(uri: str, **options) -> str | None:
     """The transcript cue's error for a turn whose audio is ``uri`` (``None`` when it was perceived)."""
-    perception = Perception(speech=CountingSpeech(), cache=False, **options)
+    perception = Perception(speech=M.counting_speech(), cache=False, **options)
     return perception.perceive(Turn(audio=MediaRef(uri=uri)))["transcript"].error
 
 
@@ -664,7 +651,7 @@ def test_a_server_policy_reaches_a_normal_turn(make_agent, tmp_path, wav):
     uploads = tmp_path / "uploads"
     uploads.mkdir()
     (uploads / "turn.wav").write_bytes(wav.read_bytes())
-    spec = {"speech": CountingSpeech(), "cache": False, "policy": {"allowed_dirs": [str(uploads)]}}
+    spec = {"speech": M.counting_speech(), "cache": False, "policy": {"allowed_dirs": [str(uploads)]}}
     assert resolve_perception(spec).policy.allowed_dirs == (uploads,)
     agent = make_agent(model=ScriptedModel(reply="I am listening."), perception=spec)
     refused = agent.respond("hello", audio="/etc/passwd", thread_id="t1")
