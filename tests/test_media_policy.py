@@ -608,6 +608,12 @@ def test_perception_errors_are_mesa_errors(monkeypatch):
         load_images("/no/such/file.png")
     except mesa.MesaError as exc:
         assert isinstance(exc, MediaError)
+    exported = [getattr(tools, name) for name in tools.__all__]
+    errors = [obj for obj in exported if isinstance(obj, type) and issubclass(obj, BaseException)]
+    assert errors and all(issubclass(error, MesaError) for error in errors)
+    from mesa.tools.cancel import CallCancelledError
+
+    assert issubclass(CallCancelledError, MesaError)
 
 
 def test_a_waiting_call_gives_up_when_its_caller_does():
