@@ -175,3 +175,14 @@ def test_cache_files_are_private_whatever_the_umask(tmp_path, open_umask, make):
     assert {p.name: _mode(p) for p in files} == {p.name: 0o600 for p in files}
     assert {_mode(p) for p in folder.rglob("*") if p.is_dir()} <= {0o700}
     cache.close()
+
+
+def test_a_planted_json_value_that_is_not_a_result_is_a_miss(tmp_path):
+    audio = _wav(tmp_path / "a.wav")
+    speech = M.counting_speech("fresh")
+    cache = PerceptionCache(tmp_path / "p")
+    perception = Perception(speech=speech, cache=cache)
+    turn = Turn.from_inputs(audio=audio)
+    cache.set(perception._cache_key("speech", speech, turn.audio.sha256, None), {"cue": 42, "junk": True})
+    result = perception.perceive(turn)["transcript"]
+    assert result.ok and not result.cached and speech.calls == 1
