@@ -66,14 +66,17 @@ class MediaRef(BaseModel):
     sha256: str | None = None
 
     @classmethod
-    def from_source(cls, source: str | Path | MediaRef) -> MediaRef:
-        """A reference to ``source``; a readable local file gets its SHA-256 now."""
+    def from_source(cls, source: str | Path | MediaRef, *, hash_now: bool = True) -> MediaRef:
+        """A reference to ``source``; a readable regular local file gets its SHA-256 now, unless ``hash_now``
+        is false: then nothing is opened, and perception hashes the file once its MediaPolicy allowed it."""
         if isinstance(source, MediaRef):
             return source
         text = str(source)
         if "://" in text and not text.startswith("file://"):
             return cls(uri=text)
         path = Path(text.removeprefix("file://")).expanduser()
+        if not hash_now:
+            return cls(uri=str(path))
         try:
             return cls(uri=str(path), sha256=_sha256_of(path))
         except OSError:
@@ -101,15 +104,17 @@ class Turn(BaseModel):
         audio: str | Path | MediaRef | None = None,
         video: str | Path | MediaRef | None = None,
         image: str | Path | MediaRef | None = None,
+        hash_media: bool = True,
     ) -> Turn:
-        """A turn from user-facing arguments; at least one input is required."""
+        """A turn from user-facing arguments; at least one input is required. ``hash_media=False``: local
+        media files are not opened here (a server's perception checks and hashes them)."""
         if not any(x is not None and x != "" for x in (text, audio, video, image)):
             raise ValueError("a turn needs text, audio, video or an image")
         return cls(
             text=text,
-            audio=MediaRef.from_source(audio) if audio is not None else None,
-            video=MediaRef.from_source(video) if video is not None else None,
-            image=MediaRef.from_source(image) if image is not None else None,
+            audio=MediaRef.from_source(audio, hash_now=hash_media) if audio is not None else None,
+            video=MediaRef.from_source(video, hash_now=hash_media) if video is not None else None,
+            image=MediaRef.from_source(image, hash_now=hash_media) if image is not None else None,
         )
 
     def modalities(self) -> list[Modality]:

@@ -665,3 +665,13 @@ def test_a_server_policy_reaches_a_normal_turn(make_agent, tmp_path, wav):
     assert refused.text.endswith("I am listening.")  # the turn is still answered
     allowed = agent.respond("hello", audio=uploads / "turn.wav", thread_id="t2")
     assert allowed.perception["transcript"].ok
+
+
+def test_a_turn_can_be_made_without_opening_its_media(monkeypatch, wav):
+    opened: list[str] = []
+    real_open = os.open
+    monkeypatch.setattr(os, "open", lambda path, *a, **k: opened.append(str(path)) or real_open(path, *a, **k))
+    turn = Turn.from_inputs(audio="/etc/shadow", image=wav, hash_media=False)
+    assert turn.audio.uri == "/etc/shadow" and turn.audio.sha256 is None and turn.image.sha256 is None
+    assert opened == []
+    assert Turn.from_inputs(image=wav).image.sha256  # the default still hashes a regular file
