@@ -98,6 +98,11 @@ class Server:
                     self.send_response(200)
                     self.end_headers()
                     self._forever(b"x" * 65536, 0.0)
+                elif path == "/truncated":  # announces more than it sends
+                    self.send_response(200)
+                    self.send_header("Content-Length", "100000")
+                    self.end_headers()
+                    self.wfile.write(b"RIFF" + b"x" * 1000)
                 elif path == "/slow-headers":
                     self.wfile.write(b"HTTP/1.1 200 OK\r\n")
                     self._forever(b"X-Pad: y\r\n", 0.05)
@@ -337,6 +342,12 @@ def test_an_endless_body_is_cut_at_the_byte_limit(server, tmp_path):
     finished, outcome = _in_thread(fetch, f"{server.url}/endless", tmp_path, Limits(max_bytes=200_000), policy)
     assert finished
     assert isinstance(outcome, MediaError) and "too large" in str(outcome)
+
+
+def test_a_truncated_download_is_an_error(server, tmp_path):
+    with pytest.raises(MediaError, match="closed before the end"):
+        fetch(f"{server.url}/truncated", tmp_path, Limits(), MediaPolicy(allow_private_networks=True))
+    assert not list(tmp_path.glob("download*"))
 
 
 def test_downloads_are_private_files(server, tmp_path):
