@@ -579,7 +579,7 @@ class NeverChecks(SpeechBackend):
 
 def test_a_timed_out_call_stops_and_frees_the_backend_for_the_next_one(wav):
     backend = CooperativeBlocking()
-    timed_out = Perception(speech=backend, cache=False, limits=Limits(timeout=0.3))
+    timed_out = Perception(speech=backend, cache=False, limits=Limits(timeout=2.0))  # long enough for the call to start
     assert timed_out.perceive(Turn.from_inputs(audio=wav))["transcript"].error == "timed out"
     assert backend.stopped.wait(GENEROUS), "the abandoned call kept running"
     patient = Perception(speech=backend, cache=False, limits=Limits(timeout=GENEROUS))
@@ -590,7 +590,7 @@ def test_a_timed_out_call_stops_and_frees_the_backend_for_the_next_one(wav):
 def test_a_stuck_call_that_never_checks_is_left_behind(wav):
     backend = NeverChecks()
     try:
-        timed_out = Perception(speech=backend, cache=False, limits=Limits(timeout=0.3))
+        timed_out = Perception(speech=backend, cache=False, limits=Limits(timeout=2.0))  # long enough for the call to start
         assert timed_out.perceive(Turn.from_inputs(audio=wav))["transcript"].error == "timed out"
         patient = Perception(speech=backend, cache=False, limits=Limits(timeout=GENEROUS))
         result = patient.perceive(Turn.from_inputs(audio=wav))["transcript"]
