@@ -186,3 +186,22 @@ def test_a_planted_json_value_that_is_not_a_result_is_a_miss(tmp_path):
     cache.set(perception._cache_key("speech", speech, turn.audio.sha256, None), {"cue": 42, "junk": True})
     result = perception.perceive(turn)["transcript"]
     assert result.ok and not result.cached and speech.calls == 1
+
+
+def test_a_hash_carried_by_a_local_reference_cannot_fetch_another_files_result(tmp_path):
+    from mesa.state import MediaRef
+
+    theirs = _wav(tmp_path / "theirs.wav")
+    mine = tmp_path / "mine.wav"
+    with wave.open(str(mine), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16_000)
+        out.writeframes(b"\x20\x00\xe0\xff" * 8000)
+    speech = M.counting_speech("fresh")
+    perception = Perception(speech=speech, cache=PerceptionCache(tmp_path / "p"))
+    their_turn = Turn.from_inputs(audio=theirs)
+    assert not perception.perceive(their_turn)["transcript"].cached
+    forged = Turn(audio=MediaRef(uri=str(mine), sha256=their_turn.audio.sha256))
+    assert not perception.perceive(forged)["transcript"].cached  # hashed from the file itself: a miss
+    assert speech.calls == 2

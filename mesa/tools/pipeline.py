@@ -302,8 +302,8 @@ class _TurnRun:
             async def get() -> tuple[Path, str]:
                 directory.mkdir(mode=0o700, parents=True, exist_ok=True)
                 path = await asyncio.to_thread(fetch, ref.uri, directory, self.p.limits, self.p.policy)
-                if ref.sha256 and not ref.is_url:
-                    return path, ref.sha256  # hashed when the turn was made
+                # Hashed here, from the checked file: a hash carried by the reference is not trusted to
+                # name the content (it could be another user's, to read their cached result).
                 sha = await asyncio.to_thread(sha256_file, path, self.p.limits.max_bytes)
                 return path, sha
 
