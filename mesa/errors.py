@@ -116,4 +116,9 @@ class MediaError(MesaError, ValueError):
     too large, silent, or showing no face. Recorded as the cue's ``error``; the turn goes on."""
 
 
-__all__ += ["BackendError", "BackendNotFoundError", "MediaError"]
+class CallCancelledError(MesaError):
+    """Raised inside a perception backend call whose caller gave up (it timed out), at the backend's
+    next ``mesa.tools.check_cancelled()``; it ends that call, and nobody waits for its result."""
+
+
+__all__ += ["BackendError", "BackendNotFoundError", "CallCancelledError", "MediaError"]

@@ -52,13 +52,16 @@ def check_text_size(text: str | None, limit: int | None) -> None:
 def _sha256_of(path: Path, limit: int = 200 * 1024 * 1024, chunk: int = 1 << 20) -> str | None:
     """SHA-256 of a regular file of at most ``limit`` bytes, else ``None`` (perception checks the file later).
 
-    Opened without blocking and checked before a byte is read: ``/dev/zero`` or a named pipe would never end.
+    Checked before it is opened: ``/dev/zero`` or a named pipe would never end, and opening a device can act.
     """
+    checked = os.stat(path)
+    if not stat.S_ISREG(checked.st_mode) or checked.st_size > limit:
+        return None
     descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     with os.fdopen(descriptor, "rb") as handle:
-        info = os.fstat(descriptor)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
-            return None
+        opened = os.fstat(descriptor)
+        if (opened.st_dev, opened.st_ino) != (checked.st_dev, checked.st_ino):
+            return None  # replaced between the check and the open
         digest = hashlib.sha256()
         while block := handle.read(chunk):
             digest.update(block)
@@ -77,14 +80,17 @@ class MediaRef(BaseModel):
     sha256: str | None = None
 
     @classmethod
-    def from_source(cls, source: str | Path | MediaRef) -> MediaRef:
-        """A reference to ``source``; a readable local file gets its SHA-256 now."""
+    def from_source(cls, source: str | Path | MediaRef, *, hash_now: bool = True) -> MediaRef:
+        """A reference to ``source``; a readable regular local file gets its SHA-256 now, unless ``hash_now``
+        is false: then nothing is opened, and perception hashes the file once its MediaPolicy allowed it."""
         if isinstance(source, MediaRef):
             return source
         text = str(source)
         if "://" in text and not text.startswith("file://"):
             return cls(uri=text)
         path = Path(text.removeprefix("file://")).expanduser()
+        if not hash_now:
+            return cls(uri=str(path))
         try:
             return cls(uri=str(path), sha256=_sha256_of(path))
         except OSError:
@@ -113,20 +119,22 @@ class Turn(BaseModel):
         video: str | Path | MediaRef | None = None,
         image: str | Path | MediaRef | None = None,
         max_chars: int | None = MAX_TEXT_CHARS,
+        hash_media: bool = True,
     ) -> Turn:
         """A turn from user-facing arguments; at least one input is required.
 
         Text over ``max_chars`` characters raises :class:`~mesa.errors.InputTooLargeError` before anything
-        else is done (``None``: no limit).
+        else is done (``None``: no limit). ``hash_media=False``: local media files are not opened here
+        (perception checks them against its media policy, then hashes them).
         """
         if not any(x is not None and x != "" for x in (text, audio, video, image)):
             raise ValueError("a turn needs text, audio, video or an image")
         check_text_size(text, max_chars)
         return cls(
             text=text,
-            audio=MediaRef.from_source(audio) if audio is not None else None,
-            video=MediaRef.from_source(video) if video is not None else None,
-            image=MediaRef.from_source(image) if image is not None else None,
+            audio=MediaRef.from_source(audio, hash_now=hash_media) if audio is not None else None,
+            video=MediaRef.from_source(video, hash_now=hash_media) if video is not None else None,
+            image=MediaRef.from_source(image, hash_now=hash_media) if image is not None else None,
         )
 
     def modalities(self) -> list[Modality]:

@@ -129,3 +129,22 @@ def wer(reference: str, hypothesis: str) -> float:
         for j, h in enumerate(hyp, 1):
             prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (r != h))
     return d[len(hyp)] / max(1, len(ref))
+
+
+def counting_speech(text: str = "heard it"):
+    """A speech backend that answers ``text`` to any audio and counts its calls (``.calls``)."""
+    from mesa.tools import SpeechBackend, Transcript
+
+    class CountingSpeech(SpeechBackend):
+        name = "counting-speech"
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.version = "1"
+            self.calls = 0
+
+        def transcribe(self, audio) -> Transcript:
+            self.calls += 1
+            return self._stamp(Transcript(text=text))  # type: ignore[return-value]
+
+    return CountingSpeech()

@@ -17,10 +17,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import _media as M
+
 from mesa.cache import DiskCache, PerceptionCache
 from mesa.state import Prediction, Turn
 from mesa.testing import ScriptedModel
-from mesa.tools import Perception, SpeechBackend, Transcript
+from mesa.tools import Perception
 
 
 class Planted:
@@ -81,19 +83,6 @@ def test_graph_values_round_trip_and_come_back_as_models(tmp_path):
 # --------------------------------------------------------------------------- planted entries
 
 
-class CountingSpeech(SpeechBackend):
-    name = "counting"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.version = "1"
-        self.calls = 0
-
-    def transcribe(self, audio) -> Transcript:
-        self.calls += 1
-        return self._stamp(Transcript(text="fresh"))  # type: ignore[return-value]
-
-
 def _wav(path: Path) -> Path:
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1)
@@ -107,7 +96,7 @@ def test_a_planted_pickle_in_the_perception_cache_does_not_run(tmp_path):
     folder = tmp_path / "perception"
     marker = tmp_path / "pwned"
     audio = _wav(tmp_path / "a.wav")
-    speech = CountingSpeech()
+    speech = M.counting_speech("fresh")
     perception = Perception(speech=speech, cache=PerceptionCache(folder))
     turn = Turn.from_inputs(audio=audio)
     key = perception._cache_key("speech", speech, turn.audio.sha256, None)
@@ -186,3 +175,33 @@ def test_cache_files_are_private_whatever_the_umask(tmp_path, open_umask, make):
     assert {p.name: _mode(p) for p in files} == {p.name: 0o600 for p in files}
     assert {_mode(p) for p in folder.rglob("*") if p.is_dir()} <= {0o700}
     cache.close()
+
+
+def test_a_planted_json_value_that_is_not_a_result_is_a_miss(tmp_path):
+    audio = _wav(tmp_path / "a.wav")
+    speech = M.counting_speech("fresh")
+    cache = PerceptionCache(tmp_path / "p")
+    perception = Perception(speech=speech, cache=cache)
+    turn = Turn.from_inputs(audio=audio)
+    cache.set(perception._cache_key("speech", speech, turn.audio.sha256, None), {"cue": 42, "junk": True})
+    result = perception.perceive(turn)["transcript"]
+    assert result.ok and not result.cached and speech.calls == 1
+
+
+def test_a_hash_carried_by_a_local_reference_cannot_fetch_another_files_result(tmp_path):
+    from mesa.state import MediaRef
+
+    theirs = _wav(tmp_path / "theirs.wav")
+    mine = tmp_path / "mine.wav"
+    with wave.open(str(mine), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16_000)
+        out.writeframes(b"\x20\x00\xe0\xff" * 8000)
+    speech = M.counting_speech("fresh")
+    perception = Perception(speech=speech, cache=PerceptionCache(tmp_path / "p"))
+    their_turn = Turn.from_inputs(audio=theirs)
+    assert not perception.perceive(their_turn)["transcript"].cached
+    forged = Turn(audio=MediaRef(uri=str(mine), sha256=their_turn.audio.sha256))
+    assert not perception.perceive(forged)["transcript"].cached  # hashed from the file itself: a miss
+    assert speech.calls == 2

@@ -98,6 +98,11 @@ class Server:
                     self.send_response(200)
                     self.end_headers()
                     self._forever(b"x" * 65536, 0.0)
+                elif path == "/truncated":  # announces more than it sends
+                    self.send_response(200)
+                    self.send_header("Content-Length", "100000")
+                    self.end_headers()
+                    self.wfile.write(b"RIFF" + b"x" * 1000)
                 elif path == "/slow-headers":
                     self.wfile.write(b"HTTP/1.1 200 OK\r\n")
                     self._forever(b"X-Pad: y\r\n", 0.05)
@@ -140,22 +145,9 @@ def server(wav):
     running.close()
 
 
-class CountingSpeech(SpeechBackend):
-    name = "counting-speech"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.version = "1"
-        self.calls = 0
-
-    def transcribe(self, audio) -> Transcript:
-        self.calls += 1
-        return self._stamp(Transcript(text="heard it"))  # type: ignore[return-value]
-
-
 def _perceive(uri: str, **options) -> str | None:
     """The transcript cue's error for a turn whose audio is ``uri`` (``None`` when it was perceived)."""
-    perception = Perception(speech=CountingSpeech(), cache=False, **options)
+    perception = Perception(speech=M.counting_speech(), cache=False, **options)
     return perception.perceive(Turn(audio=MediaRef(uri=uri)))["transcript"].error
 
 
@@ -352,6 +344,12 @@ def test_an_endless_body_is_cut_at_the_byte_limit(server, tmp_path):
     assert isinstance(outcome, MediaError) and "too large" in str(outcome)
 
 
+def test_a_truncated_download_is_an_error(server, tmp_path):
+    with pytest.raises(MediaError, match="closed before the end"):
+        fetch(f"{server.url}/truncated", tmp_path, Limits(), MediaPolicy(allow_private_networks=True))
+    assert not list(tmp_path.glob("download*"))
+
+
 def test_downloads_are_private_files(server, tmp_path):
     path = fetch(f"{server.url}/tone.wav", tmp_path, Limits(), MediaPolicy(allow_private_networks=True))
     assert path.stat().st_mode & 0o777 == 0o600
@@ -392,9 +390,17 @@ def test_local_files_only_inside_allowed_folders(tmp_path, wav):
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes")
-def test_devices_and_named_pipes_are_refused_without_reading(tmp_path):
+def test_devices_and_named_pipes_are_refused_without_reading(tmp_path, monkeypatch):
     fifo = tmp_path / "pipe.wav"
     os.mkfifo(fifo)
+    opened: list[str] = []
+    real_open = os.open
+
+    def recording_open(path, *args, **kwargs):
+        opened.append(str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", recording_open)
     for special in ("/dev/zero", str(fifo)):
         finished, ref = _in_thread(MediaRef.from_source, special)
         assert finished, f"hashing {special} did not end"
@@ -404,6 +410,7 @@ def test_devices_and_named_pipes_are_refused_without_reading(tmp_path):
         assert error == f"not a regular file: {special}"
     with pytest.raises(MediaError, match="not a regular file"):
         media_module.sha256_file("/dev/zero")
+    assert not {"/dev/zero", str(fifo)} & set(opened)  # refused from os.stat, never opened
 
 
 # --------------------------------------------------------------------------- types and pixels
@@ -572,7 +579,7 @@ class NeverChecks(SpeechBackend):
 
 def test_a_timed_out_call_stops_and_frees_the_backend_for_the_next_one(wav):
     backend = CooperativeBlocking()
-    timed_out = Perception(speech=backend, cache=False, limits=Limits(timeout=0.3))
+    timed_out = Perception(speech=backend, cache=False, limits=Limits(timeout=2.0))  # long enough for the call to start
     assert timed_out.perceive(Turn.from_inputs(audio=wav))["transcript"].error == "timed out"
     assert backend.stopped.wait(GENEROUS), "the abandoned call kept running"
     patient = Perception(speech=backend, cache=False, limits=Limits(timeout=GENEROUS))
@@ -583,7 +590,7 @@ def test_a_timed_out_call_stops_and_frees_the_backend_for_the_next_one(wav):
 def test_a_stuck_call_that_never_checks_is_left_behind(wav):
     backend = NeverChecks()
     try:
-        timed_out = Perception(speech=backend, cache=False, limits=Limits(timeout=0.3))
+        timed_out = Perception(speech=backend, cache=False, limits=Limits(timeout=2.0))  # long enough for the call to start
         assert timed_out.perceive(Turn.from_inputs(audio=wav))["transcript"].error == "timed out"
         patient = Perception(speech=backend, cache=False, limits=Limits(timeout=GENEROUS))
         result = patient.perceive(Turn.from_inputs(audio=wav))["transcript"]
@@ -612,3 +619,70 @@ def test_perception_errors_are_mesa_errors(monkeypatch):
         load_images("/no/such/file.png")
     except mesa.MesaError as exc:
         assert isinstance(exc, MediaError)
+    exported = [getattr(tools, name) for name in tools.__all__]
+    errors = [obj for obj in exported if isinstance(obj, type) and issubclass(obj, BaseException)]
+    assert errors and all(issubclass(error, MesaError) for error in errors)
+    from mesa.tools.cancel import CallCancelledError
+
+    assert issubclass(CallCancelledError, MesaError)
+
+
+def test_a_waiting_call_gives_up_when_its_caller_does():
+    from mesa.tools.cancel import _CURRENT, CallCancelledError, CallLock, CancelToken
+
+    lock = CallLock(grace=GENEROUS)
+    held, release = threading.Event(), threading.Event()
+
+    def holder():  # a patient call: its caller never gives up
+        with lock:
+            held.set()
+            release.wait(GENEROUS)
+
+    first = threading.Thread(target=holder, daemon=True)
+    first.start()
+    assert held.wait(GENEROUS)
+    token = CancelToken()
+
+    def waiter():
+        _CURRENT.set(token)
+        with lock:
+            return "ran"
+
+    token.cancel()  # the second call's caller has given up while it waits
+    finished, outcome = _in_thread(waiter)
+    assert finished and isinstance(outcome, CallCancelledError)
+    assert first.is_alive()  # it gave up while the first call still held the lock
+    release.set()
+    first.join(GENEROUS)
+    with lock:  # and the lock is free afterwards
+        pass
+
+
+# --------------------------------------------------------------------------- through the agent
+
+
+def test_a_server_policy_reaches_a_normal_turn(make_agent, tmp_path, wav):
+    from mesa.testing import ScriptedModel
+    from mesa.tools import resolve_perception
+
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    (uploads / "turn.wav").write_bytes(wav.read_bytes())
+    spec = {"speech": M.counting_speech(), "cache": False, "policy": {"allowed_dirs": [str(uploads)]}}
+    assert resolve_perception(spec).policy.allowed_dirs == (uploads,)
+    agent = make_agent(model=ScriptedModel(reply="I am listening."), perception=spec)
+    refused = agent.respond("hello", audio="/etc/passwd", thread_id="t1")
+    assert refused.perception["transcript"].error == "missing or not allowed file: /etc/passwd"
+    assert refused.text.endswith("I am listening.")  # the turn is still answered
+    allowed = agent.respond("hello", audio=uploads / "turn.wav", thread_id="t2")
+    assert allowed.perception["transcript"].ok
+
+
+def test_a_turn_can_be_made_without_opening_its_media(monkeypatch, wav):
+    opened: list[str] = []
+    real_open = os.open
+    monkeypatch.setattr(os, "open", lambda path, *a, **k: opened.append(str(path)) or real_open(path, *a, **k))
+    turn = Turn.from_inputs(audio="/etc/shadow", image=wav, hash_media=False)
+    assert turn.audio.uri == "/etc/shadow" and turn.audio.sha256 is None and turn.image.sha256 is None
+    assert opened == []
+    assert Turn.from_inputs(image=wav).image.sha256  # the default still hashes a regular file

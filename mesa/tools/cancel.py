@@ -21,15 +21,13 @@ import time
 from collections.abc import Callable
 from typing import Any, Self, TypeVar
 
+from mesa.errors import CallCancelledError
+
 __all__ = ["CallCancelledError", "CallLock", "CancelToken", "check_cancelled", "run_cancellable"]
 
 T = TypeVar("T")
 
 _POLL = 0.05  # seconds between looks at the tokens while waiting for the lock
-
-
-class CallCancelledError(Exception):
-    """Raised inside a backend call whose caller has given up; nobody waits for its result."""
 
 
 class CancelToken:

@@ -136,6 +136,8 @@ def _one_request(url: str, target: Path, limits: DownloadLimits, policy: MediaPo
         _stream(response, sock, target, limits, deadline)
         if watchdog.fired:
             raise MediaError(f"download too slow: over {limits.download_timeout:g} s")
+        if response.length:  # bytes the server announced and never sent
+            raise MediaError("download failed: the connection closed before the end of the file")
         return None
     except OSError:
         if watchdog.fired:

@@ -179,14 +179,18 @@ class MediaInfo:
 def sha256_file(path: str | Path, limit: int | None = None, chunk: int = 1 << 20) -> str:
     """SHA-256 of a regular file, streamed; :class:`MediaError` for anything else or over ``limit`` bytes.
 
-    The file is opened without blocking and checked to be a regular file before a byte is read:
-    ``/dev/zero`` or a named pipe would otherwise be hashed forever.
+    The file is checked to be a regular file before it is opened (``/dev/zero`` or a named pipe
+    would otherwise be hashed forever), and the opened file must be the one checked.
     """
     limit = Limits().max_bytes if limit is None else limit
+    checked = os.stat(path)
+    if not stat.S_ISREG(checked.st_mode):
+        raise MediaError(f"not a regular file: {Path(path).name}")
     descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     with os.fdopen(descriptor, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            raise MediaError(f"not a regular file: {Path(path).name}")
+        opened = os.fstat(descriptor)
+        if (opened.st_dev, opened.st_ino) != (checked.st_dev, checked.st_ino):
+            raise MediaError(f"file changed while being checked: {Path(path).name}")
         digest = hashlib.sha256()
         total = 0
         while block := handle.read(chunk):

@@ -302,8 +302,8 @@ class _TurnRun:
             async def get() -> tuple[Path, str]:
                 directory.mkdir(mode=0o700, parents=True, exist_ok=True)
                 path = await asyncio.to_thread(fetch, ref.uri, directory, self.p.limits, self.p.policy)
-                if ref.sha256 and not ref.is_url:
-                    return path, ref.sha256  # hashed when the turn was made
+                # Hashed here, from the checked file: a hash carried by the reference is not trusted to
+                # name the content (it could be another user's, to read their cached result).
                 sha = await asyncio.to_thread(sha256_file, path, self.p.limits.max_bytes)
                 return path, sha
 
@@ -349,10 +349,9 @@ class _TurnRun:
             cache = self.p.cache
             if cache is not None:
                 key = self.p._cache_key(kind, backend, sha, self.taxonomy)
-                hit = cache.get(key)
+                hit = _cached_result(cache.get(key))
                 if hit is not None:
-                    result = PerceptionResult.model_validate(hit)
-                    return result.model_copy(update={"cached": True, "seconds": time.perf_counter() - started})
+                    return hit.model_copy(update={"cached": True, "seconds": time.perf_counter() - started})
             value = await make_input()
             method = getattr(backend, METHODS[kind][1])
             timeout = self.p.limits.timeout
@@ -453,6 +452,17 @@ def _run_sync(coro: Any) -> Any:
         finally:
             executor.shutdown(wait=False, cancel_futures=True)
             loop.close()
+
+
+def _cached_result(value: Any) -> PerceptionResult | None:
+    """A stored result, or ``None`` (a miss) when there is none or it is not a valid result:
+    a damaged or planted entry is computed again, never turned into the cue's error."""
+    if value is None:
+        return None
+    try:
+        return PerceptionResult.model_validate(value)
+    except ValueError:  # pydantic's ValidationError is a ValueError
+        return None
 
 
 def _text_sha(text: str) -> str:

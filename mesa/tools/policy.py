@@ -72,8 +72,9 @@ class MediaPolicy:
         """The real path of an allowed, readable regular file; else :class:`MediaError`.
 
         Missing, unreadable and not allowed all give one message, so it reveals nothing about files
-        outside the allowed area. Nothing is read: the file is opened without blocking (a named pipe
-        does not wait for a writer) and checked to be a regular file.
+        outside the allowed area. Nothing is read, and only a regular file is opened: opening a
+        device can act (a tape rewinds, a watchdog arms) and a named pipe waits for a writer. The
+        opened file must be the one that was checked (no swap in between).
         """
         refused = MediaError(f"missing or not allowed file: {given}")
         if not self.allow_local_files:
@@ -82,15 +83,21 @@ class MediaPolicy:
         if not self._inside_allowed_dirs(real):
             raise refused
         try:
+            checked = os.stat(real)
+        except OSError:
+            raise refused from None
+        if not stat.S_ISREG(checked.st_mode):
+            raise MediaError(f"not a regular file: {given}")
+        try:
             descriptor = os.open(real, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0))
         except OSError:
             raise refused from None
         try:
-            mode = os.fstat(descriptor).st_mode
+            opened = os.fstat(descriptor)
         finally:
             os.close(descriptor)
-        if not stat.S_ISREG(mode):
-            raise MediaError(f"not a regular file: {given}")
+        if (opened.st_dev, opened.st_ino) != (checked.st_dev, checked.st_ino):
+            raise refused  # replaced between the check and the open
         return real
 
     def _inside_allowed_dirs(self, real: Path) -> bool:
