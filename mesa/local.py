@@ -257,21 +257,34 @@ def local_provider():
             queue: asyncio.Queue = asyncio.Queue()
             loop = asyncio.get_running_loop()
             done = object()
+            # Set when the reader goes away (a deadline, a reply cap): generation stops and frees the model's lock.
+            abandoned = threading.Event()
+
+            def hand_over(item: Any) -> None:
+                try:
+                    loop.call_soon_threadsafe(queue.put_nowait, item)
+                except RuntimeError:  # the reader's loop is closed
+                    abandoned.set()
 
             def produce() -> None:
                 try:
                     for item in embedded_model(model).stream(messages, optional_params):
-                        loop.call_soon_threadsafe(queue.put_nowait, item)
+                        if abandoned.is_set():
+                            break  # closes the llama.cpp generator: no tokens generated for nobody
+                        hand_over(item)
                 except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-                    loop.call_soon_threadsafe(queue.put_nowait, exc)
+                    hand_over(exc)
                 finally:
-                    loop.call_soon_threadsafe(queue.put_nowait, done)
+                    hand_over(done)
 
             worker = threading.Thread(target=produce, name="mesa-local-stream", daemon=True)
             worker.start()
-            while (item := await queue.get()) is not done:
-                if isinstance(item, BaseException):
-                    raise item
-                yield chunk(*item)
+            try:
+                while (item := await queue.get()) is not done:
+                    if isinstance(item, BaseException):
+                        raise item
+                    yield chunk(*item)
+            finally:
+                abandoned.set()
 
     return LocalProvider()

@@ -4,7 +4,10 @@ A stand-in replaces the llama.cpp object (generation is not under test here; the
 tests/test_integration_embedded.py).
 """
 
+import asyncio
 import json
+import threading
+import time
 
 import pytest
 
@@ -79,3 +82,36 @@ def test_prompt_cache_size_is_validated(monkeypatch):
     assert EmbeddedModel("x.gguf").prompt_cache_mb == 0
     with pytest.raises(ValueError):
         EmbeddedModel("x.gguf", prompt_cache_mb=-1)
+
+
+class _EndlessLlama:
+    """Generates pieces until closed; counts them."""
+
+    def __init__(self):
+        self.generated = 0
+        self.closed = threading.Event()
+
+    def create_chat_completion(self, stream, **request):
+        def generate():
+            try:
+                while True:
+                    self.generated += 1
+                    time.sleep(0.001)
+                    yield {"choices": [{"delta": {"content": "word "}, "finish_reason": None}]}
+            finally:
+                self.closed.set()
+
+        return generate()
+
+
+async def test_a_stream_nobody_reads_any_more_stops_generating(monkeypatch):
+    from mesa import local
+
+    model = EmbeddedModel("stand-in.gguf", prompt_cache_mb=0)
+    model._llama = _EndlessLlama()
+    monkeypatch.setitem(local._models, "endless", model)
+    stream = local.local_provider().astreaming("endless", ASK, None, {}, None, None, None, None, None, {})
+    assert (await anext(stream))["text"] == "word "
+    await stream.aclose()  # a deadline or the reply cap ended the read
+    assert await asyncio.to_thread(model._llama.closed.wait, 30)  # generation stopped instead of running forever
+    assert not model._lock.locked()
