@@ -115,3 +115,26 @@ async def test_a_stream_nobody_reads_any_more_stops_generating(monkeypatch):
     await stream.aclose()  # a deadline or the reply cap ended the read
     assert await asyncio.to_thread(model._llama.closed.wait, 30)  # generation stopped instead of running forever
     assert not model._lock.locked()
+
+
+async def test_an_abandoned_completion_stops_and_a_queued_one_never_runs(monkeypatch):
+    from mesa import local
+
+    model = EmbeddedModel("stand-in.gguf", prompt_cache_mb=0)
+    model._llama = _EndlessLlama()
+    monkeypatch.setitem(local._models, "endless", model)
+    provider = local.local_provider()
+    args = ("endless", ASK, None, {}, None, None, None, None, None, {})
+    first = asyncio.create_task(provider.acompletion(*args))
+    while model._llama.generated == 0:
+        await asyncio.sleep(0.01)
+    queued = asyncio.create_task(provider.acompletion(*args))  # waits for the model's lock
+    await asyncio.sleep(0.05)
+    queued.cancel()  # its caller's deadline passed while it waited
+    await asyncio.gather(queued, return_exceptions=True)
+    first.cancel()  # and then the running one's
+    assert await asyncio.to_thread(model._llama.closed.wait, 30)  # it stopped generating
+    await asyncio.gather(first, return_exceptions=True)
+    generated = model._llama.generated
+    await asyncio.to_thread(time.sleep, 0.2)
+    assert model._llama.generated == generated  # and the queued one never started an endless generation
