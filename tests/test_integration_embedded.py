@@ -51,7 +51,7 @@ def test_embedded_model_streams(agents):
 def test_embedded_model_with_esconv_labels():
     from mesa import SupportAgent
 
-    with SupportAgent(taxonomy="esconv", mode="fused") as agent:
+    with SupportAgent(taxonomy="esconv", mode="fused", call_timeout=600, turn_timeout=1800) as agent:
         _check(agent.respond("My best friend stopped talking to me."), ESCONV)
 
 
