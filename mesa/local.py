@@ -142,15 +142,22 @@ class EmbeddedModel:
                 request["response_format"] = {"type": "json_object", **({"schema": fmt["schema"]} if fmt.get("schema") else {})}
         return request
 
-    def complete(self, messages: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
+    def complete(self, messages: list[dict[str, Any]], params: dict[str, Any], abandoned: threading.Event | None = None) -> dict[str, Any]:
         """A whole chat completion (OpenAI-shaped dict).
 
         A JSON answer that ``max_tokens`` cut off is closed where it was cut, so a long
         string field degrades to a truncated one instead of failing the call.
+
+        ``abandoned``: set by a caller that stopped waiting (a deadline). The answer is then generated
+        token by token and stops at the next one; a call abandoned while it waited for the model
+        does not run at all, so abandoned calls never queue up in front of live ones.
         """
         request = self._request(messages, params)
         with self._lock:
-            result = self.llama.create_chat_completion(**request)
+            if abandoned is None:
+                result = self.llama.create_chat_completion(**request)
+            else:
+                result = self._generate_unless(abandoned, request)
         choice = result["choices"][0]
         if "response_format" in request and choice.get("finish_reason") == "length":
             closed = close_truncated_json(choice["message"].get("content") or "")
@@ -158,6 +165,24 @@ class EmbeddedModel:
                 choice["message"]["content"] = closed
                 choice["finish_reason"] = "stop"
         return result
+
+    def _generate_unless(self, abandoned: threading.Event, request: dict[str, Any]) -> dict[str, Any]:
+        """The completion, generated piece by piece until done or ``abandoned`` (the caller holds the lock)."""
+        text, finish = "", "abandoned"
+        if abandoned.is_set():
+            return {"choices": [{"message": {"role": "assistant", "content": ""}, "finish_reason": finish}]}
+        chunks = self.llama.create_chat_completion(stream=True, **request)
+        try:
+            for chunk in chunks:
+                if abandoned.is_set():
+                    break
+                choice = chunk["choices"][0]
+                text += choice["delta"].get("content") or ""
+                if choice.get("finish_reason"):
+                    finish = choice["finish_reason"]
+        finally:
+            chunks.close()
+        return {"choices": [{"message": {"role": "assistant", "content": text}, "finish_reason": finish}]}
 
     def stream(self, messages: list[dict[str, Any]], params: dict[str, Any]) -> Iterator[tuple[str, str | None]]:
         """``(text piece, finish reason or None)`` pairs as they are generated.
@@ -246,7 +271,11 @@ def local_provider():
             return to_response(model, embedded_model(model).complete(messages, optional_params))
 
         async def acompletion(self, model, messages, api_base, custom_prompt_dict, model_response, print_verbose, encoding, api_key, logging_obj, optional_params, *args, **kwargs):
-            result = await asyncio.to_thread(embedded_model(model).complete, messages, optional_params)
+            abandoned = threading.Event()
+            try:
+                result = await asyncio.to_thread(embedded_model(model).complete, messages, optional_params, abandoned)
+            finally:
+                abandoned.set()  # after a deadline cancelled the wait: the model stops at its next token
             return to_response(model, result)
 
         def streaming(self, model, messages, api_base, custom_prompt_dict, model_response, print_verbose, encoding, api_key, logging_obj, optional_params, *args, **kwargs):
@@ -257,21 +286,34 @@ def local_provider():
             queue: asyncio.Queue = asyncio.Queue()
             loop = asyncio.get_running_loop()
             done = object()
+            # Set when the reader goes away (a deadline, a reply cap): generation stops and frees the model's lock.
+            abandoned = threading.Event()
+
+            def hand_over(item: Any) -> None:
+                try:
+                    loop.call_soon_threadsafe(queue.put_nowait, item)
+                except RuntimeError:  # the reader's loop is closed
+                    abandoned.set()
 
             def produce() -> None:
                 try:
                     for item in embedded_model(model).stream(messages, optional_params):
-                        loop.call_soon_threadsafe(queue.put_nowait, item)
+                        if abandoned.is_set():
+                            break  # closes the llama.cpp generator: no tokens generated for nobody
+                        hand_over(item)
                 except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-                    loop.call_soon_threadsafe(queue.put_nowait, exc)
+                    hand_over(exc)
                 finally:
-                    loop.call_soon_threadsafe(queue.put_nowait, done)
+                    hand_over(done)
 
             worker = threading.Thread(target=produce, name="mesa-local-stream", daemon=True)
             worker.start()
-            while (item := await queue.get()) is not done:
-                if isinstance(item, BaseException):
-                    raise item
-                yield chunk(*item)
+            try:
+                while (item := await queue.get()) is not done:
+                    if isinstance(item, BaseException):
+                        raise item
+                    yield chunk(*item)
+            finally:
+                abandoned.set()
 
     return LocalProvider()

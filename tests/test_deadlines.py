@@ -245,3 +245,16 @@ def test_scripted_hangs_can_be_released():
         return await task
 
     assert asyncio.run(scenario()) == "late answer"
+
+
+def test_a_bare_graph_run_takes_the_call_deadline_and_strictness_from_its_context():
+    from mesa import SupportContext, Turn
+    from mesa.graphs import build_graph
+
+    app = build_graph("stepwise").compile()
+    script = ScriptedModel(hang={"SystemEmotion"}, reply="still here")
+    out = asyncio.run(app.ainvoke({"turn": Turn(text="hello")}, context=SupportContext(llm=script.as_llm(), call_timeout=0.5)))
+    assert out["system_emotion"] is None and "system_emotion" in out["failed_steps"] and out["response"].endswith("still here")
+    strict = SupportContext(llm=ScriptedModel(hang={"SystemEmotion"}).as_llm(), call_timeout=0.5, strict=True)
+    with pytest.raises(LLMTimeoutError):
+        asyncio.run(app.ainvoke({"turn": Turn(text="hello")}, context=strict))

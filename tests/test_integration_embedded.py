@@ -15,7 +15,9 @@ pytestmark = pytest.mark.integration
 def agents():
     from mesa import SupportAgent
 
-    made = {mode: SupportAgent(mode=mode) for mode in ("stepwise", "fused")}
+    # Generous deadlines: on a loaded shared CI machine the first embedded call has taken over 60 s (the
+    # default); these tests check plumbing, the deadlines have their own tests (tests/test_deadlines.py).
+    made = {mode: SupportAgent(mode=mode, call_timeout=600, turn_timeout=1800) for mode in ("stepwise", "fused")}
     yield made
     for agent in made.values():
         agent.close()
@@ -49,7 +51,7 @@ def test_embedded_model_streams(agents):
 def test_embedded_model_with_esconv_labels():
     from mesa import SupportAgent
 
-    with SupportAgent(taxonomy="esconv", mode="fused") as agent:
+    with SupportAgent(taxonomy="esconv", mode="fused", call_timeout=600, turn_timeout=1800) as agent:
         _check(agent.respond("My best friend stopped talking to me."), ESCONV)
 
 

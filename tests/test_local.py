@@ -4,7 +4,10 @@ A stand-in replaces the llama.cpp object (generation is not under test here; the
 tests/test_integration_embedded.py).
 """
 
+import asyncio
 import json
+import threading
+import time
 
 import pytest
 
@@ -79,3 +82,59 @@ def test_prompt_cache_size_is_validated(monkeypatch):
     assert EmbeddedModel("x.gguf").prompt_cache_mb == 0
     with pytest.raises(ValueError):
         EmbeddedModel("x.gguf", prompt_cache_mb=-1)
+
+
+class _EndlessLlama:
+    """Generates pieces until closed; counts them."""
+
+    def __init__(self):
+        self.generated = 0
+        self.closed = threading.Event()
+
+    def create_chat_completion(self, stream, **request):
+        def generate():
+            try:
+                while True:
+                    self.generated += 1
+                    time.sleep(0.001)
+                    yield {"choices": [{"delta": {"content": "word "}, "finish_reason": None}]}
+            finally:
+                self.closed.set()
+
+        return generate()
+
+
+async def test_a_stream_nobody_reads_any_more_stops_generating(monkeypatch):
+    from mesa import local
+
+    model = EmbeddedModel("stand-in.gguf", prompt_cache_mb=0)
+    model._llama = _EndlessLlama()
+    monkeypatch.setitem(local._models, "endless", model)
+    stream = local.local_provider().astreaming("endless", ASK, None, {}, None, None, None, None, None, {})
+    assert (await anext(stream))["text"] == "word "
+    await stream.aclose()  # a deadline or the reply cap ended the read
+    assert await asyncio.to_thread(model._llama.closed.wait, 30)  # generation stopped instead of running forever
+    assert not model._lock.locked()
+
+
+async def test_an_abandoned_completion_stops_and_a_queued_one_never_runs(monkeypatch):
+    from mesa import local
+
+    model = EmbeddedModel("stand-in.gguf", prompt_cache_mb=0)
+    model._llama = _EndlessLlama()
+    monkeypatch.setitem(local._models, "endless", model)
+    provider = local.local_provider()
+    args = ("endless", ASK, None, {}, None, None, None, None, None, {})
+    first = asyncio.create_task(provider.acompletion(*args))
+    while model._llama.generated == 0:
+        await asyncio.sleep(0.01)
+    queued = asyncio.create_task(provider.acompletion(*args))  # waits for the model's lock
+    await asyncio.sleep(0.05)
+    queued.cancel()  # its caller's deadline passed while it waited
+    await asyncio.gather(queued, return_exceptions=True)
+    first.cancel()  # and then the running one's
+    assert await asyncio.to_thread(model._llama.closed.wait, 30)  # it stopped generating
+    await asyncio.gather(first, return_exceptions=True)
+    generated = model._llama.generated
+    await asyncio.to_thread(time.sleep, 0.2)
+    assert model._llama.generated == generated  # and the queued one never started an endless generation
