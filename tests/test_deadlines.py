@@ -168,7 +168,8 @@ def test_strict_mode_raises_instead(make_agent):
     agent = make_agent(model=ScriptedModel(hang={"Strategy"}), call_timeout=0.5, strict=True)
     with pytest.raises(LLMTimeoutError):
         agent.respond("I lost my job today", thread_id="s")
-    assert agent.history("s") == []
+    history = agent.history("s")  # the failed turn keeps the user's message, marked unanswered, and no reply
+    assert [(m.role, m.text, m.unanswered) for m in history] == [("user", "I lost my job today", True)]
 
 
 @pytest.mark.parametrize("mode", ["stepwise", "fused"])
