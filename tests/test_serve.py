@@ -197,3 +197,14 @@ def test_a_failed_model_call_is_a_502_and_an_error_event(client, agent, monkeypa
     assert response.status_code == 502 and "provider unreachable" in response.json()["error"]
     events = stream_events(client, json={"text": "hi", "thread_id": "e1"})
     assert events == [{"type": "error", "message": "provider unreachable", "thread_id": "e1"}]
+
+
+def test_without_the_serve_extra_the_error_names_it(monkeypatch, agent):
+    import importlib.util
+
+    from mesa.errors import MissingExtraError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "uvicorn" else real(name, *a))
+    with pytest.raises(MissingExtraError, match=r"mesa-esc\[serve\]"):
+        create_app(agent)

@@ -96,7 +96,15 @@ def test_the_page_streams_a_labelled_reply_then_shows_crisis_resources(server, p
     sync_api.expect(page.locator(".msg.assistant").last.locator(".safety-crisis")).to_be_visible()
     page.screenshot(path=str(tmp_path / "chat.png"), full_page=True)
 
-    # The conversation is kept by thread: a reload shows both turns again.
+    # A file goes up with the turn (multipart) and is named in the user's bubble.
+    page.set_input_files("#file", files=[{"name": "face.png", "mimeType": "image/png", "buffer": b"\x89PNG\r\n\x1a\n" + b"\0" * 64}])
+    sync_api.expect(page.locator("#attachment")).to_have_text("image: face.png")
+    _send(page, "this is me today")
+    sync_api.expect(page.locator(".msg.user").last).to_contain_text("[image: face.png]")
+    sync_api.expect(page.locator(".msg.assistant").last).to_have_attribute("data-done", "true", timeout=WAIT_MS)
+    assert page.locator("#attachment").inner_text() == ""
+
+    # The conversation is kept by thread: a reload shows the turns again.
     page.reload()
-    sync_api.expect(page.locator(".msg.user")).to_have_count(2, timeout=WAIT_MS)
+    sync_api.expect(page.locator(".msg.user")).to_have_count(3, timeout=WAIT_MS)
     assert page.locator("#thread-id").inner_text() == thread_id
