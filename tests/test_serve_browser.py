@@ -39,7 +39,6 @@ def server(make_agent):
 
     from mesa.serve import create_app
     from mesa.testing import ScriptedModel
-
     from mesa.tools import Perception
     from mesa.tools.base import EmotionScores
 
