@@ -53,7 +53,7 @@ def test_chat_ends_at_end_of_input():
 @pytest.mark.integration
 def test_cli_respond_with_the_embedded_model_in_a_new_process():
     out = subprocess.run(
-        [sys.executable, "-m", "mesa.cli", "respond", "I lost my job today.", "--mode", "fused"], check=False, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "mesa.cli", "respond", "I lost my job today.", "--mode", "fused"], check=False, capture_output=True, text=True, timeout=900
     )
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)

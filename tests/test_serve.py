@@ -197,3 +197,22 @@ def test_a_failed_model_call_is_a_502_and_an_error_event(client, agent, monkeypa
     assert response.status_code == 502 and "provider unreachable" in response.json()["error"]
     events = stream_events(client, json={"text": "hi", "thread_id": "e1"})
     assert events == [{"type": "error", "message": "provider unreachable", "thread_id": "e1"}]
+
+
+def test_without_the_serve_extra_the_error_names_it(monkeypatch, agent):
+    import importlib.util
+
+    from mesa.errors import MissingExtraError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "uvicorn" else real(name, *a))
+    with pytest.raises(MissingExtraError, match=r"mesa-esc\[serve\]"):
+        create_app(agent)
+
+
+def test_a_turn_posted_by_another_sites_page_is_refused(client):
+    """A page elsewhere can make a browser post a form here (no CORS preflight for forms): refuse it."""
+    evil = client.post("/api/turn", data={"text": "hi"}, headers={"origin": "https://evil.example"})
+    assert evil.status_code == 403
+    same = client.post("/api/turn", data={"text": "hi"}, headers={"origin": "http://testserver"})
+    assert same.status_code == 200, same.text

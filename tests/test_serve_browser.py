@@ -39,9 +39,22 @@ def server(make_agent):
 
     from mesa.serve import create_app
     from mesa.testing import ScriptedModel
+    from mesa.tools import Perception
+    from mesa.tools.base import EmotionScores
+
+    class SteadyTextEmotion:
+        """A text-emotion backend that always hears sadness: the page must show its cue."""
+
+        name, version = "steady", "1"
+
+        def classify(self, text):
+            return EmotionScores(scores={"sadness": 0.8, "joy": 0.2})
+
+        async def aclassify(self, text):
+            return self.classify(text)
 
     script = ScriptedModel(user_emotion="sadness", strategy="Restatement", system_emotion="fear", reply="That sounds really hard.")
-    agent = make_agent(model=script)
+    agent = make_agent(model=script, perception=Perception(text_emotion=SteadyTextEmotion(), cache=False))
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(agent), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -87,6 +100,7 @@ def test_the_page_streams_a_labelled_reply_then_shows_crisis_resources(server, p
     sync_api.expect(reply.locator(".label-strategy")).to_contain_text("Restatement")
     sync_api.expect(reply.locator(".label-system-emotion")).to_contain_text("fear")
     sync_api.expect(reply.locator(".safety")).to_contain_text("none")
+    sync_api.expect(reply.locator(".cue").first).to_contain_text("sadness")
     assert page.locator("#crisis-panel").is_hidden()
 
     _send(page, "I want to kill myself tonight.")
@@ -96,7 +110,15 @@ def test_the_page_streams_a_labelled_reply_then_shows_crisis_resources(server, p
     sync_api.expect(page.locator(".msg.assistant").last.locator(".safety-crisis")).to_be_visible()
     page.screenshot(path=str(tmp_path / "chat.png"), full_page=True)
 
-    # The conversation is kept by thread: a reload shows both turns again.
+    # A file goes up with the turn (multipart) and is named in the user's bubble.
+    page.set_input_files("#file", files=[{"name": "face.png", "mimeType": "image/png", "buffer": b"\x89PNG\r\n\x1a\n" + b"\0" * 64}])
+    sync_api.expect(page.locator("#attachment")).to_have_text("image: face.png")
+    _send(page, "this is me today")
+    sync_api.expect(page.locator(".msg.user").last).to_contain_text("[image: face.png]")
+    sync_api.expect(page.locator(".msg.assistant").last).to_have_attribute("data-done", "true", timeout=WAIT_MS)
+    assert page.locator("#attachment").inner_text() == ""
+
+    # The conversation is kept by thread: a reload shows the turns again.
     page.reload()
-    sync_api.expect(page.locator(".msg.user")).to_have_count(2, timeout=WAIT_MS)
+    sync_api.expect(page.locator(".msg.user")).to_have_count(3, timeout=WAIT_MS)
     assert page.locator("#thread-id").inner_text() == thread_id

@@ -25,6 +25,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -98,7 +99,15 @@ async def _read_form(request: Request, limit: int) -> _TurnRequest:
     return _TurnRequest(_text(text if isinstance(text, str) else None), _thread_id(form.get("thread_id")), uploads)
 
 
+def _check_origin(request: Request) -> None:
+    """Refuse a turn posted by another site's page (a browser sends its Origin; a form post needs no CORS)."""
+    origin = request.headers.get("origin")
+    if origin and origin != "null" and urlsplit(origin).netloc != request.headers.get("host"):
+        raise BadTurn(f"requests from {origin} are not accepted here", status=403)
+
+
 async def _read_turn(request: Request, limit: int) -> _TurnRequest:
+    _check_origin(request)
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise UploadTooLarge(f"upload larger than {limit} bytes")

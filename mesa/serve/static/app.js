@@ -82,7 +82,7 @@ function showCrisisResources(resources) {
     const item = el("li", "contact");
     item.append(el("strong", "", contact.name + ": "));
     if (contact.phone) {
-      const call = el("a", "", "call " + contact.phone);
+      const call = el("a", "", (contact.sms === contact.phone ? "call or text " : "call ") + contact.phone);
       call.href = "tel:" + contact.phone.replace(/[^0-9+]/g, "");
       item.append(call, document.createTextNode(" "));
     }

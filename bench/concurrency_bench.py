@@ -1,0 +1,222 @@
+"""Concurrency benchmark: 1 / 10 / 50 concurrent turns on one agent, through an OpenAI-compatible server.
+
+The model server is a fake that answers every request after a fixed latency (``--latency``, default
+0.5 s), on 127.0.0.1 only, in its own process (so its CPU does not count against mesa). It answers
+what mesa asks, through the same path a real server takes: LiteLLM's ``openai/`` provider, HTTP,
+instructor's schema mode (``response_format``), streamed text and streamed structured output; the
+answers are built by :class:`mesa.testing.ScriptedModel` from the request's schema.
+
+For each mode (stepwise, fused) and each concurrency N, N turns (distinct threads) start together on one
+``SupportAgent`` and the wall time of the batch is divided by the wall time of one turn. Goal: 50
+concurrent turns ≤ 2× one turn. A zero-latency run shows mesa's own CPU cost per turn.
+
+    python bench/concurrency_bench.py                    # latency 0.5 s, N = 1, 10, 50, both modes
+    python bench/concurrency_bench.py --latency 0 --counts 1 10
+    python bench/concurrency_bench.py --profile fused    # where the time of 10 concurrent fused turns goes
+
+Findings (2026-11-29, 2 shared cores, load average ~10 from other jobs; ratios at N=50 are inflated by
+that contention and vary run to run):
+
+- 0.5 s latency: stepwise one turn 2.23 s, 50 concurrent 3.05x; fused one turn 0.60 s, 50 concurrent 8.1x.
+  Every request of the 50 is in flight at the server at once (``max_in_flight`` = N): nothing in mesa or
+  LiteLLM queues them; the batch is bound by CPU on the agent's one event-loop thread.
+- mesa's CPU per turn (zero latency): ~50 ms stepwise, ~40 ms fused, LiteLLM + instructor included; bare
+  LiteLLM costs ~10 ms per plain call and ~12-35 ms per streamed call here.
+- Why fused scales worse: the ratio is (one turn + N x CPU per turn) / one turn. A fused turn waits for one
+  model call (0.6 s) where a stepwise turn waits for four (2.2 s), but its CPU per turn is almost as high,
+  because its one call is a *streamed structured* answer: every chunk goes through LiteLLM's stream
+  wrapper, the OpenAI client's model construction and instructor's partial-JSON validation (the profile:
+  ``create_partial`` ~1.4 s of 1.8 s busy loop time for 10 turns). Same CPU, a quarter of the waiting to
+  hide it in: 50 turns x ~35 ms = 1.8 s of serial CPU against a 0.6 s turn. Levers: validate partials less
+  often than every chunk (e.g. only when a label field completes, then pass reply text through), or more
+  processes/workers (LangGraph Server) so the CPU is spread over cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+TEXTS = [
+    "I failed my exam and I feel worthless.",
+    "My partner and I keep fighting about money.",
+    "I haven't slept properly in weeks because of work.",
+    "I finally told my sister how I feel and it went well.",
+]
+REPLY = "That sounds really hard. It makes sense that you feel this way, and I'm here to listen."
+
+
+# -- the fake model server (its own process) ---------------------------------------------------------
+
+
+def fake_server_app(latency: float):
+    """A Starlette app speaking OpenAI's chat-completions API, answering after ``latency`` seconds."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, StreamingResponse
+    from starlette.routing import Route
+
+    from mesa.testing import ScriptedModel
+
+    script = ScriptedModel(reply=REPLY)
+    flight = {"now": 0, "max": 0}  # requests the server holds at once: shows whether the client sends them together
+
+    def chunk(delta: dict, finish: str | None = None) -> str:
+        body = {"id": "fake", "object": "chat.completion.chunk", "created": 0, "model": "fake",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        return f"data: {json.dumps(body)}\n\n"
+
+    async def stream(answer: str):
+        yield chunk({"role": "assistant", "content": ""})
+        for i in range(0, len(answer), 12):  # a dozen characters a chunk, as a model's tokens come
+            yield chunk({"content": answer[i:i + 12]})
+        yield chunk({}, "stop")
+        yield "data: [DONE]\n\n"
+
+    async def completions(request: Request):
+        body = await request.json()
+        answer = script.respond_to(body["messages"], body)
+        flight["now"] += 1
+        flight["max"] = max(flight["max"], flight["now"])
+        try:
+            await asyncio.sleep(latency)
+        finally:
+            flight["now"] -= 1
+        if body.get("stream"):
+            return StreamingResponse(stream(answer), media_type="text/event-stream")
+        return JSONResponse({
+            "id": "fake", "object": "chat.completion", "created": 0, "model": "fake",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        })
+
+    async def ok(request: Request):
+        peak = flight["max"]
+        if request.query_params.get("reset"):
+            flight["max"] = 0
+        return JSONResponse({"ok": True, "max_in_flight": peak})
+
+    return Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"]), Route("/ok", ok)])
+
+
+def run_fake_server(port: int, latency: float) -> None:
+    import uvicorn
+
+    uvicorn.run(fake_server_app(latency), host="127.0.0.1", port=port, log_level="warning", backlog=1024)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_fake_server(latency: float) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, __file__, "--fake-server", str(port), "--latency", str(latency)])
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            with urllib.request.urlopen(url + "/ok", timeout=1):
+                return process, url
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("the fake model server did not start")
+
+
+# -- the measurement -----------------------------------------------------------------------------------
+
+
+def make_agent(url: str, mode: str):
+    from mesa import LLM, SupportAgent
+
+    llm = LLM("openai/fake", api_base=url + "/v1", api_key="unused", mode="json_schema")
+    return SupportAgent(model=llm, mode=mode)
+
+
+async def batch(agent, n: int, tag: str) -> float:
+    start = time.perf_counter()
+    turns = [agent.arespond(TEXTS[i % len(TEXTS)], thread_id=f"{tag}-{i}") for i in range(n)]
+    replies = await asyncio.gather(*turns)
+    elapsed = time.perf_counter() - start
+    assert all(r.text for r in replies), "every turn answered"
+    return elapsed
+
+
+def cpu_batch(agent, n: int, tag: str) -> tuple[float, float]:
+    cpu = time.process_time()
+    wall = asyncio.run(batch(agent, n, tag))
+    return wall, time.process_time() - cpu
+
+
+def measure(url: str, modes: list[str], counts: list[int]) -> list[dict]:
+    rows = []
+    for mode in modes:
+        agent = make_agent(url, mode)
+        try:
+            asyncio.run(batch(agent, 2, f"warm-{mode}"))  # imports, clients, connections
+            single, _ = cpu_batch(agent, 1, f"{mode}-one")
+            for n in counts:
+                wall, cpu = cpu_batch(agent, n, f"{mode}-{n}")
+                rows.append({"mode": mode, "n": n, "batch_s": wall, "one_turn_s": single, "ratio": wall / single, "cpu_ms_per_turn": 1000 * cpu / n})
+        finally:
+            agent.close()
+    return rows
+
+
+def profile(url: str, mode: str, n: int) -> None:
+    import cProfile
+    import pstats
+
+    agent = make_agent(url, mode)
+    try:
+        asyncio.run(batch(agent, 2, "warm"))
+        profiler = cProfile.Profile()
+        # The turns run on the agent's loop thread: profile there.
+        agent._runner.loop.call_soon_threadsafe(profiler.enable)
+        asyncio.run(batch(agent, n, "profiled"))
+        agent._runner.loop.call_soon_threadsafe(profiler.disable)
+        time.sleep(0.5)
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+    finally:
+        agent.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--latency", type=float, default=0.5, help="seconds the fake model takes per request")
+    parser.add_argument("--counts", type=int, nargs="+", default=[1, 10, 50])
+    parser.add_argument("--modes", nargs="+", default=["stepwise", "fused"])
+    parser.add_argument("--profile", choices=["stepwise", "fused"], help="profile 10 concurrent turns of one mode")
+    parser.add_argument("--fake-server", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.fake_server:
+        run_fake_server(args.fake_server, args.latency)
+        return
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    server, url = start_fake_server(args.latency)
+    try:
+        if args.profile:
+            profile(url, args.profile, 10)
+            return
+        rows = measure(url, args.modes, args.counts)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    print(f"model latency {args.latency} s per request; ratio = batch wall time / one turn's wall time (goal at 50: <= 2)")
+    print(f"{'mode':<9} {'N':>3} {'one turn s':>10} {'batch s':>8} {'ratio':>6} {'CPU ms/turn':>11}")
+    for r in rows:
+        print(f"{r['mode']:<9} {r['n']:>3} {r['one_turn_s']:>10.3f} {r['batch_s']:>8.3f} {r['ratio']:>6.2f} {r['cpu_ms_per_turn']:>11.1f}")
+    print(json.dumps(rows))
+
+
+if __name__ == "__main__":
+    main()
