@@ -463,7 +463,8 @@ class SupportAgent:
         return check_thread_id(thread_id)
 
     def _turn(self, text: str | None, audio: Any, video: Any, image: Any) -> Turn:
-        return Turn.from_inputs(text, audio=audio, video=video, image=image, max_chars=self.max_input_chars)
+        # Media files are not opened here: perception checks each against its media policy first, then hashes it.
+        return Turn.from_inputs(text, audio=audio, video=video, image=image, max_chars=self.max_input_chars, hash_media=False)
 
     def respond(
         self,
