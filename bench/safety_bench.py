@@ -80,6 +80,10 @@ def window_scores(layer, text: str) -> list[tuple[float, float]]:
     return [(float(row[: layer.n_risk].max()), float(row[: layer.n_risk].max() - row[layer.n_risk :].max())) for row in sims]
 
 
+def _hits(rules: list[bool], scores: list[list[tuple[float, float]]], t: float, m: float) -> list[bool]:
+    return [r or any(s >= t and g >= m for s, g in sc) for r, sc in zip(rules, scores, strict=True)]
+
+
 def calibrate(policy: SafetyPolicy, tune: list[dict], mesc_sample: list[str]) -> None:
     """Grid-search the semantic thresholds on the tuning batch (+ a MESC train sample for false alarms).
 
@@ -90,27 +94,26 @@ def calibrate(policy: SafetyPolicy, tune: list[dict], mesc_sample: list[str]) ->
     layer = policy.semantic
     rules = [policy.assess_rules(r["text"]).crisis for r in tune]
     scores = [window_scores(layer, r["text"]) for r in tune]
+    print(f"  tuning batch scored ({len(tune)})", file=sys.stderr, flush=True)
+    # MESC turns the rules already escalate stay escalated whatever the thresholds: only the others matter
     mesc_rules = [policy.assess_rules(t).crisis for t in mesc_sample]
-    mesc_scores = [window_scores(layer, t) for t in mesc_sample]
+    mesc_scores = [window_scores(layer, t) if not r else [] for t, r in zip(mesc_sample, mesc_rules, strict=True)]
+    print(f"  MESC sample scored ({len(mesc_sample)})", file=sys.stderr, flush=True)
+    risky = [row["expect"] == "escalate" for row in tune]
     best = None
     for t in [x / 100 for x in range(40, 86)]:
         for m in [x / 100 for x in range(-6, 16)]:
-            hit = [r or any(s >= t and g >= m for s, g in sc) for r, sc in zip(rules, scores, strict=True)]
-            risk = [h for h, row in zip(hit, tune, strict=True) if row["expect"] == "escalate"]
-            negatives = [h for h, row in zip(hit, tune, strict=True) if row["expect"] != "escalate"]
-            mesc = sum(r or any(s >= t and g >= m for s, g in sc) for r, sc in zip(mesc_rules, mesc_scores, strict=True))
-            neg_rate = sum(negatives) / max(1, len(negatives))
-            mesc_rate = mesc / max(1, len(mesc_sample))
-            if neg_rate <= 0.03 and mesc_rate <= 0.01:
-                key = (sum(risk), t, m)
-                if best is None or key > best[0]:
-                    best = (key, neg_rate, mesc_rate)
+            hit = _hits(rules, scores, t, m)
+            recalled = sum(h for h, r in zip(hit, risky, strict=True) if r)
+            neg_rate = sum(h for h, r in zip(hit, risky, strict=True) if not r) / max(1, risky.count(False))
+            mesc_rate = sum(_hits(mesc_rules, mesc_scores, t, m)) / max(1, len(mesc_sample))
+            if neg_rate <= 0.03 and mesc_rate <= 0.01 and (best is None or (recalled, t, m) > best[0]):
+                best = ((recalled, t, m), neg_rate, mesc_rate)
     if best is None:
         print("no threshold pair meets the constraints")
         return
     (recalled, t, m), neg_rate, mesc_rate = best
-    n_risk = sum(r["expect"] == "escalate" for r in tune)
-    print(f"calibration: risk_threshold={t:.2f} margin={m:.2f}: tuning recall {recalled}/{n_risk}, "
+    print(f"calibration: risk_threshold={t:.2f} margin={m:.2f}: tuning recall {recalled}/{risky.count(True)}, "
           f"hard negatives {100 * neg_rate:.1f} %, MESC train sample {100 * mesc_rate:.2f} % ({len(mesc_sample)} turns)")
     print("write these into mesa/safety/data/exemplars.json 'calibration', then run --rebuild-bank")
 
@@ -154,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.calibrate:
         sample = []
         if args.mesc_csv:
-            sample = random.Random(7).sample(mesc_client_turns(args.mesc_csv, "train"), 1500)
+            sample = random.Random(7).sample(mesc_client_turns(args.mesc_csv, "train"), 800)
         calibrate(policy, load_batch(args.batches / "tune.jsonl"), sample)
         return 0
     figures: dict = {}
