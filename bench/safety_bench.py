@@ -34,8 +34,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from mesa.safety import SafetyPolicy  # noqa: E402
-from mesa.safety.measure import load_batch, rates, report_lines  # noqa: E402
+from mesa.safety import SafetyPolicy
+from mesa.safety.measure import load_batch, rates, report_lines
 
 
 def mesc_client_turns(path: Path, split: str) -> list[str]:

@@ -66,7 +66,7 @@ async def test_a_semantic_signal_gets_the_llm_asked_and_grounds_its_verdict():
 
 
 def test_missing_extra_warns_once_and_records_that_the_layer_did_not_run(monkeypatch, caplog):
-    import mesa.safety.semantic as semantic
+    from mesa.safety import semantic
 
     def missing():
         from mesa.errors import MissingExtraError

@@ -420,7 +420,8 @@ class SafetyPolicy:
     def _merge_semantic(self, base: SafetyAssessment, signal: Any) -> SafetyAssessment:
         sources = list(dict.fromkeys([*base.sources, "semantic"]))
         if signal is None or _RANK[signal.level] <= _RANK[base.level]:
-            evidence = [*base.evidence, signal.as_evidence()] if signal is not None else base.evidence
+            noted = signal is not None and signal.level != "none"  # a "none" window is not evidence of anything
+            evidence = [*base.evidence, signal.as_evidence()] if noted else base.evidence
             return base.model_copy(update={"sources": sources, "evidence": evidence})
         category = signal.category if base.category in ("none", "other") or base.level == "none" else base.category
         return SafetyAssessment(level=signal.level, category=category, evidence=[*base.evidence, signal.as_evidence()], sources=sources)
