@@ -53,17 +53,19 @@ def show_batch(name: str, rows: list[dict], policy: SafetyPolicy, show: bool) ->
     return result
 
 
-def timed_mesc(policy: SafetyPolicy, turns: list[str], show: bool) -> tuple[int, list[float]]:
-    alarms, times = 0, []
+def timed_mesc(policy: SafetyPolicy, turns: list[str], show: bool) -> tuple[int, list[float], int]:
+    """False alarms, seconds per turn, and how many turns would ask the LLM judgement (grounded mode)."""
+    alarms, times, asks = 0, [], 0
     for text in turns:
         start = time.perf_counter()
         result = policy.assess_local(text)
         times.append(time.perf_counter() - start)
+        asks += policy.llm_verdict_can_count(result, text)
         if result.crisis:
             alarms += 1
             if show:
                 print(f"    MESC escalated [{result.level} {result.category}] {text[:120]!r} <- {result.evidence[-1][:120]}")
-    return alarms, times
+    return alarms, times, asks
 
 
 # -- calibration ------------------------------------------------------------------------------------------
@@ -144,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--show", action="store_true", help="list every wrong message and MESC false alarm")
     ap.add_argument("--calibrate", action="store_true", help="choose the semantic thresholds on the tuning batch")
     ap.add_argument("--rebuild-bank", action="store_true", help="recompute mesa/safety/data/exemplars.npz")
+    ap.add_argument("--sizes", action="store_true", help="also time the rule layer on 10 KB, 100 KB and 1 MB")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     args = ap.parse_args(argv)
 
@@ -172,13 +175,22 @@ def main(argv: list[str] | None = None) -> int:
             figures[name] = show_batch(label, load_batch(path), policy, args.show)["groups"]
     if args.mesc_csv:
         turns = mesc_client_turns(args.mesc_csv, args.split)
-        alarms, times = timed_mesc(policy, turns, args.show)
+        alarms, times, asks = timed_mesc(policy, turns, args.show)
         ms = sorted(1000 * t for t in times)
         median, p95 = statistics.median(ms), ms[int(0.95 * (len(ms) - 1))]
         print(f"\n== MESC {args.split} client turns: {len(turns)} ==")
         print(f"  false-alarm rate {100 * alarms / len(turns):.2f} % ({alarms}/{len(turns)})   (goal <= 2 %)")
         print(f"  time added by the non-LLM layers per turn: median {median:.1f} ms, p95 {p95:.1f} ms   (goal <= 20 ms median)")
-        figures["mesc"] = {"turns": len(turns), "false_alarms": alarms, "median_ms": median, "p95_ms": p95}
+        print(f"  turns that would ask the LLM judgement (default grounded policy): {100 * asks / len(turns):.1f} % ({asks})")
+        figures["mesc"] = {"turns": len(turns), "false_alarms": alarms, "median_ms": median, "p95_ms": p95, "llm_asked": asks}
+    if args.sizes:
+        print("\n== rule layer time by message size (every character read) ==")
+        sentence = "Work was long today and the bus was late again, so I read a book on the way home. "
+        for size in (10_000, 100_000, 1_000_000):
+            text = (sentence * (size // len(sentence) + 1))[:size]
+            start = time.perf_counter()
+            policy.engine.assess(text)
+            print(f"  {size // 1000:>5} KB: {time.perf_counter() - start:.2f} s")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
     return 0
