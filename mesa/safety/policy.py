@@ -308,7 +308,7 @@ class SafetyPolicy:
         if not self.rules:
             log.warning(
                 "mesa.safety: the rule layer is OFF (SafetyPolicy(rules=False)); crisis detection now depends "
-                "entirely on the LLM/moderation layers. Do not deploy this to real users."
+                "on the semantic, LLM and moderation layers only. Do not deploy this to real users."
             )
         self.llm_assessment = llm_assessment
         self.llm_wording = llm_wording
