@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import random
 import statistics
 import sys
@@ -34,8 +35,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from mesa.safety import SafetyPolicy  # noqa: E402
-from mesa.safety.measure import load_batch, rates, report_lines  # noqa: E402
+from mesa.safety import SafetyPolicy
+from mesa.safety.measure import load_batch, rates, report_lines
 
 
 def mesc_client_turns(path: Path, split: str) -> list[str]:
@@ -53,17 +54,19 @@ def show_batch(name: str, rows: list[dict], policy: SafetyPolicy, show: bool) ->
     return result
 
 
-def timed_mesc(policy: SafetyPolicy, turns: list[str], show: bool) -> tuple[int, list[float]]:
-    alarms, times = 0, []
+def timed_mesc(policy: SafetyPolicy, turns: list[str], show: bool) -> tuple[int, list[float], int]:
+    """False alarms, seconds per turn, and how many turns would ask the LLM judgement (grounded mode)."""
+    alarms, times, asks = 0, [], 0
     for text in turns:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         result = policy.assess_local(text)
-        times.append(time.perf_counter() - start)
+        times.append((time.perf_counter() - start, time.thread_time() - cpu))
+        asks += policy.llm_verdict_can_count(result, text)
         if result.crisis:
             alarms += 1
             if show:
                 print(f"    MESC escalated [{result.level} {result.category}] {text[:120]!r} <- {result.evidence[-1][:120]}")
-    return alarms, times
+    return alarms, times, asks
 
 
 # -- calibration ------------------------------------------------------------------------------------------
@@ -80,6 +83,10 @@ def window_scores(layer, text: str) -> list[tuple[float, float]]:
     return [(float(row[: layer.n_risk].max()), float(row[: layer.n_risk].max() - row[layer.n_risk :].max())) for row in sims]
 
 
+def _hits(rules: list[bool], scores: list[list[tuple[float, float]]], t: float, m: float) -> list[bool]:
+    return [r or any(s >= t and g >= m for s, g in sc) for r, sc in zip(rules, scores, strict=True)]
+
+
 def calibrate(policy: SafetyPolicy, tune: list[dict], mesc_sample: list[str]) -> None:
     """Grid-search the semantic thresholds on the tuning batch (+ a MESC train sample for false alarms).
 
@@ -90,27 +97,26 @@ def calibrate(policy: SafetyPolicy, tune: list[dict], mesc_sample: list[str]) ->
     layer = policy.semantic
     rules = [policy.assess_rules(r["text"]).crisis for r in tune]
     scores = [window_scores(layer, r["text"]) for r in tune]
+    print(f"  tuning batch scored ({len(tune)})", file=sys.stderr, flush=True)
+    # MESC turns the rules already escalate stay escalated whatever the thresholds: only the others matter
     mesc_rules = [policy.assess_rules(t).crisis for t in mesc_sample]
-    mesc_scores = [window_scores(layer, t) for t in mesc_sample]
+    mesc_scores = [window_scores(layer, t) if not r else [] for t, r in zip(mesc_sample, mesc_rules, strict=True)]
+    print(f"  MESC sample scored ({len(mesc_sample)})", file=sys.stderr, flush=True)
+    risky = [row["expect"] == "escalate" for row in tune]
     best = None
     for t in [x / 100 for x in range(40, 86)]:
         for m in [x / 100 for x in range(-6, 16)]:
-            hit = [r or any(s >= t and g >= m for s, g in sc) for r, sc in zip(rules, scores, strict=True)]
-            risk = [h for h, row in zip(hit, tune, strict=True) if row["expect"] == "escalate"]
-            negatives = [h for h, row in zip(hit, tune, strict=True) if row["expect"] != "escalate"]
-            mesc = sum(r or any(s >= t and g >= m for s, g in sc) for r, sc in zip(mesc_rules, mesc_scores, strict=True))
-            neg_rate = sum(negatives) / max(1, len(negatives))
-            mesc_rate = mesc / max(1, len(mesc_sample))
-            if neg_rate <= 0.03 and mesc_rate <= 0.01:
-                key = (sum(risk), t, m)
-                if best is None or key > best[0]:
-                    best = (key, neg_rate, mesc_rate)
+            hit = _hits(rules, scores, t, m)
+            recalled = sum(h for h, r in zip(hit, risky, strict=True) if r)
+            neg_rate = sum(h for h, r in zip(hit, risky, strict=True) if not r) / max(1, risky.count(False))
+            mesc_rate = sum(_hits(mesc_rules, mesc_scores, t, m)) / max(1, len(mesc_sample))
+            if neg_rate <= 0.03 and mesc_rate <= 0.01 and (best is None or (recalled, t, m) > best[0]):
+                best = ((recalled, t, m), neg_rate, mesc_rate)
     if best is None:
         print("no threshold pair meets the constraints")
         return
     (recalled, t, m), neg_rate, mesc_rate = best
-    n_risk = sum(r["expect"] == "escalate" for r in tune)
-    print(f"calibration: risk_threshold={t:.2f} margin={m:.2f}: tuning recall {recalled}/{n_risk}, "
+    print(f"calibration: risk_threshold={t:.2f} margin={m:.2f}: tuning recall {recalled}/{risky.count(True)}, "
           f"hard negatives {100 * neg_rate:.1f} %, MESC train sample {100 * mesc_rate:.2f} % ({len(mesc_sample)} turns)")
     print("write these into mesa/safety/data/exemplars.json 'calibration', then run --rebuild-bank")
 
@@ -141,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--show", action="store_true", help="list every wrong message and MESC false alarm")
     ap.add_argument("--calibrate", action="store_true", help="choose the semantic thresholds on the tuning batch")
     ap.add_argument("--rebuild-bank", action="store_true", help="recompute mesa/safety/data/exemplars.npz")
+    ap.add_argument("--sizes", action="store_true", help="also time the rule layer on 10 KB, 100 KB and 1 MB")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     args = ap.parse_args(argv)
 
@@ -154,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.calibrate:
         sample = []
         if args.mesc_csv:
-            sample = random.Random(7).sample(mesc_client_turns(args.mesc_csv, "train"), 1500)
+            sample = random.Random(7).sample(mesc_client_turns(args.mesc_csv, "train"), 800)
         calibrate(policy, load_batch(args.batches / "tune.jsonl"), sample)
         return 0
     figures: dict = {}
@@ -169,13 +176,29 @@ def main(argv: list[str] | None = None) -> int:
             figures[name] = show_batch(label, load_batch(path), policy, args.show)["groups"]
     if args.mesc_csv:
         turns = mesc_client_turns(args.mesc_csv, args.split)
-        alarms, times = timed_mesc(policy, turns, args.show)
-        ms = sorted(1000 * t for t in times)
+        alarms, times, asks = timed_mesc(policy, turns, args.show)
+        ms = sorted(1000 * wall for wall, _ in times)
+        cpu_ms = sorted(1000 * cpu for _, cpu in times)
         median, p95 = statistics.median(ms), ms[int(0.95 * (len(ms) - 1))]
+        cpu_median, cpu_p95 = statistics.median(cpu_ms), cpu_ms[int(0.95 * (len(cpu_ms) - 1))]
         print(f"\n== MESC {args.split} client turns: {len(turns)} ==")
         print(f"  false-alarm rate {100 * alarms / len(turns):.2f} % ({alarms}/{len(turns)})   (goal <= 2 %)")
-        print(f"  time added by the non-LLM layers per turn: median {median:.1f} ms, p95 {p95:.1f} ms   (goal <= 20 ms median)")
-        figures["mesc"] = {"turns": len(turns), "false_alarms": alarms, "median_ms": median, "p95_ms": p95}
+        print(f"  time added by the non-LLM layers per turn: median {median:.1f} ms, p95 {p95:.1f} ms wall clock   (goal <= 20 ms median)")
+        print(f"  the same as CPU time of the assessing thread: median {cpu_median:.1f} ms, p95 {cpu_p95:.1f} ms "
+              f"(less sensitive to other processes on a shared machine; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+        print(f"  turns that would ask the LLM judgement (default grounded policy): {100 * asks / len(turns):.1f} % ({asks})")
+        figures["mesc"] = {
+            "turns": len(turns), "false_alarms": alarms, "median_ms": median, "p95_ms": p95,
+            "cpu_median_ms": cpu_median, "cpu_p95_ms": cpu_p95, "llm_asked": asks,
+        }
+    if args.sizes:
+        print("\n== rule layer time by message size (every character read) ==")
+        sentence = "Work was long today and the bus was late again, so I read a book on the way home. "
+        for size in (10_000, 100_000, 1_000_000):
+            text = (sentence * (size // len(sentence) + 1))[:size]
+            start, cpu = time.perf_counter(), time.thread_time()
+            policy.engine.assess(text)
+            print(f"  {size // 1000:>5} KB: {time.perf_counter() - start:.2f} s wall clock, {time.thread_time() - cpu:.2f} s CPU")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
     return 0

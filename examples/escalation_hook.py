@@ -6,7 +6,11 @@ that the user talks to an AI). Your application learns about it through
 escalation hooks: plain or async callables that receive an
 ``mesa.safety.EscalationEvent`` (thread id, level, category, evidence, text).
 Typical hooks page an on-call moderator, open a ticket, or flag the thread in
-your database. A failing hook is logged and never breaks the reply.
+your database. Hooks run in the background, each with a timeout (``hook_timeout``):
+the crisis reply never waits for them, and a failing or hanging hook is logged
+and never breaks the reply. The policy also counts escalations per month,
+category and level, without any text or thread id, for an operator's report
+(``policy.counters.export()``).
 
     python examples/escalation_hook.py                  # keyless scripted model (instant)
     python examples/escalation_hook.py --embedded       # the embedded offline model
@@ -18,16 +22,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import threading
 
 from mesa import SupportAgent
 from mesa.safety import EscalationEvent, SafetyPolicy
 
 ALERTS: list[EscalationEvent] = []
+RECORDED = threading.Event()
 
 
 def record(event: EscalationEvent) -> None:
-    """A sync hook: keep the alert (a real app would write it to its database)."""
+    """A sync hook (run in its own thread): keep the alert (a real app would write it to its database)."""
     ALERTS.append(event)
+    RECORDED.set()
 
 
 async def page_on_call(event: EscalationEvent) -> None:
@@ -51,7 +58,7 @@ def main() -> None:
 
         model = ScriptedModel(reply="That sounds like a lot to carry. What has been the hardest part?")
 
-    policy = SafetyPolicy(locale=args.locale, on_escalation=[record, page_on_call])
+    policy = SafetyPolicy(locale=args.locale, on_escalation=[record, page_on_call], hook_timeout=10.0)
     with SupportAgent(model=model, safety=policy) as agent:
         for text in ("Work has been really stressful lately.", "Honestly, everyone would be better off without me."):
             reply = agent.respond(text, thread_id="user-42")
@@ -59,9 +66,12 @@ def main() -> None:
             print(f"crisis: {reply.crisis}  ({reply.safety.level if reply.safety else 'n/a'})")
             print(f"reply:  {reply.text}\n")
 
+    RECORDED.wait(10)  # hooks run in the background; the replies above did not wait for them
     print(f"alerts recorded: {len(ALERTS)}")
     for event in ALERTS:
         print(f"  thread={event.thread_id} level={event.level} category={event.category} locale={event.locale}")
+    print("escalation counts for the annual report (no text, no thread id):")
+    print(policy.counters.export(period="month", fmt="csv"))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ Needs the ``safety`` extra: ``pip install "mesa-esc[safety]"``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,23 @@ def _imports() -> tuple[Any, Any, Any]:
     except ImportError as exc:
         raise MissingExtraError("the safety semantic layer", "safety", exc.name) from exc
     return numpy, load_file, Tokenizer
+
+
+_BLAS_CONTROLLER: Any = None
+
+
+def _one_blas_thread() -> Any:
+    """Run the small matrix products on one BLAS thread: for a few dozen tokens threads only add overhead, and on a
+    busy machine (other requests, other processes) OpenBLAS's spinning threads made a message 6x slower here.
+    Uses threadpoolctl when installed (it changes the limit only inside the block); else a no-op."""
+    global _BLAS_CONTROLLER
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return contextlib.nullcontext()
+    if _BLAS_CONTROLLER is None:
+        _BLAS_CONTROLLER = ThreadpoolController()
+    return _BLAS_CONTROLLER.limit(limits=1, user_api="blas")
 
 
 def default_model_dir() -> Path:
@@ -111,6 +129,10 @@ class MiniLM:
 
     def encode(self, texts: list[str], batch_size: int = 32) -> Any:
         """Unit-length sentence embeddings, one row per text (texts are sorted by length into batches)."""
+        with _one_blas_thread():
+            return self._encode(texts, batch_size)
+
+    def _encode(self, texts: list[str], batch_size: int) -> Any:
         np = self._np
         out = np.zeros((len(texts), 384), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))

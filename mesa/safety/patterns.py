@@ -159,6 +159,17 @@ PATTERNS: tuple[RiskPattern, ...] = (
         "suicide",
         first_person=True,
     ),
+    # -------- suicide: questions about lethality (method, amount, height, time to die) --------
+    RiskPattern(
+        "suicide_lethality_question",
+        r"\bhow long (?:does it|would it|will it|it) (?:take|takes) to die\b|"
+        r"\bhow (?:many|much) (?:\w+ ){0,4}(?:would it take |does it take |do you need |would i need |to take )?to (?:die|kill (?:me|myself|a person)|be (?:fatal|lethal|deadly)|stop (?:my|your|a) heart|not wake up)\b|"
+        r"\bis (?:\d+|a|one|two|three|half a|a whole|the whole) (?:\w+ )?(?:pills?|tablets?|tylenol|paracetamol|ibuprofen|insulin|bottle|pack|mg|grams?) (?:\w+ )?(?:enough|fatal|lethal|deadly)\b|"
+        r"\bwhat (?:floor|height|storey|story)\b[^.?!]{0,50}\b(?:fall|jump)\b[^.?!]{0,40}\b(?:certain|fatal|die|kill|sure|enough|deadly)\b|"
+        r"\b(?:most )?(?:painless|quickest|surest|easiest) (?:way|method) to (?:die|go|end it|kill myself)\b",
+        "suicide",
+        past_sensitive=False,
+    ),
     # -------- suicide: implicit --------
     RiskPattern(
         "suicide_implicit_better_off",

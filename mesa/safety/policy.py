@@ -308,7 +308,7 @@ class SafetyPolicy:
         if not self.rules:
             log.warning(
                 "mesa.safety: the rule layer is OFF (SafetyPolicy(rules=False)); crisis detection now depends "
-                "entirely on the LLM/moderation layers. Do not deploy this to real users."
+                "on the semantic, LLM and moderation layers only. Do not deploy this to real users."
             )
         self.llm_assessment = llm_assessment
         self.llm_wording = llm_wording
@@ -420,7 +420,8 @@ class SafetyPolicy:
     def _merge_semantic(self, base: SafetyAssessment, signal: Any) -> SafetyAssessment:
         sources = list(dict.fromkeys([*base.sources, "semantic"]))
         if signal is None or _RANK[signal.level] <= _RANK[base.level]:
-            evidence = [*base.evidence, signal.as_evidence()] if signal is not None else base.evidence
+            noted = signal is not None and signal.level != "none"  # a "none" window is not evidence of anything
+            evidence = [*base.evidence, signal.as_evidence()] if noted else base.evidence
             return base.model_copy(update={"sources": sources, "evidence": evidence})
         category = signal.category if base.category in ("none", "other") or base.level == "none" else base.category
         return SafetyAssessment(level=signal.level, category=category, evidence=[*base.evidence, signal.as_evidence()], sources=sources)
@@ -716,13 +717,18 @@ class SafetyPolicy:
         Hooks run off the reply path, each with ``hook_timeout``: async hooks as tasks on this loop,
         sync hooks in their own daemon threads (a hanging sync hook holds only its thread, never the
         loop, the reply or the default executor). Failures and timeouts are logged, never raised.
+        On a loop that is about to close (``asyncio.run(policy.aescalate(...))``), ``await
+        policy.adrain_hooks()`` first, or async hooks are cancelled with it.
         """
         self.counters.record(assessment.category, assessment.level, self.clock())
         if not self.hooks:
             return
         event = self._event(thread_id, assessment, text)
+        loop = asyncio.get_running_loop()
         for hook in self.hooks:
-            task = asyncio.get_running_loop().create_task(self._supervise(hook, event))
+            # sync hooks start now, in their own thread, so they run even if this loop closes right after
+            started = None if _is_async(hook) else _start_thread(hook, event)
+            task = loop.create_task(self._supervise(hook, event, started))
             self._background.add(task)  # a strong reference until it ends
             task.add_done_callback(self._background.discard)
 
@@ -731,13 +737,15 @@ class SafetyPolicy:
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
 
-    async def _supervise(self, hook: EscalationHook, event: EscalationEvent) -> None:
+    async def _supervise(self, hook: EscalationHook, event: EscalationEvent, started: Future[Any] | None = None) -> None:
+        """Wait for one hook within ``hook_timeout``; log a failure or a timeout, never raise."""
         name = getattr(hook, "__name__", repr(hook))
         try:
             if _is_async(hook):
                 await asyncio.wait_for(hook(event), self.hook_timeout)
             else:
-                result = await asyncio.wait_for(asyncio.wrap_future(_start_thread(hook, event)), self.hook_timeout)
+                future = started if started is not None else _start_thread(hook, event)
+                result = await asyncio.wait_for(asyncio.wrap_future(future), self.hook_timeout)
                 if inspect.isawaitable(result):
                     await asyncio.wait_for(result, self.hook_timeout)
         except TimeoutError:

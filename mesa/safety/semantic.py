@@ -38,12 +38,13 @@ __all__ = ["SemanticLayer", "SemanticSignal", "load_semantic_layer"]
 
 log = logging.getLogger("mesa.safety")
 
-WINDOW_WORDS = 48
+WINDOW_WORDS = 24
 """Longest window (words) embedded at once; sentences are packed into windows up to this size."""
-MAX_WINDOWS = 24
+MAX_WINDOWS = 32
 """Most windows embedded for one message (long messages: the riskiest-looking ones, see the module doc)."""
 
 _SENTENCE = re.compile(r"[^.!?;\n]+[.!?;\n]*")
+_CLAUSE = re.compile(r"[^,]+,?")
 _RISK_VOCABULARY = re.compile(
     r"\b(?:die|dying|dead|death|kill|suicid\w*|end|life|live|alive|gone|goodbye|bye|last|pills?|tablets|dose|rope|gun|"
     r"knife|blade|razor|jump|bridge|cut|burn|hurt|harm|blood|bleed|starv\w*|burden|sleep|wake|forever|anymore|plan|"
@@ -78,7 +79,7 @@ def windows(text: str) -> list[str]:
     """The message cut into windows of whole sentences, each at most :data:`WINDOW_WORDS` words."""
     out: list[str] = []
     current: list[str] = []
-    for sentence in _SENTENCE.findall(fold(text)):
+    for sentence in _pieces(fold(text)):
         words = sentence.split()
         while len(words) > WINDOW_WORDS:  # a run-on sentence: cut it into pieces
             if current:
@@ -92,6 +93,14 @@ def windows(text: str) -> list[str]:
         current.extend(words)
     if current:
         out.append(" ".join(current))
+    return out
+
+
+def _pieces(text: str) -> list[str]:
+    """Sentences; a sentence longer than a window is cut at its commas first (run-on rambles bury the risk)."""
+    out: list[str] = []
+    for sentence in _SENTENCE.findall(text):
+        out.extend(_CLAUSE.findall(sentence) if len(sentence.split()) > WINDOW_WORDS else [sentence])
     return out
 
 

