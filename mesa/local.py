@@ -30,6 +30,8 @@ from mesa.errors import MissingExtraError
 __all__ = ["EmbeddedModel", "check_installed", "close_truncated_json", "embedded_model", "local_provider", "smollm2_path"]
 
 DEFAULT_CONTEXT = 4096
+CLOSE_WAIT_SECONDS = 60.0
+"""How long ``close()`` waits for a running call before leaving the model to the process's end."""
 DEFAULT_PROMPT_CACHE_MB = 256
 """RAM for saved model states (``MESA_LOCAL_PROMPT_CACHE_MB``; 0 turns the prompt cache off)."""
 _GENERATION_KEYS = ("temperature", "top_p", "top_k", "max_tokens", "stop", "seed", "repeat_penalty", "min_p")
@@ -135,10 +137,21 @@ class EmbeddedModel:
         return self._llama
 
     def close(self) -> None:
-        """Free the model (also done at interpreter exit)."""
-        if self._llama is not None:
-            self._llama.close()
-            self._llama = None
+        """Free the model (also done at interpreter exit).
+
+        Waits for a call still running (an abandoned one stops at its next token): freeing the model under
+        a generating thread crashes the process. A call that does not end in time keeps the model alive.
+        """
+        if self._llama is None:
+            return
+        if not self._lock.acquire(timeout=CLOSE_WAIT_SECONDS):
+            return
+        try:
+            if self._llama is not None:
+                self._llama.close()
+                self._llama = None
+        finally:
+            self._lock.release()
 
     @staticmethod
     def _request(messages: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
