@@ -41,6 +41,8 @@ _EXPORTS: dict[str, str] = {
     "LLMError": "mesa.errors",
     "StructuredOutputError": "mesa.errors",
     "MissingExtraError": "mesa.errors",
+    "AgentClosedError": "mesa.errors",
+    "InvalidThreadIdError": "mesa.errors",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
@@ -61,7 +63,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from mesa.agent import StreamEvent, SupportAgent
-    from mesa.errors import LLMError, MesaError, MissingExtraError, StructuredOutputError
+    from mesa.errors import AgentClosedError, InvalidThreadIdError, LLMError, MesaError, MissingExtraError, StructuredOutputError
     from mesa.graphs.context import SupportContext
     from mesa.graphs.smes import build_graph, compile_graph
     from mesa.llm import LLM
