@@ -283,6 +283,7 @@ class SupportAgent:
 
     def context(self, thread_id: str | None = None) -> SupportContext:
         """The runtime context this agent passes to its graph."""
+        self._check_open()
         return SupportContext(
             llm=self.llm,
             taxonomy=self.taxonomy,

@@ -334,6 +334,7 @@ def test_every_method_of_a_closed_agent_raises_a_clear_error(tmp_path):
         "aresume": lambda: asyncio.run(agent.aresume("x")),
         "ahistory": lambda: asyncio.run(agent.ahistory("x")),
         "with": lambda: agent.__enter__(),
+        "context": lambda: agent.context("x"),
     }
     for name, call in calls.items():
         assert _within(30, _raises_closed, call), name
