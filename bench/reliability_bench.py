@@ -252,7 +252,7 @@ IMAGE_PROGRAMS = {
         "from mesa import SupportAgent\nfrom mesa.testing import ScriptedModel\n"
         "with SupportAgent(model=ScriptedModel(), perception=['fer']) as agent:\n"
         "    reply = agent.respond(image=sys.argv[1])\n"
-        "    print('perception:', {k: (v.error or 'ok')[:60] for k, v in reply.perception.items()})\n"
+        "    print('outcome: replied;', '; '.join(f'{k}: {(v.error or \"ok\")[:60]}' for k, v in reply.perception.items()))\n"
     ),
 }
 
