@@ -343,16 +343,33 @@ class SupportAgent:
         """Hold the thread for one turn (here and across processes); keep the user's message if the turn fails."""
         task = asyncio.current_task()
         self._turns.add(task)
+        started = False
         try:
             async with self._locks.hold(thread_id), self._memory.hold(thread_id):
+                started = True
                 try:
                     yield
                 except (Exception, asyncio.CancelledError):
                     await self._keep_unanswered(thread_id, turn)
                     raise
                 await self._memory.prune(thread_id)
+        except asyncio.CancelledError:
+            if not started and turn is not None and not self._runner.closing:
+                self._keep_when_free(thread_id, turn)  # cancelled while queued behind another turn
+            raise
         finally:
             self._turns.discard(task)
+
+    def _keep_when_free(self, thread_id: str, turn: Turn) -> None:
+        """Keep a queued turn's user message once the thread is free, without making the caller wait for it."""
+
+        async def keep() -> None:
+            async with self._locks.hold(thread_id), self._memory.hold(thread_id):
+                await self._keep_unanswered(thread_id, turn)
+
+        task = asyncio.get_running_loop().create_task(keep())
+        self._turns.add(task)
+        task.add_done_callback(self._turns.discard)
 
     async def _keep_unanswered(self, thread_id: str, turn: Turn | None) -> None:
         """Append the failed turn's user message, marked ``unanswered``, so the next turn sees it."""

@@ -201,6 +201,30 @@ async def test_a_cancelled_turn_keeps_the_users_message(make_agent):
     assert [(m.text, m.unanswered) for m in await agent.ahistory("c")] == [("is anyone there", True)]
 
 
+async def test_a_turn_cancelled_while_queued_behind_another_keeps_its_message_after_it(make_agent):
+    entered, release = threading.Event(), threading.Event()
+
+    async def slow_first_turn(state, runtime):
+        if state.turn.text == "first":
+            entered.set()
+            await asyncio.to_thread(release.wait, 60)
+        return {}
+
+    agent = make_agent(model=ScriptedModel(), graph=build_graph("stepwise", after_reply={"gate": slow_first_turn}))
+    first = asyncio.create_task(agent.arespond("first", thread_id="q"))
+    await asyncio.to_thread(entered.wait, 60)
+    with pytest.raises(asyncio.TimeoutError):  # the second turn gives up while waiting for the thread
+        await asyncio.wait_for(agent.arespond("second, queued", thread_id="q"), 0.5)
+    release.set()
+    await first
+    for _ in range(600):
+        if len(await agent.ahistory("q")) == 3:
+            break
+        await asyncio.sleep(0.05)
+    history = await agent.ahistory("q")
+    assert [(m.text, m.unanswered) for m in history if m.role == "user"] == [("first", False), ("second, queued", True)]
+
+
 # -- bounded storage ------------------------------------------------------------------------------
 
 
