@@ -3,17 +3,17 @@
 Sections (each prints a table; a section that fails or times out prints why and the bench goes on):
 
 a. ten concurrent turns on one thread: how many are kept (in memory, SQLite);
-b. one conversation growing to 100 / 1,000 / 10,000 turns on SQLite: file bytes, and the time per turn
-   measured over a window of scripted turns at each size (must stay flat);
+b. one conversation growing to 100 / 1,000 / 10,000 turns, on SQLite (file bytes) and in memory (process
+   RSS), and the time per turn measured over a window of scripted turns at each size (must stay flat);
 c. rule time on 10 KB / 100 KB / 1 MB of text (``RuleEngine().assess``, ``SafetyPolicy().aassess``),
    each in a subprocess capped at ``--cap`` seconds;
 d. time to the crisis reply when the model never answers and the escalation hook blocks (sync and async);
 e. peak memory (max RSS of a subprocess) loading a small PNG that declares a huge size.
 
 No real model: everything runs on :class:`mesa.testing.ScriptedModel`. To reach 10,000 turns in minutes,
-section b fast-forwards between measurement windows with the same graph whose one model step is a canned
-node (perception, safety rules, finish_turn's archiving, checkpoints and pruning all run for real); the
-timed windows go through the full scripted-model path.
+section b fast-forwards between measurement windows through the same agent and graph with its one model
+step answered by a canned node (perception, safety rules, finish_turn's archiving, checkpoints and pruning
+all run for real); the timed windows go through the full scripted-model path (LiteLLM + instructor).
 
 Run: ``python bench/reliability_bench.py`` (``--sections a,b``, ``--turns 100,1000``, ``--budget 300``).
 """
@@ -81,10 +81,16 @@ def section_concurrency(workdir: Path) -> None:
 # -- b. storage and time per turn as one conversation grows ---------------------------------------
 
 
-async def _canned_turn(state, runtime):
-    """The fused step without a model call: the fast-forward between measurement windows."""
+FAST = {"on": False}  # section b: fast-forward (canned step) or the full scripted-model step
+
+
+async def _fused_or_canned(state, runtime):
+    """The fused step, or during fast-forward the same step without a model call (a canned answer)."""
+    from mesa.graphs import nodes
     from mesa.state import Prediction
 
+    if not FAST["on"]:
+        return await nodes.fused_turn(state, runtime)
     return {
         "user_emotion": Prediction(label="sadness", confidence=0.8, source="scripted"),
         "strategy": Prediction(label="Restatement", confidence=0.8, source="scripted"),
@@ -97,9 +103,15 @@ def _message(i: int) -> str:
     return f"Turn {i}: work was long again today and I could not sleep much, I keep worrying about money."
 
 
-def _file_bytes(db: Path) -> tuple[int, int]:
+def _sqlite_bytes(db: Path) -> tuple[int, str]:
     wal = db.with_name(db.name + "-wal")
-    return db.stat().st_size, wal.stat().st_size if wal.exists() else 0
+    main, log = db.stat().st_size, wal.stat().st_size if wal.exists() else 0
+    return main, f"file {main / 1e6:.2f} MB + {log / 1e6:.2f} MB WAL"
+
+
+def _process_rss() -> tuple[int, str]:
+    rss = int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    return rss, f"process RSS {rss / 1e6:.0f} MB"
 
 
 def _timed_turns(agent, first: int, count: int) -> list[float]:
@@ -111,43 +123,47 @@ def _timed_turns(agent, first: int, count: int) -> list[float]:
     return times
 
 
-def section_storage(workdir: Path, sizes: Sequence[int], window: int, budget: float) -> None:
+def section_storage(label: str, memory: Path | None, sizes: Sequence[int], window: int, budget: float) -> None:
     from mesa import SupportAgent
     from mesa.graphs.smes import build_graph
     from mesa.testing import ScriptedModel
 
-    db = workdir / "long.sqlite"
-    fast = SupportAgent(model=ScriptedModel(), graph=build_graph("fused", nodes_override={"fused_turn": _canned_turn}), memory=db)
-    real = SupportAgent(model=ScriptedModel(reply="That sounds really hard. I am here and I am listening."), mode="fused", memory=db)
-    rows, done, deadline, previous = [], 0, time.monotonic() + budget, (0, 0)
+    measure = (lambda: _sqlite_bytes(memory)) if memory is not None else _process_rss
+    graph = build_graph("fused", nodes_override={"fused_turn": _fused_or_canned})
+    agent = SupportAgent(model=ScriptedModel(reply="That sounds really hard. I am here and I am listening."), graph=graph, memory=memory)
+    rows, done, deadline = [], 0, time.monotonic() + budget
     try:
+        agent.respond("warm-up: imports LiteLLM before anything is timed", thread_id="warm-up")
+        previous = (0, measure()[0])
         for size in sizes:
+            FAST["on"] = True
             forward: list[float] = []
             while done < size and time.monotonic() < deadline:
-                forward += _timed_turns(fast, done, 1)
+                forward += _timed_turns(agent, done, 1)
                 done += 1
+            FAST["on"] = False
             if done < size:
                 rows.append((f"{size:,}", f"not reached in {budget:.0f} s (at {done:,})", "", "", "", ""))
                 break
-            main, wal = _file_bytes(db)
-            growth = (main - previous[1]) / max(done - previous[0], 1)
-            previous = (done, main)
-            scripted = _timed_turns(real, done, window)
+            stored, shown = measure()
+            growth = (stored - previous[1]) / max(done - previous[0], 1)
+            previous = (done, stored)
+            scripted = _timed_turns(agent, done, window)
             done += window
             last = forward[-100:] or [float("nan")]
             rows.append((
-                f"{size:,}", f"{main / 1e6:.2f} + {wal / 1e6:.2f} WAL", f"{growth / 1e3:.2f}",
+                f"{size:,}", shown, f"{growth / 1e3:.2f}",
                 f"{statistics.median(scripted) * 1e3:.1f}", f"{statistics.mean(scripted) * 1e3:.1f}",
                 f"{statistics.median(last) * 1e3:.1f}",
             ))
-        state = real.state("long")
+        state = agent.state("long")
         note = f"state window {len(state.history)} messages, {state.archived:,} archived in the store"
     finally:
-        fast.close()
-        real.close()
+        FAST["on"] = False
+        agent.close()
     table(
-        f"b. one conversation on SQLite (fused mode, ScriptedModel; window of {window} timed turns per size; {note})",
-        ["turns", "file MB", "KB added/turn", "ms/turn median", "ms/turn mean", "fast-forward ms/turn (last 100)"],
+        f"b. one conversation {label} (fused mode, ScriptedModel; {window} timed turns at each size; {note})",
+        ["turns", "stored", "KB added/turn", "ms/turn median", "ms/turn mean", "fast-forward ms/turn (last 100)"],
         rows,
     )
 
@@ -312,7 +328,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             guarded("a. concurrent turns", lambda: section_concurrency(workdir))
         if "b" in sections:
             sizes = [int(s) for s in args.turns.split(",")]
-            guarded("b. storage", lambda: section_storage(workdir, sizes, args.window, args.budget))
+            guarded("b. storage", lambda: section_storage("on SQLite", workdir / "long.sqlite", sizes, args.window, args.budget))
+            guarded("b. storage", lambda: section_storage("in memory", None, sizes, args.window, args.budget))
         if "c" in sections:
             guarded("c. rules", lambda: section_rules(args.cap))
         if "d" in sections:
