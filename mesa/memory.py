@@ -369,17 +369,7 @@ async def _open_sqlite(path: Path) -> Memory:
     # The store runs its own BEGIN/COMMIT, so its connection must not open transactions implicitly.
     store_conn = await aiosqlite.connect(str(path), timeout=SQLITE_BUSY_SECONDS, isolation_level=None)
     saver = PrunableSqliteSaver(saver_conn, serde=serializer())
-    store = AsyncSqliteStore(store_conn)
-    locks = FileLocks(path)
-    try:
-        async with locks.hold_setup():
-            await saver.setup()
-            await store.setup()
-    except BaseException:
-        await saver_conn.close()
-        await store_conn.close()
-        raise
-    return Memory(saver, store, locks=locks, closers=[saver_conn.close, store_conn.close])
+    return await _set_up(saver, AsyncSqliteStore(store_conn), FileLocks(path), [saver_conn.close, store_conn.close])
 
 
 async def _open_postgres(uri: str) -> Memory:
@@ -398,16 +388,20 @@ async def _open_postgres(uri: str) -> Memory:
     )
     await pool.open()
     saver = AsyncPostgresSaver(pool, serde=serializer())
-    store = AsyncPostgresStore(pool)
-    locks = PostgresLocks(uri)
+    return await _set_up(saver, AsyncPostgresStore(pool), PostgresLocks(uri), [pool.close])
+
+
+async def _set_up(saver: Any, store: Any, locks: Any, closers: list[Callable[[], Awaitable[Any]]]) -> Memory:
+    """Create the tables under the setup lock (two processes opening a new database at once would race)."""
     try:
         async with locks.hold_setup():
             await saver.setup()
             await store.setup()
     except BaseException:
-        await pool.close()
+        for close in closers:
+            await close()
         raise
-    return Memory(saver, store, locks=locks, closers=[pool.close])
+    return Memory(saver, store, locks=locks, closers=closers)
 
 
 async def open_memory(memory: Any = None, store: Any = None) -> Memory:

@@ -52,18 +52,32 @@ async def test_ten_concurrent_turns_on_one_thread_are_all_kept_in_order(make_age
     assert len(agent._locks) == 0  # the per-thread lock table empties when the thread is idle
 
 
-async def test_turns_on_different_threads_still_run_concurrently(make_agent):
-    """The lock is per thread: a turn stuck on one thread does not hold up another thread."""
+def gated_agent(make_agent, held_text: str) -> tuple[SupportAgent, threading.Event, threading.Event]:
+    """An agent whose turn with ``held_text`` stops after its reply until ``release`` is set (``entered`` says it got there)."""
     entered, release = threading.Event(), threading.Event()
 
-    async def stuck_on_one_thread(state, runtime):
-        if state.turn.text == "stuck":
+    async def gate(state, runtime):
+        if state.turn.text == held_text:
             entered.set()
             await asyncio.to_thread(release.wait, 60)
         return {}
 
-    graph = build_graph("stepwise", after_reply={"gate": stuck_on_one_thread})
-    agent = make_agent(model=ScriptedModel(), graph=graph)
+    return make_agent(model=ScriptedModel(), graph=build_graph("stepwise", after_reply={"gate": gate})), entered, release
+
+
+async def history_of_length(agent: SupportAgent, thread_id: str, length: int) -> list[Message]:
+    """The thread's history once it has ``length`` messages (error paths finish on the agent's loop, later)."""
+    for _ in range(600):
+        history = await agent.ahistory(thread_id)
+        if len(history) >= length:
+            return history
+        await asyncio.sleep(0.05)
+    return await agent.ahistory(thread_id)
+
+
+async def test_turns_on_different_threads_still_run_concurrently(make_agent):
+    """The lock is per thread: a turn stuck on one thread does not hold up another thread."""
+    agent, entered, release = gated_agent(make_agent, "stuck")
     stuck = asyncio.create_task(agent.arespond("stuck", thread_id="a"))
     await asyncio.to_thread(entered.wait, 60)
     other = await asyncio.wait_for(agent.arespond("free", thread_id="b"), 60)
@@ -194,34 +208,19 @@ async def test_a_cancelled_turn_keeps_the_users_message(make_agent):
     agent = make_agent(model=ScriptedModel(latency=3600))  # a model that never answers
     with pytest.raises(asyncio.TimeoutError):
         await asyncio.wait_for(agent.arespond("is anyone there", thread_id="c"), 0.5)
-    for _ in range(600):  # the turn's error path runs on the agent's loop after the caller gave up
-        if await agent.ahistory("c"):
-            break
-        await asyncio.sleep(0.05)
-    assert [(m.text, m.unanswered) for m in await agent.ahistory("c")] == [("is anyone there", True)]
+    history = await history_of_length(agent, "c", 1)  # the error path runs on the agent's loop after the caller gave up
+    assert [(m.text, m.unanswered) for m in history] == [("is anyone there", True)]
 
 
 async def test_a_turn_cancelled_while_queued_behind_another_keeps_its_message_after_it(make_agent):
-    entered, release = threading.Event(), threading.Event()
-
-    async def slow_first_turn(state, runtime):
-        if state.turn.text == "first":
-            entered.set()
-            await asyncio.to_thread(release.wait, 60)
-        return {}
-
-    agent = make_agent(model=ScriptedModel(), graph=build_graph("stepwise", after_reply={"gate": slow_first_turn}))
+    agent, entered, release = gated_agent(make_agent, "first")
     first = asyncio.create_task(agent.arespond("first", thread_id="q"))
     await asyncio.to_thread(entered.wait, 60)
     with pytest.raises(asyncio.TimeoutError):  # the second turn gives up while waiting for the thread
         await asyncio.wait_for(agent.arespond("second, queued", thread_id="q"), 0.5)
     release.set()
     await first
-    for _ in range(600):
-        if len(await agent.ahistory("q")) == 3:
-            break
-        await asyncio.sleep(0.05)
-    history = await agent.ahistory("q")
+    history = await history_of_length(agent, "q", 3)
     assert [(m.text, m.unanswered) for m in history if m.role == "user"] == [("first", False), ("second, queued", True)]
 
 
