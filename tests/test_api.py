@@ -6,7 +6,7 @@ import sys
 import mesa
 
 PUBLIC = [
-    "ESCONV", "LLM", "LLMError", "Label", "MESC", "MediaRef", "MesaError", "Message", "MissingExtraError",
+    "AgentClosedError", "ESCONV", "InvalidThreadIdError", "LLM", "LLMError", "Label", "MESC", "MediaRef", "MesaError", "Message", "MissingExtraError",
     "PerceptionResult", "Prediction", "PromptSet", "Reply", "SafetyAssessment", "SafetyPolicy", "StreamEvent",
     "StructuredOutputError", "SupportAgent", "SupportContext", "SupportState", "Taxonomy", "Turn", "__version__",
     "build_graph", "compile_graph", "get_taxonomy", "register_taxonomy",
