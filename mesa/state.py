@@ -222,6 +222,15 @@ def append_history(left: list[Message] | None, right: list[Message] | Message | 
     return left + [m if isinstance(m, Message) else Message.model_validate(m) for m in right]
 
 
+CHAT_MESSAGES_KEPT = 100
+"""Most recent ``messages`` (chat-UI copies of the conversation) a thread's state keeps."""
+
+
+def append_chat_messages(left: list[dict[str, Any]] | None, right: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """``messages`` reducer: appends, keeping the last :data:`CHAT_MESSAGES_KEPT` so a checkpoint stays bounded."""
+    return (list(left or []) + list(right or []))[-CHAT_MESSAGES_KEPT:]
+
+
 class SupportState(BaseModel):
     """The LangGraph state of one conversation thread.
 
@@ -252,10 +261,10 @@ class SupportState(BaseModel):
     extras: Annotated[dict[str, Any], operator.or_] = Field(
         default_factory=dict, description="room for user nodes (retrieved passages, reviewer notes, ...)"
     )
-    messages: Annotated[list[dict[str, Any]], operator.add] = Field(
+    messages: Annotated[list[dict[str, Any]], append_chat_messages] = Field(
         default_factory=list,
         description='the conversation as LangChain message dicts ({"type": "human"|"ai", "content": ...}) for chat UIs'
-        " built for LangGraph; filled by the LangGraph Server graphs (mesa.graphs.server)",
+        " built for LangGraph; filled by the LangGraph Server graphs (mesa.graphs.server); the last 100 are kept",
     )
 
 

@@ -80,3 +80,13 @@ def test_history_reducer_appends_and_never_rewrites():
     assert [m.text for m in a] == ["one"]
     assert append_history(None, None) == []
     assert append_history([], [{"role": "user", "text": "dict"}])[0].text == "dict"
+
+
+def test_chat_messages_stay_bounded():
+    from mesa.state import CHAT_MESSAGES_KEPT, append_chat_messages
+
+    kept: list = []
+    for i in range(CHAT_MESSAGES_KEPT + 30):
+        kept = append_chat_messages(kept, [{"type": "human", "content": str(i)}])
+    assert len(kept) == CHAT_MESSAGES_KEPT
+    assert kept[0]["content"] == "30" and kept[-1]["content"] == str(CHAT_MESSAGES_KEPT + 29)
