@@ -185,7 +185,7 @@ def test_no_thread_id_starts_a_new_thread_and_a_given_one_continues(make_agent):
 
 def test_a_failed_turn_keeps_the_users_message_and_the_next_turn_sees_it(make_agent):
     script = ScriptedModel(strategy=["Hug", "Hug", "Hug", "Approval"])  # the first turn never gets a valid strategy
-    agent = make_agent(model=script)
+    agent = make_agent(model=script, strict=True)  # strict: a step without a valid answer fails the turn
     with pytest.raises(StructuredOutputError):
         agent.respond("my dog died this morning", thread_id="f")
     kept = agent.history("f")
@@ -198,7 +198,7 @@ def test_a_failed_turn_keeps_the_users_message_and_the_next_turn_sees_it(make_ag
 
 
 def test_a_failed_streamed_turn_keeps_the_users_message(make_agent):
-    agent = make_agent(model=ScriptedModel(strategy="Hug"))
+    agent = make_agent(model=ScriptedModel(strategy="Hug"), strict=True)
     with pytest.raises(StructuredOutputError):
         list(agent.stream("nobody listens to me", thread_id="s"))
     assert [(m.text, m.unanswered) for m in agent.history("s")] == [("nobody listens to me", True)]
