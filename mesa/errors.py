@@ -4,9 +4,19 @@
     ├── MissingExtraError          (also an ImportError) an optional dependency is not installed
     ├── InputTooLargeError         the user's text is over the size limit; raised before any model call or write
     ├── TurnTimeoutError           (also a TimeoutError) the whole turn ran past its deadline
-    └── LLMError                   a model call failed (network, provider, configuration)
-        ├── LLMTimeoutError        (also a TimeoutError) one model call ran past its deadline
-        └── StructuredOutputError  no valid structured answer within the re-asks
+    ├── AgentClosedError           (also a RuntimeError) the SupportAgent was closed
+    ├── InvalidThreadIdError       (also a ValueError) a thread id that cannot name a conversation
+    ├── LLMError                   a model call failed (network, provider, configuration)
+    │   ├── LLMTimeoutError        (also a TimeoutError) one model call ran past its deadline
+    │   └── StructuredOutputError  no valid structured answer within the re-asks
+    ├── BackendError               a perception backend is misconfigured
+    │   └── BackendNotFoundError   (also a LookupError) no backend of that kind and name
+    ├── MediaError                 (also a ValueError) media that cannot be perceived (recorded as the cue's error)
+    ├── CallCancelledError         a perception call was cancelled (its deadline passed)
+    ├── ContextNotAllowed          (mesa.graphs.context) a server client's run context asked for what the operator forbids
+    ├── ClassifierFileError        (mesa.eval.store, also a ValueError) a stored classifier that cannot be used
+    │   └── ClassifierMismatchError  its labels are not the taxonomy's
+    └── BadTurn, UploadTooLarge, UnsupportedUpload   (mesa.serve) a request the chat server refuses
 """
 
 from __future__ import annotations
