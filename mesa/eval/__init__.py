@@ -5,7 +5,11 @@
 - Metrics: :func:`classification_metrics` (scikit-learn), :func:`bleu2`
   (sacrebleu), :func:`rouge_l` (rouge-score), :func:`distinct_n`.
 - Runner: :func:`arun_predictor` / :func:`run_predictor` evaluate a
-  ``SupportAgent``, a compiled graph or a classifier, concurrently and resumably.
+  ``SupportAgent``, a compiled graph or a classifier, concurrently and resumably,
+  under the live protocol (``history="predicted"``: earlier user turns carry the
+  predictor's own labels) or the gold one (:mod:`mesa.eval.protocol`).
+- Stored models: :func:`find_classifier` loads what ``mesa train`` wrote to
+  :func:`classifier_path` (``SupportAgent(classifier="auto")``).
 - Report: :func:`score_run`, :func:`write_report`, :func:`markdown_table`.
 - Quality levers for any model: :class:`EmbeddingRetriever` (few-shot
   demonstrations), :class:`SupervisedClassifier` (the small supervised model,
@@ -33,7 +37,8 @@ from mesa.eval.datasets import (
 from mesa.eval.embeddings import DEFAULT_EMBEDDING_MODEL, Embedder, default_embedder
 from mesa.eval.export import example_to_chat, export_chat, smes_system_prompt
 from mesa.eval.metrics import NONE_LABEL, bleu2, classification_metrics, distinct_n, generation_metrics, rouge_l
-from mesa.eval.report import markdown_table, score_run, write_report
+from mesa.eval.protocol import HISTORY_PROTOCOLS, with_predicted_history
+from mesa.eval.report import distribution_table, markdown_table, protocol_table, score_run, write_report
 from mesa.eval.retrieval import EmbeddingRetriever, render_context
 from mesa.eval.runner import (
     AgentPredictor,
@@ -45,11 +50,15 @@ from mesa.eval.runner import (
     run_predictor,
     select_examples,
 )
+from mesa.eval.store import ClassifierFileError, ClassifierMismatchError, classifier_path, find_classifier
 
 __all__ = [
     "DEFAULT_EMBEDDING_MODEL",
+    "HISTORY_PROTOCOLS",
     "NONE_LABEL",
     "AgentPredictor",
+    "ClassifierFileError",
+    "ClassifierMismatchError",
     "ClassifierPredictor",
     "Dialogue",
     "Embedder",
@@ -64,19 +73,23 @@ __all__ = [
     "arun_predictor",
     "bleu2",
     "classification_metrics",
+    "classifier_path",
     "default_embedder",
     "dialogues_to_examples",
     "distinct_n",
+    "distribution_table",
     "download",
     "esconv_split",
     "example_to_chat",
     "export_chat",
+    "find_classifier",
     "generation_metrics",
     "load_corpus",
     "load_dialogues",
     "load_esconv",
     "load_mesc",
     "markdown_table",
+    "protocol_table",
     "render_context",
     "rouge_l",
     "run_predictor",
@@ -85,5 +98,6 @@ __all__ = [
     "smes_system_prompt",
     "split_clues",
     "taxonomy_from_examples",
+    "with_predicted_history",
     "write_report",
 ]

@@ -203,11 +203,11 @@ def _out_of_fold_history(
     dialogues = sorted({e.dialogue_id for e in examples})
     fold_of = dict(zip(np.random.default_rng(seed).permutation(dialogues).tolist(), range(len(dialogues)), strict=True))
     fold = np.array([fold_of[e.dialogue_id] % max(2, folds) for e in examples])
-    predicted = gold.copy()
+    predicted = np.full(len(examples), "", dtype=object)
     for k in range(max(2, folds)):
         train = (fold != k) & (gold != "")
-        if len(set(gold[train].tolist())) < 2:
-            continue
+        if not (fold == k).any() or len(set(gold[train].tolist())) < 2:
+            continue  # an empty fold, or too few labels to learn from: those turns keep no prediction
         model = LogisticRegression(C=0.02, class_weight="balanced", max_iter=max_iter)
         model.fit(z[train], gold[train])
         steps.update(1)

@@ -305,7 +305,10 @@ def train_command(
     verbose: bool = typer.Option(False, "--verbose", help="print the tuning grid"),
     c_grid: str = typer.Option("0.02", "--c-grid", help="inverse regularisation strengths to try (comma list)"),
     weight_powers: str = typer.Option(
-        "0.5,1.0", "--weight-powers", help="class-weight powers to try: 0 none, 1 balanced (comma list)"
+        "1.0",
+        "--weight-powers",
+        help="class-weight powers to try: 0 none, 1 balanced (comma list; one C and one power: no grid, "
+        "fastest; C=0.02 balanced was the best on held-out MESC train dialogues)",
     ),
     history: str = typer.Option(
         "predicted",
