@@ -215,9 +215,15 @@ def test_without_a_classifier_the_nearest_exemplar_rule_still_decides(tmp_path):
 
 @needs_extra
 @pytest.mark.integration
-def test_the_trained_classifier_catches_new_phrasings_it_never_saw():
-    """Written for this test (not in any training batch): implicit risk with no risk word, and close negatives."""
-    policy = SafetyPolicy()
+def test_the_trained_classifier_flags_new_phrasings_it_never_saw():
+    """Written for this test (not in any training batch): implicit risk with no risk word, and close negatives.
+
+    The classifier ranks every risky one above every calm one; at the calibrated thresholds (hard negatives <= 5 %)
+    they reach at least ``low``, which asks the LLM judgement and lets its verdict count, while the calm ones stay
+    ``none``. (Escalating them without the LLM would cost false alarms: see docs/safety.md, "Measured".)"""
+    from mesa.safety.semantic import load_semantic_layer
+
+    layer, policy = load_semantic_layer(), SafetyPolicy()
     risky = [
         "been putting aside a few of my tablets every day, got a decent pile now",
         "the viaduct near the station doesn't have much of a fence, i walked up there twice this week",
@@ -227,7 +233,10 @@ def test_the_trained_classifier_catches_new_phrasings_it_never_saw():
         "i put aside a bit of money every month, got a decent pile now for a holiday",
         "my cousin is looking after the rabbits while we're in spain on thursday",
     ]
-    for text in risky:
-        assert policy.assess_local(text).crisis, text
-    for text in calm:
-        assert not policy.assess_local(text).crisis, text
+    risky_signals, calm_signals = [layer.assess(t) for t in risky], [layer.assess(t) for t in calm]
+    assert min(s.score for s in risky_signals) > max(s.score for s in calm_signals)
+    for text, signal in zip(risky, risky_signals, strict=True):
+        assert signal.level in ("low", "elevated") and signal.kind.startswith("classifier"), text
+        assert policy.llm_verdict_can_count(policy.assess_local(text), text), text
+    for text, signal in zip(calm, calm_signals, strict=True):
+        assert signal.level == "none" and not policy.assess_local(text).crisis, text
