@@ -19,10 +19,12 @@ threshold with hard negatives <= 5 % and the MESC train sample <= 1 % escalated 
 over frozen MiniLM does not separate the adversarial hard negatives well enough for a stricter limit); the ``ask`` threshold (LLM judgement asked) the lowest with <= 5 % of the MESC
 sample asking.
 
-Usage::
+Needs the ``safety`` extra and scikit-learn (in the ``eval`` extra): ``pip install "mesa-esc[safety,eval]"``;
+inference needs numpy only. Usage::
 
     python bench/train_safety_classifier.py /work/shared/data/mesc/mesc_train_val.csv
     python bench/train_safety_classifier.py data.csv --dry-run      # figures only, weights not written
+    python bench/train_safety_classifier.py data.csv --cache /tmp/emb.npz   # reuse the window embeddings
 """
 
 from __future__ import annotations
