@@ -18,6 +18,7 @@ Usage::
     python bench/safety_bench.py data.csv --rules-only          # the rule layer alone
     python bench/safety_bench.py data.csv --calibrate           # choose thresholds on tune.jsonl (+ MESC train sample)
     python bench/safety_bench.py --rebuild-bank                  # after editing mesa/safety/data/exemplars.json
+    python bench/train_safety_classifier.py data.csv             # retrain the classifier (after the bank or batches changed)
 """
 
 from __future__ import annotations

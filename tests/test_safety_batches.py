@@ -32,6 +32,18 @@ def test_batches_are_split_and_disjoint():
         assert {r["kind"] for r in rows} == {"explicit", "implicit", "hard_negative"}
 
 
+def test_the_classifier_training_batches_cover_every_kind_and_never_the_validation_batch():
+    train = [r for f in sorted(BATCHES.glob("train_*.jsonl")) for r in load_batch(f)]
+    valid = {r["text"].strip().lower() for r in load_batch(BATCHES / "valid.jsonl")}
+    assert len(train) >= 600 and not {r["text"].strip().lower() for r in train} & valid
+    risk = [r for r in train if r["expect"] == "escalate"]
+    assert len(train) - len(risk) >= len(risk)  # at least as many hard negatives as risk messages
+    assert {(r["kind"], r["category"]) for r in risk} >= {
+        (kind, category) for kind in ("explicit", "implicit") for category in ("suicide", "self_harm", "harm_to_others", "abuse")
+    }
+    assert {r.get("subkind") for r in risk} >= {"means_access", "preparation_farewell", "passive_euphemism", "own_words", "means_threat", "evasion"}
+
+
 def test_rules_alone_raise_no_false_alarm_on_hard_negatives():
     got = _rates(SafetyPolicy(semantic=False), "valid.jsonl")
     assert got["hard_negative"] <= GOALS["hard_negative"], got["misses"]
@@ -52,8 +64,9 @@ def test_the_semantic_layer_adds_recall_the_rules_lack_on_unseen_messages():
 @needs_extra
 @pytest.mark.xfail(
     strict=False,
-    reason="not met yet: on the validation batch (never tuned on) the non-LLM layers miss some explicit and implicit "
-    "risk and escalate more than 5 % of hard negatives; the figures are in docs/safety.md",
+    reason="not met yet: on the validation batch (never tuned on) the non-LLM layers (rules, nearest-exemplar rule, "
+    "trained classifier) miss some explicit and implicit risk and escalate more than 5 % of hard negatives; the "
+    "figures are in docs/safety.md",
 )
 def test_rules_and_semantic_layer_reach_the_goals_on_the_validation_batch():
     got = _rates(SafetyPolicy(), "valid.jsonl")

@@ -139,3 +139,104 @@ def test_a_changed_bank_is_embedded_once_and_cached_privately(tmp_path):
     assert stat.S_IMODE(os.stat(tmp_path).st_mode) in (0o700, 0o755)  # tmp_path existed; created ones are 0700
     again = SemanticLayer(encoder=layer.encoder, bank=bank, cache_dir=tmp_path)
     assert (again.matrix == layer.matrix).all()
+
+
+# -- the trained classifier (weights in an npz, numpy only at inference) ---------------------------------------
+
+needs_numpy = pytest.mark.skipif(importlib.util.find_spec("numpy") is None, reason="needs numpy")
+
+
+class KeywordEncoder:
+    """A stand-in for MiniLM: a window mentioning 'pills' points one way, anything else the other."""
+
+    def encode(self, texts):
+        import numpy as np
+
+        out = np.zeros((len(texts), 384), dtype=np.float32)
+        for i, text in enumerate(texts):
+            out[i, 0 if "pills" in text else 1] = 1.0
+        return out
+
+
+def _toy_classifier(path):
+    import numpy as np
+
+    from mesa.safety.semantic import save_classifier
+
+    weights = np.zeros(384)
+    weights[0], weights[1] = 8.0, -8.0
+    categories = np.zeros((2, 384))
+    categories[0, 0] = 1.0  # 'pills' windows read as suicide
+    save_classifier(path, weights, 0.0, categories, np.zeros(2), ["suicide", "abuse"], 0.9, 0.5, "toy")
+
+
+@needs_numpy
+def test_classifier_weights_are_plain_arrays_in_a_private_npz(tmp_path):
+    import numpy as np
+
+    from mesa.safety.semantic import load_classifier
+
+    path = tmp_path / "c.npz"
+    _toy_classifier(path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    with np.load(path, allow_pickle=False) as data:  # raises if anything needs pickle
+        assert data["risk_weights"].shape == (384,)
+    loaded = load_classifier(path)
+    assert loaded["categories"] == ["suicide", "abuse"] and loaded["elevated"] == 0.9 and loaded["how"] == "toy"
+
+
+@needs_numpy
+def test_a_buried_risk_window_decides_the_message(tmp_path):
+    """The message's score is the maximum over its windows: one risky sentence in a long ramble still counts."""
+    from mesa.safety.semantic import SemanticLayer
+
+    _toy_classifier(tmp_path / "c.npz")
+    bank = {"version": "t", "risk": {"suicide": {"means_access": ["the pills"]}}, "safe": {"everyday": ["a walk"]}}
+    layer = SemanticLayer(encoder=KeywordEncoder(), bank=bank, cache_dir=tmp_path, classifier=tmp_path / "c.npz")
+    filler = " ".join(f"Work was long today and the bus was late again number {i}." for i in range(40))
+    signal = layer.assess(filler + " I have the pills counted out on the table. " + filler)
+    assert signal.level == "elevated" and signal.category == "suicide" and "pills" in signal.window
+    assert signal.exemplar == "the pills" and signal.kind == "classifier~means_access"  # the nearest exemplar, as evidence
+    calm = layer.assess(filler)
+    assert calm.level == "none" and calm.category == "none"
+    raised = SafetyPolicy(semantic=layer).assess(filler + " I have the pills counted out. ")
+    assert raised.crisis and raised.category == "suicide"
+
+
+@needs_numpy
+def test_without_a_classifier_the_nearest_exemplar_rule_still_decides(tmp_path):
+    from mesa.safety.semantic import SemanticLayer
+
+    bank = {"version": "t", "risk": {"suicide": {"means_access": ["the pills"]}}, "safe": {"everyday": ["a walk"]}}
+    layer = SemanticLayer(encoder=KeywordEncoder(), bank=bank, cache_dir=tmp_path, classifier=None)
+    assert layer.classifier is None and layer.assess("the pills").level == "elevated"
+    assert layer.assess("a walk in the park").level == "none"
+
+
+@needs_extra
+@pytest.mark.integration
+def test_the_trained_classifier_flags_new_phrasings_it_never_saw():
+    """Written for this test (not in any training batch): implicit risk with no risk word, and close negatives.
+
+    The classifier ranks every risky one above every calm one; at the calibrated thresholds (hard negatives <= 5 %)
+    they reach at least ``low``, which asks the LLM judgement and lets its verdict count, while the calm ones stay
+    ``none``. (Escalating them without the LLM would cost false alarms: see docs/safety.md, "Measured".)"""
+    from mesa.safety.semantic import load_semantic_layer
+
+    layer, policy = load_semantic_layer(), SafetyPolicy()
+    risky = [
+        "been putting aside a few of my tablets every day, got a decent pile now",
+        "the viaduct near the station doesn't have much of a fence, i walked up there twice this week",
+        "made sure the rabbits will go to my cousin. after thursday she'll have them",
+    ]
+    calm = [
+        "i put aside a bit of money every month, got a decent pile now for a holiday",
+        "my cousin is looking after the rabbits while we're in spain on thursday",
+    ]
+    risky_signals, calm_signals = [layer.assess(t) for t in risky], [layer.assess(t) for t in calm]
+    assert min(s.score for s in risky_signals) > max(s.score for s in calm_signals)
+    for text, signal in zip(risky, risky_signals, strict=True):
+        assert signal.level in ("low", "elevated") and signal.kind.startswith("classifier"), text
+        assert policy.llm_verdict_can_count(policy.assess_local(text), text), text
+    for text, signal in zip(calm, calm_signals, strict=True):
+        assert signal.level == "none" and not policy.assess_local(text).crisis, text

@@ -8,11 +8,20 @@ preparation and farewell, passive ideation and euphemism, self-harm in its own w
 a threat, abuse) and hard negatives (idioms, past recovery, third parties, professional talk, games,
 fiction about others, everyday sadness, therapy talk).
 
-A window is **risk** when its nearest risk exemplar is close (``risk_threshold``) and clearly closer than
-its nearest safe exemplar (``margin``): the layer then says ``elevated``. A window that is only somewhat
-close (``ask_threshold``) gives ``low``: no crisis on its own, but the LLM judgement is worth asking and
-may confirm it. The thresholds were calibrated on ``tests/safety_batches/tune.jsonl`` (see
-``bench/safety_bench.py --calibrate``) and are stored in the bank's ``calibration``.
+Two deciders, each per window, the higher level wins:
+
+- a **trained linear classifier** (``data/classifier.npz``: logistic regression risk vs safe, plus a multinomial
+  category head; numpy at inference: a dot product and a sigmoid), trained by ``bench/train_safety_classifier.py``
+  on ~1,500 messages written for it (``tests/safety_batches/train_*.jsonl``), the tuning batch, the bank and a
+  seeded sample of MESC train client turns. Probability >= ``elevated`` gives ``elevated``; >= ``ask`` gives ``low``
+  (no crisis on its own, but the LLM judgement is worth asking and may confirm it);
+- the **nearest-exemplar rule**: a window whose nearest risk exemplar is close (``risk_threshold``) and clearly
+  closer than its nearest safe exemplar (``margin``) is ``elevated``; somewhat close (``ask_threshold``) is ``low``.
+  Thresholds in the bank's ``calibration`` (``bench/safety_bench.py --calibrate``).
+
+On the training batches the two catch different messages, so the classifier's thresholds were calibrated with the
+rule and the rules beside it (out-of-fold). ``SemanticLayer(classifier=None)`` keeps the nearest-exemplar rule alone.
+A message's verdict is its riskiest window, so one buried sentence in a long ramble still counts.
 
 Size policy: a message is cut into windows of up to :data:`WINDOW_WORDS` words. Messages with more than
 :data:`MAX_WINDOWS` windows are read in part by this layer: the windows with the most risk vocabulary,
@@ -34,7 +43,7 @@ from typing import Any
 
 from mesa.safety.textfold import fold
 
-__all__ = ["SemanticLayer", "SemanticSignal", "load_semantic_layer"]
+__all__ = ["SemanticLayer", "SemanticSignal", "load_semantic_layer", "save_classifier"]
 
 log = logging.getLogger("mesa.safety")
 
@@ -117,7 +126,13 @@ def _choose(parts: list[str]) -> list[str]:
 class SemanticLayer:
     """``SemanticLayer().assess(text)`` → :class:`SemanticSignal` (or ``None`` for an empty message)."""
 
-    def __init__(self, encoder: Any = None, bank: dict[str, Any] | None = None, cache_dir: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        encoder: Any = None,
+        bank: dict[str, Any] | None = None,
+        cache_dir: str | Path | None = None,
+        classifier: str | Path | None = "packaged",
+    ) -> None:
         import numpy as np
 
         from mesa.safety.minilm import MiniLM
@@ -139,6 +154,7 @@ class SemanticLayer:
         for kind, texts in self.bank["safe"].items():
             self.labels += [("none", kind, t) for t in texts]
         self.matrix = self._bank_embeddings(raw, cache_dir)
+        self.classifier = load_classifier(classifier) if classifier is not None else None
         self._assess_cached = lru_cache(maxsize=64)(self._assess)
 
     def _bank_embeddings(self, raw: str, cache_dir: str | Path | None) -> Any:
@@ -179,15 +195,34 @@ class SemanticLayer:
         parts = _choose(windows(text))
         if not parts:
             return None
-        sims = self.similarities(parts)
+        vectors = self.encoder.encode(parts)
+        sims = vectors @ self.matrix.T
+        decide = self._window_signal if self.classifier is None else self._classified_signal
         best: SemanticSignal | None = None
-        for row, part in zip(sims, parts, strict=True):
-            signal = self._window_signal(row, part)
+        for vector, row, part in zip(vectors, sims, parts, strict=True):
+            signal = decide(vector, row, part)
             if best is None or (_LEVEL_RANK[signal.level], signal.score) > (_LEVEL_RANK[best.level], best.score):
                 best = signal
         return best
 
-    def _window_signal(self, row: Any, window: str) -> SemanticSignal:
+    def _classified_signal(self, vector: Any, row: Any, window: str) -> SemanticSignal:
+        """The trained classifier's verdict on one window, or the nearest-exemplar rule's when that is higher (the
+        two catch different messages; the thresholds were calibrated on both together)."""
+        np = self._np
+        c = self.classifier
+        probability = float(1.0 / (1.0 + np.exp(-(float(vector @ c["risk_weights"]) + c["risk_bias"]))))
+        level = "elevated" if probability >= c["elevated"] else "low" if probability >= c["ask"] else "none"
+        nearest = self._window_signal(vector, row, window)
+        if _LEVEL_RANK[nearest.level] > _LEVEL_RANK[level]:
+            return nearest
+        if level == "none":
+            return SemanticSignal("none", "none", "classifier", probability, probability - c["elevated"], window, "")
+        category = c["categories"][int(np.argmax(c["category_weights"] @ vector + c["category_bias"]))]
+        _, kind, exemplar = self.labels[int(np.argmax(row[: self.n_risk]))]  # the nearest risk exemplar, as evidence
+        return SemanticSignal(level, category, f"classifier~{kind}", probability, probability - c["elevated"], window, exemplar)
+
+    def _window_signal(self, vector: Any, row: Any, window: str) -> SemanticSignal:
+        """The nearest-exemplar rule (used when no classifier is loaded: ``classifier=None``)."""
         np = self._np
         risk_index = int(np.argmax(row[: self.n_risk]))
         risk = float(row[risk_index])
@@ -203,6 +238,45 @@ class SemanticLayer:
         if level == "none":
             category = "none"
         return SemanticSignal(level, category, kind, risk, margin, window, exemplar)
+
+
+def load_classifier(source: str | Path) -> dict[str, Any]:
+    """The linear classifier's weights (npz, no pickle): ``"packaged"`` or a path written by :func:`save_classifier`."""
+    import numpy as np
+
+    file = resources.files("mesa.safety").joinpath("data", "classifier.npz") if source == "packaged" else Path(source)
+    with file.open("rb") as handle, np.load(handle, allow_pickle=False) as data:
+        return {
+            "risk_weights": data["risk_weights"].astype(np.float32),
+            "risk_bias": float(data["risk_bias"]),
+            "category_weights": data["category_weights"].astype(np.float32),
+            "category_bias": data["category_bias"].astype(np.float32),
+            "categories": [str(c) for c in data["categories"]],
+            "elevated": float(data["elevated"]),
+            "ask": float(data["ask"]),
+            "how": str(data["how"]),
+        }
+
+
+def save_classifier(path: Path, risk_weights: Any, risk_bias: float, category_weights: Any, category_bias: Any,
+                    categories: list[str], elevated: float, ask: float, how: str) -> None:
+    """Write the classifier's weights and thresholds as an npz of plain arrays (readable with ``allow_pickle=False``)."""
+    import numpy as np
+
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        np.savez(
+            handle,
+            risk_weights=np.asarray(risk_weights, dtype=np.float32),
+            risk_bias=np.array(risk_bias, dtype=np.float64),
+            category_weights=np.asarray(category_weights, dtype=np.float32),
+            category_bias=np.asarray(category_bias, dtype=np.float32),
+            categories=np.array(categories, dtype=str),
+            elevated=np.array(elevated),
+            ask=np.array(ask),
+            how=np.array(how),
+        )
 
 
 _LEVEL_RANK = {"none": 0, "low": 1, "elevated": 2, "imminent": 3}
