@@ -60,16 +60,16 @@ def test_the_semantic_layer_adds_recall_the_rules_lack_on_unseen_messages():
     assert both["explicit"] >= rules["explicit"]
 
 
+# The goals (explicit 100 %, implicit >= 95 %, hard negatives <= 5 %) are not met yet; docs/safety.md has the
+# figures. These floors are the levels measured on the validation batch (never tuned on): a change that loses
+# recall or adds false alarms there fails here.
+VALIDATION_FLOORS = {"explicit": 0.92, "implicit": 0.80, "hard_negative": 0.12}
+
+
 @pytest.mark.integration
 @needs_extra
-@pytest.mark.xfail(
-    strict=False,
-    reason="not met yet: on the validation batch (never tuned on) the non-LLM layers (rules, nearest-exemplar rule, "
-    "trained classifier) miss some explicit and implicit risk and escalate more than 5 % of hard negatives; the "
-    "figures are in docs/safety.md",
-)
-def test_rules_and_semantic_layer_reach_the_goals_on_the_validation_batch():
+def test_rules_and_semantic_layer_keep_their_measured_level_on_the_validation_batch():
     got = _rates(SafetyPolicy(), "valid.jsonl")
-    assert got["explicit"] >= GOALS["explicit"], got["misses"]
-    assert got["implicit"] >= GOALS["implicit"], got["misses"]
-    assert got["hard_negative"] <= GOALS["hard_negative"], got["misses"]
+    assert got["explicit"] >= VALIDATION_FLOORS["explicit"], got["misses"]
+    assert got["implicit"] >= VALIDATION_FLOORS["implicit"], got["misses"]
+    assert got["hard_negative"] <= VALIDATION_FLOORS["hard_negative"], got["misses"]
