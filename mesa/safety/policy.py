@@ -397,8 +397,7 @@ class SafetyPolicy:
             return load_semantic_layer()
         except ImportError as exc:
             log.warning(
-                "mesa.safety: the semantic layer is not running (%s); risk is assessed by the rules and the LLM only. "
-                'Install it with: pip install "mesa-esc[safety]"', exc
+                "mesa.safety: the semantic layer is not running (%s); risk is assessed by the rules and the LLM only.", exc
             )
             return False  # falsy, not None: do not try again
 
