@@ -144,3 +144,24 @@ def test_crisis_turn_through_the_graph_with_a_hanging_model_and_hook(make_agent)
     assert reply.crisis and policy.check_crisis_reply(reply.text, "suicide") == []
     assert started.wait(30)
     release.set()
+
+
+class JudgementHangs(HangingLLM):
+    """A model whose judgement never comes; the wording call is recorded (and would hang too)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.worded = False
+
+    async def atext(self, messages, **kwargs):
+        self.worded = True
+        await asyncio.Event().wait()
+
+
+async def test_a_model_that_missed_the_judgement_deadline_is_not_waited_on_again_for_the_wording():
+    llm = JudgementHangs()
+    policy = SafetyPolicy(semantic=False, judgement_timeout=0.2, wording_timeout=3600)  # only skipping it can pass
+    assessment = await policy.aassess("I want to kill myself", [], llm)
+    assert "llm:timeout" in assessment.sources
+    reply = await policy.acrisis_reply("I want to kill myself", assessment, [], llm)
+    assert not llm.worded and policy.check_crisis_reply(reply, assessment.category) == []

@@ -560,6 +560,9 @@ class SafetyPolicy:
                 )
                 judgement = self._judgement_from(answer)
                 result = self._merge(result, judgement.level, judgement.category, judgement.evidence, "llm", text)
+            except TimeoutError:
+                log.warning("mesa.safety: LLM assessment took over %ss, keeping the rule/semantic result", self.judgement_timeout)
+                result = result.model_copy(update={"sources": [*result.sources, "llm:timeout"]})
             except Exception as exc:  # noqa: BLE001
                 log.warning("mesa.safety: LLM assessment failed, keeping the rule result: %s: %s", type(exc).__name__, exc)
         if self.moderation_model is not None:
@@ -672,7 +675,7 @@ class SafetyPolicy:
     async def acrisis_reply(self, text: str, assessment: SafetyAssessment, history: Sequence[Message] = (), llm: LLM | None = None) -> str:
         """The crisis reply: LLM-worded when allowed and complete, else the vetted template."""
         reply = None
-        if llm is not None and self.llm_wording:
+        if llm is not None and self.llm_wording and not _model_timed_out(assessment):
             try:
                 reply = await asyncio.wait_for(llm.atext(self._reply_messages(text, assessment, history)), self.wording_timeout)
             except TimeoutError:
@@ -684,7 +687,7 @@ class SafetyPolicy:
     def crisis_reply(self, text: str, assessment: SafetyAssessment, history: Sequence[Message] = (), llm: LLM | None = None) -> str:
         """Sync twin of :meth:`acrisis_reply`."""
         reply = None
-        if llm is not None and self.llm_wording:
+        if llm is not None and self.llm_wording and not _model_timed_out(assessment):
             try:
                 reply = _call_with_deadline(lambda: llm.text(self._reply_messages(text, assessment, history)), self.wording_timeout)
             except Exception as exc:  # noqa: BLE001
@@ -823,6 +826,11 @@ def _start_thread(function: Callable[..., Any], *args: Any) -> Future[Any]:
 def _call_with_deadline(function: Callable[[], Any], timeout: float | None) -> Any:
     """``function()`` in a daemon thread, waited for at most ``timeout`` seconds (``TimeoutError`` after)."""
     return _start_thread(function).result(timeout)
+
+
+def _model_timed_out(assessment: SafetyAssessment) -> bool:
+    """The model already missed its deadline on this turn's judgement: a crisis reply does not wait on it twice."""
+    return "llm:timeout" in assessment.sources
 
 
 def _moderation_categories(response: Any) -> dict[str, Any]:
