@@ -432,21 +432,24 @@ class SupportAgent:
         except Exception:
             log.warning("could not keep the user's message of a failed turn on thread %r", thread_id, exc_info=True)
 
-    def _turn_timeout_error(self) -> TurnTimeoutError:
-        return TurnTimeoutError(f"the turn took longer than {self.turn_timeout} s (SupportAgent(turn_timeout=...))", seconds=self.turn_timeout or 0.0)
+    @contextlib.asynccontextmanager
+    async def _turn_deadline(self) -> AsyncIterator[None]:
+        """The whole turn's deadline: past it, :class:`TurnTimeoutError` (other timeouts pass through)."""
+        try:
+            async with asyncio.timeout(self.turn_timeout) as deadline:
+                yield
+        except TimeoutError as exc:
+            if not deadline.expired():
+                raise  # not the turn's deadline (a model call's, under strict=True)
+            message = f"the turn took longer than {self.turn_timeout} s (SupportAgent(turn_timeout=...))"
+            raise TurnTimeoutError(message, seconds=self.turn_timeout or 0.0) from exc
 
     async def _run(self, graph_input: Any, thread_id: str, turn: Turn | None = None) -> Reply:
         start = time.perf_counter()
-        async with self._turn_of(thread_id, turn):
-            try:
-                async with asyncio.timeout(self.turn_timeout) as deadline:
-                    values = await self.graph.ainvoke(
-                        graph_input, self._config(thread_id), context=self.context(thread_id), durability="exit"
-                    )
-            except TimeoutError as exc:
-                if not deadline.expired():
-                    raise  # not the turn's deadline (a model call's, under strict=True)
-                raise self._turn_timeout_error() from exc
+        async with self._turn_of(thread_id, turn), self._turn_deadline():
+            values = await self.graph.ainvoke(
+                graph_input, self._config(thread_id), context=self.context(thread_id), durability="exit"
+            )
         return self._reply(values, thread_id, time.perf_counter() - start)
 
     async def _events(self, turn: Turn, thread_id: str, history: list[Message] | None) -> AsyncIterator[StreamEvent]:
@@ -466,14 +469,14 @@ class SupportAgent:
     async def _pump(self, turn: Turn, thread_id: str, history: list[Message] | None, put: Any) -> None:
         """Run a turn on the agent's loop, handing each event (or the error), then ``_DONE``, to ``put``."""
         try:
-            async with asyncio.timeout(self.turn_timeout) as deadline:
+            async with self._turn_deadline():
                 async for event in self._events(turn, thread_id, history):
                     put(event)
         except asyncio.CancelledError:
             put(AgentClosedError(_CLOSED) if self._runner.closing else asyncio.CancelledError())
             raise
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread or task
-            put(self._turn_timeout_error() if isinstance(exc, TimeoutError) and deadline.expired() else exc)
+            put(exc)
         finally:
             put(_DONE)
 
