@@ -475,50 +475,75 @@ class _UnsettledAnswer(Exception):
     """The streamed fused answer broke off or held a label outside the taxonomy before the reply began."""
 
 
-async def _stream_fused(ctx: SupportContext, state: SupportState, messages: list[dict[str, str]]) -> tuple[dict[str, Prediction], str, str | None, Exception | None]:
-    """Stream the fused answer: the three labels, once all are settled and valid, then the reply as it grows.
+def _settled(labels: dict[str, Any]) -> dict[str, Prediction]:
+    """The three labels as predictions, announced once; :class:`_UnsettledAnswer` when one is missing."""
+    missing = [which for which in LABEL_FIELDS if which not in labels]
+    if missing:
+        raise _UnsettledAnswer(f"the response began before the labels {missing}")
+    return _announce({which: Prediction(label=labels[which], source="fused") for which in LABEL_FIELDS})
 
+
+def _check_label(ctx: SupportContext, which: str, value: Any) -> Any:
+    """A label the moment it completes: outside the taxonomy, the answer is dropped before anything is shown."""
+    if not isinstance(value, str) or value not in ctx.taxonomy.names(which):
+        raise _UnsettledAnswer(f"{which} label outside the taxonomy: {str(value)[:80]!r}")
+    return value
+
+
+async def _stream_fused(ctx: SupportContext, state: SupportState, messages: list[dict[str, str]]) -> tuple[dict[str, Prediction], str, str | None, Exception | None]:
+    """Stream the fused answer: the three labels, once all are valid and the reply begins, then the reply as it grows.
+
+    The raw JSON is read as it comes (``LLM.astream_fields``): each label is checked the moment it is
+    complete and the reply text is passed on as written, with no partial object validated per piece
+    (that cost most of a fused turn's CPU); the whole answer is validated once, at its end.
     Returns the predictions, the reply text streamed (at most ``REPLY_MAX_CHARS``), the disclosure sent
-    before it and, when the stream broke off after the reply began, why. Raises
-    :class:`_UnsettledAnswer` when nothing of the turn was shown yet (the caller asks again).
+    before it and, when the stream broke off (or the whole answer failed validation) after the reply
+    began, why. Raises :class:`_UnsettledAnswer` when nothing of the turn was shown yet (the caller asks again).
     """
+    labels: dict[str, Any] = {}
     predictions: dict[str, Prediction] = {}
-    disclosure: str | None = None
-    streamed = ""
+    reply = _ShownReply(ctx, state)
     broke: Exception | None = None
-    stream = ctx.llm.astream_structured(messages, fused_model(ctx.taxonomy), max_tokens=STEP_MAX_TOKENS + REPLY_MAX_TOKENS)
+    stream = ctx.llm.astream_fields(messages, fused_model(ctx.taxonomy), text_field="response", max_tokens=STEP_MAX_TOKENS + REPLY_MAX_TOKENS)
     try:
-        async for partial in stream:
-            if not predictions:
-                if partial.response is None:  # the labels are settled once the response has begun
-                    continue
-                labels = {which: getattr(partial, which) for which in LABEL_FIELDS}
-                if any(labels[which] not in ctx.taxonomy.names(which) for which in LABEL_FIELDS):
-                    raise _UnsettledAnswer(f"labels outside the taxonomy: {labels}")
-                predictions = _announce({which: Prediction(label=label, source="fused") for which, label in labels.items()})
-            growing = (partial.response or "")[:REPLY_MAX_CHARS]
-            if len(growing) > len(streamed) and growing.startswith(streamed):
-                if not streamed:
-                    growing = growing.lstrip()
-                    if not growing:
-                        continue
-                    disclosure = _disclose(ctx, state)
-                emit({"type": "token", "text": growing[len(streamed) :]})
-                streamed = growing
-            if len(streamed) >= REPLY_MAX_CHARS:
+        async for kind, name, value in stream:
+            if kind == "field" and name in LABEL_FIELDS:
+                labels[name] = _check_label(ctx, name, value)
+            elif name == "response" and not predictions:
+                predictions = _settled(labels)
+            if kind == "text" and reply.show(value):
                 break
     except _UnsettledAnswer:
         raise
     except Exception as exc:  # nothing shown yet: ask again; else keep what was shown
         if not predictions:
             raise _UnsettledAnswer(str(exc)) from exc
-        log.warning("fused answer broke off after the reply began; keeping the %d characters streamed: %s", len(streamed), exc)
+        log.warning("fused answer broke off after the reply began; keeping the %d characters streamed: %s", len(reply.text), exc)
         broke = exc
     finally:
         await stream.aclose()
     if not predictions:
         raise _UnsettledAnswer("the answer ended before the response began")
-    return predictions, " ".join(streamed.split()), disclosure, broke
+    return predictions, " ".join(reply.text.split()), reply.disclosure, broke
+
+
+class _ShownReply:
+    """The fused reply as the user sees it: leading blanks dropped, the disclosure first, at most ``REPLY_MAX_CHARS``."""
+
+    def __init__(self, ctx: SupportContext, state: SupportState) -> None:
+        self.ctx, self.state = ctx, state
+        self.text = ""
+        self.disclosure: str | None = None
+
+    def show(self, piece: str) -> bool:
+        """Stream ``piece``; ``True`` once the reply is as long as it may be."""
+        piece = (piece if self.text else piece.lstrip())[: REPLY_MAX_CHARS - len(self.text)]
+        if piece:
+            if not self.text:
+                self.disclosure = _disclose(self.ctx, self.state)
+            emit({"type": "token", "text": piece})
+            self.text += piece
+        return len(self.text) >= REPLY_MAX_CHARS
 
 
 async def _ask_fused(ctx: SupportContext, state: SupportState, messages: list[dict[str, str]], why: _UnsettledAnswer) -> tuple[dict[str, Prediction], str]:
