@@ -153,3 +153,25 @@ def test_a_fused_answer_cut_after_the_reply_began_keeps_what_was_shown(make_agen
     shown = "".join(e.text for e in events if e.type == "token").strip()
     assert shown and reply.text == " ".join(shown.split())
     assert reply.strategy is not None and "respond" in reply.failed_steps  # validated at the end, found cut
+
+
+# -- nobody hears the tokens: one unstreamed call --------------------------------------------------
+
+
+def test_respond_asks_the_fused_answer_unstreamed_and_stream_streams_it(make_agent, monkeypatch):
+    streamed = []
+    original = LLM.astream_fields
+
+    def spy(self, *args, **kwargs):
+        streamed.append(kwargs.get("text_field"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(LLM, "astream_fields", spy)
+    script = ScriptedModel(strategy=["Hug", "Approval"], reply="Well done for going.")
+    agent = make_agent(model=script, mode="fused")
+    reply = agent.respond("I went to the interview", thread_id="q")  # ainvoke: nobody receives tokens
+    assert streamed == [] and reply.strategy.label == "Approval" and reply.text.endswith("Well done for going.")
+    assert [c.schema for c in script.calls] == ["FusedTurn", "FusedTurn"]  # the invalid label re-asked in the same call
+    events = list(agent.stream("and then I waited", thread_id="q"))
+    assert streamed == ["response"] and len([e for e in events if e.type == "token"]) > 1
+    assert agent.history("q")[-1].strategy == "Approval"

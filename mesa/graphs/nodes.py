@@ -18,6 +18,9 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Annotated, Any, Literal
@@ -48,6 +51,7 @@ __all__ = [
     "route_after_safety",
     "select_strategy",
     "step_model",
+    "tokens_unheard",
     "user_text",
 ]
 
@@ -546,16 +550,63 @@ class _ShownReply:
         return len(self.text) >= REPLY_MAX_CHARS
 
 
-async def _ask_fused(ctx: SupportContext, state: SupportState, messages: list[dict[str, str]], why: _UnsettledAnswer) -> tuple[dict[str, Prediction], str]:
-    """Ask the fused question again as one structured call (with re-asks); the labels and reply it gave.
+async def _ask_fused(ctx: SupportContext, state: SupportState, messages: list[dict[str, str]], why: _UnsettledAnswer | None) -> tuple[dict[str, Prediction], str]:
+    """Ask the fused question as one structured call (with re-asks); the labels and reply it gave.
 
-    After a deadline the model is not asked again (it would likely hang again).
+    ``why``: the streamed answer that could not be used, if one was tried. After a deadline the model
+    is not asked again (it would likely hang again).
     """
-    if isinstance(why.__cause__, LLMTimeoutError):
-        raise why.__cause__
-    log.info("fused stream unusable (%s); asking again without streaming", why)
+    if why is not None:
+        if isinstance(why.__cause__, LLMTimeoutError):
+            raise why.__cause__
+        log.info("fused stream unusable (%s); asking again without streaming", why)
     answer = await ctx.llm.astructured(messages, fused_model(ctx.taxonomy), max_tokens=STEP_MAX_TOKENS + REPLY_MAX_TOKENS)
     return {which: Prediction(label=getattr(answer, which), source="fused") for which in LABEL_FIELDS}, answer.response.strip()
+
+
+_tokens_heard: ContextVar[bool] = ContextVar("mesa_tokens_heard", default=True)
+
+
+@contextmanager
+def tokens_unheard() -> Iterator[None]:
+    """Graph runs started inside send their custom stream events (the reply's tokens) to no one.
+
+    ``SupportAgent.respond`` / ``arespond`` run their turns inside it (``ainvoke`` streams nothing), so
+    :func:`fused_turn` asks its answer in one structured call instead of reading it as a stream: the
+    same labels and reply, without the CPU of handling every streamed chunk (about half of a fused
+    turn's CPU, which is what limits how many turns one process answers at once). Runs outside it
+    (``stream`` / ``astream``, LangGraph Server) stream as ever.
+    """
+    token = _tokens_heard.set(False)
+    try:
+        yield
+    finally:
+        _tokens_heard.reset(token)
+
+
+async def _fused_answer(ctx: SupportContext, state: SupportState, messages: list[dict[str, str]]) -> tuple[dict[str, Prediction], str, str | None, Exception | None, dict[str, str]]:
+    """The fused decisions and reply: streamed when someone hears the tokens, else (or when the stream is unusable) in one call.
+
+    Returns the predictions, the reply, the disclosure sent, why a shown reply broke off, and ``failed_steps``.
+    """
+    why: _UnsettledAnswer | None = None
+    if _tokens_heard.get():
+        try:
+            return *await _stream_fused(ctx, state, messages), state.failed_steps
+        except _UnsettledAnswer as unsettled:
+            why = unsettled
+    try:
+        predictions, text = await _ask_fused(ctx, state, messages, why)
+        failed = state.failed_steps
+    except LLMError as exc:
+        if ctx.strict:
+            raise
+        predictions, text, failed = {}, "", _failed(state, "fused_turn", exc)
+    _announce(predictions)
+    disclosure = _disclose(ctx, state)
+    for word in text.split(" ") if text else ():
+        emit({"type": "token", "text": word + " "})
+    return predictions, text, disclosure, None, failed
 
 
 def _fused_prompt(ctx: SupportContext, state: SupportState) -> list[dict[str, str]]:
@@ -579,7 +630,8 @@ async def fused_turn(state: SupportState, runtime: Runtime[SupportContext]) -> d
     """One structured call that decides emotion, strategy, system emotion and writes the response, in order.
 
     The answer is streamed: the three stage events come as soon as the labels are settled and valid,
-    the reply tokens as the model writes them. A stream that breaks off or holds an invalid label
+    the reply tokens as the model writes them (inside :func:`tokens_unheard`, where nobody receives
+    them, it is asked in one structured call instead). A stream that breaks off or holds an invalid label
     before the reply began is asked again as one structured call (with re-asks), so an invalid label
     is never shown or stored. A reply left empty is written from the decided labels. When no valid
     answer comes at all, the labels are left absent (noted in ``failed_steps``) and the reply is
@@ -588,21 +640,7 @@ async def fused_turn(state: SupportState, runtime: Runtime[SupportContext]) -> d
     start = time.perf_counter()
     ctx = _context(runtime)
     messages = _fused_prompt(ctx, state)
-    failed = state.failed_steps
-    broke: Exception | None = None
-    try:
-        predictions, text, disclosure, broke = await _stream_fused(ctx, state, messages)
-    except _UnsettledAnswer as why:
-        try:
-            predictions, text = await _ask_fused(ctx, state, messages, why)
-        except LLMError as exc:
-            if ctx.strict:
-                raise
-            predictions, text, failed = {}, "", _failed(state, "fused_turn", exc)
-        _announce(predictions)
-        disclosure = _disclose(ctx, state)
-        for word in text.split(" ") if text else ():
-            emit({"type": "token", "text": word + " "})
+    predictions, text, disclosure, broke, failed = await _fused_answer(ctx, state, messages)
     if not text:  # the model decided but wrote nothing: write the reply from its decisions
         if disclosure is None:  # not sent yet, or not due (then asking again sends nothing)
             disclosure = _disclose(ctx, state)
