@@ -142,50 +142,83 @@ def make_agent(url: str, mode: str):
     return SupportAgent(model=llm, mode=mode)
 
 
-async def batch(agent, n: int, tag: str) -> float:
+async def one_turn(agent, text: str, thread_id: str, stream: bool):
+    """One turn: ``arespond`` (nobody hears the tokens) or ``astream`` (every token handed to the caller)."""
+    if not stream:
+        return await agent.arespond(text, thread_id=thread_id)
+    async for event in agent.astream(text, thread_id=thread_id):
+        if event.type == "reply":
+            return event.reply
+    raise RuntimeError("the stream ended without a reply")
+
+
+async def batch(agent, n: int, tag: str, stream: bool = False) -> float:
     start = time.perf_counter()
-    turns = [agent.arespond(TEXTS[i % len(TEXTS)], thread_id=f"{tag}-{i}") for i in range(n)]
+    turns = [one_turn(agent, TEXTS[i % len(TEXTS)], f"{tag}-{i}", stream) for i in range(n)]
     replies = await asyncio.gather(*turns)
     elapsed = time.perf_counter() - start
     assert all(r.text for r in replies), "every turn answered"
     return elapsed
 
 
-def cpu_batch(agent, n: int, tag: str) -> tuple[float, float]:
-    cpu = time.process_time()
-    wall = asyncio.run(batch(agent, n, tag))
-    return wall, time.process_time() - cpu
+def loop_thread_cpu(agent) -> float | None:
+    """CPU seconds the agent's event-loop thread has used (Linux ``/proc``; ``None`` elsewhere).
+
+    Every turn's Python work runs on that one thread, so its CPU per turn x N against one turn's wait
+    is what bounds the ratio.
+    """
+    native = agent._runner.thread.native_id
+    try:
+        with open(f"/proc/self/task/{native}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(url: str, modes: list[str], counts: list[int]) -> list[dict]:
+def cpu_batch(agent, n: int, tag: str, stream: bool) -> tuple[float, float, float | None]:
+    cpu, loop_cpu = time.process_time(), loop_thread_cpu(agent)
+    wall = asyncio.run(batch(agent, n, tag, stream))
+    loop_after = loop_thread_cpu(agent)
+    loop_used = None if loop_cpu is None or loop_after is None else loop_after - loop_cpu
+    return wall, time.process_time() - cpu, loop_used
+
+
+def measure(url: str, modes: list[str], counts: list[int], stream: bool) -> list[dict]:
     rows = []
     for mode in modes:
         agent = make_agent(url, mode)
         try:
-            asyncio.run(batch(agent, 2, f"warm-{mode}"))  # imports, clients, connections
-            single, _ = cpu_batch(agent, 1, f"{mode}-one")
+            # imports, clients and as many pooled connections as the largest batch uses: a steady state
+            asyncio.run(batch(agent, max(counts), f"warm-{mode}", stream))
+            single, _, _ = cpu_batch(agent, 1, f"{mode}-one", stream)
             for n in counts:
-                wall, cpu = cpu_batch(agent, n, f"{mode}-{n}")
-                rows.append({"mode": mode, "n": n, "batch_s": wall, "one_turn_s": single, "ratio": wall / single, "cpu_ms_per_turn": 1000 * cpu / n})
+                wall, cpu, loop_cpu = cpu_batch(agent, n, f"{mode}-{n}", stream)
+                rows.append({
+                    "mode": mode, "stream": stream, "n": n, "batch_s": wall, "one_turn_s": single, "ratio": wall / single,
+                    "cpu_ms_per_turn": 1000 * cpu / n, "loop_cpu_ms_per_turn": None if loop_cpu is None else 1000 * loop_cpu / n,
+                })
         finally:
             agent.close()
     return rows
 
 
-def profile(url: str, mode: str, n: int) -> None:
+def profile(url: str, mode: str, n: int, stream: bool) -> None:
     import cProfile
     import pstats
 
     agent = make_agent(url, mode)
     try:
-        asyncio.run(batch(agent, 2, "warm"))
+        asyncio.run(batch(agent, n, "warm", stream))
         profiler = cProfile.Profile()
         # The turns run on the agent's loop thread: profile there.
         agent._runner.loop.call_soon_threadsafe(profiler.enable)
-        asyncio.run(batch(agent, n, "profiled"))
+        asyncio.run(batch(agent, n, "profiled", stream))
         agent._runner.loop.call_soon_threadsafe(profiler.disable)
         time.sleep(0.5)
-        pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+        stats = pstats.Stats(profiler)
+        stats.sort_stats("tottime").print_stats(20)  # where the loop thread's own time goes
+        stats.sort_stats("cumulative").print_stats(40)
     finally:
         agent.close()
 
@@ -195,6 +228,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.5, help="seconds the fake model takes per request")
     parser.add_argument("--counts", type=int, nargs="+", default=[1, 10, 50])
     parser.add_argument("--modes", nargs="+", default=["stepwise", "fused"])
+    parser.add_argument("--stream", action="store_true", help="turns through agent.astream (tokens handed out) instead of arespond")
     parser.add_argument("--profile", choices=["stepwise", "fused"], help="profile 10 concurrent turns of one mode")
     parser.add_argument("--fake-server", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -205,16 +239,19 @@ def main() -> None:
     server, url = start_fake_server(args.latency)
     try:
         if args.profile:
-            profile(url, args.profile, 10)
+            profile(url, args.profile, 10, args.stream)
             return
-        rows = measure(url, args.modes, args.counts)
+        rows = measure(url, args.modes, args.counts, args.stream)
     finally:
         server.terminate()
         server.wait(timeout=10)
-    print(f"model latency {args.latency} s per request; ratio = batch wall time / one turn's wall time (goal at 50: <= 2)")
-    print(f"{'mode':<9} {'N':>3} {'one turn s':>10} {'batch s':>8} {'ratio':>6} {'CPU ms/turn':>11}")
+    how = "agent.astream (tokens streamed to the caller)" if args.stream else "agent.arespond"
+    print(f"model latency {args.latency} s per request; turns through {how}; load average {os.getloadavg()[0]:.1f}")
+    print("ratio = batch wall time / one turn's wall time (goal at 50: <= 2); CPU: whole process / the agent's loop thread")
+    print(f"{'mode':<9} {'N':>3} {'one turn s':>10} {'batch s':>8} {'ratio':>6} {'CPU ms/turn':>11} {'loop ms/turn':>12}")
     for r in rows:
-        print(f"{r['mode']:<9} {r['n']:>3} {r['one_turn_s']:>10.3f} {r['batch_s']:>8.3f} {r['ratio']:>6.2f} {r['cpu_ms_per_turn']:>11.1f}")
+        loop = "?" if r["loop_cpu_ms_per_turn"] is None else f"{r['loop_cpu_ms_per_turn']:.1f}"
+        print(f"{r['mode']:<9} {r['n']:>3} {r['one_turn_s']:>10.3f} {r['batch_s']:>8.3f} {r['ratio']:>6.2f} {r['cpu_ms_per_turn']:>11.1f} {loop:>12}")
     print(json.dumps(rows))
 
 
