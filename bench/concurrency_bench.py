@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import socket
@@ -184,13 +185,16 @@ def cpu_batch(agent, n: int, tag: str, stream: bool) -> tuple[float, float, floa
     return wall, time.process_time() - cpu, loop_used
 
 
-def measure(url: str, modes: list[str], counts: list[int], stream: bool) -> list[dict]:
+def measure(url: str, modes: list[str], counts: list[int], stream: bool, gc_freeze: bool = False) -> list[dict]:
     rows = []
     for mode in modes:
         agent = make_agent(url, mode)
         try:
             # imports, clients and as many pooled connections as the largest batch uses: a steady state
             asyncio.run(batch(agent, max(counts), f"warm-{mode}", stream))
+            if gc_freeze:  # what a server does once after start-up: the GC stops rescanning what lives forever
+                gc.collect()
+                gc.freeze()
             single, _, _ = cpu_batch(agent, 1, f"{mode}-one", stream)
             for n in counts:
                 wall, cpu, loop_cpu = cpu_batch(agent, n, f"{mode}-{n}", stream)
@@ -228,6 +232,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.5, help="seconds the fake model takes per request")
     parser.add_argument("--counts", type=int, nargs="+", default=[1, 10, 50])
     parser.add_argument("--modes", nargs="+", default=["stepwise", "fused"])
+    parser.add_argument("--gc-freeze", action="store_true", help="gc.freeze() after the warm-up (LiteLLM's ~0.5 M long-lived objects)")
     parser.add_argument("--stream", action="store_true", help="turns through agent.astream (tokens handed out) instead of arespond")
     parser.add_argument("--profile", choices=["stepwise", "fused"], help="profile 10 concurrent turns of one mode")
     parser.add_argument("--fake-server", type=int, help=argparse.SUPPRESS)
@@ -241,11 +246,12 @@ def main() -> None:
         if args.profile:
             profile(url, args.profile, 10, args.stream)
             return
-        rows = measure(url, args.modes, args.counts, args.stream)
+        rows = measure(url, args.modes, args.counts, args.stream, args.gc_freeze)
     finally:
         server.terminate()
         server.wait(timeout=10)
     how = "agent.astream (tokens streamed to the caller)" if args.stream else "agent.arespond"
+    how += ", gc.freeze() after warm-up" if args.gc_freeze else ""
     print(f"model latency {args.latency} s per request; turns through {how}; load average {os.getloadavg()[0]:.1f}")
     print("ratio = batch wall time / one turn's wall time (goal at 50: <= 2); CPU: whole process / the agent's loop thread")
     print(f"{'mode':<9} {'N':>3} {'one turn s':>10} {'batch s':>8} {'ratio':>6} {'CPU ms/turn':>11} {'loop ms/turn':>12}")
