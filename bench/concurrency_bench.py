@@ -227,6 +227,49 @@ def profile(url: str, mode: str, n: int, stream: bool) -> None:
         agent.close()
 
 
+def call_costs(url: str, calls: int = 30) -> list[tuple[str, float]]:
+    """CPU ms per call of each LLM method against the bare LiteLLM call it makes (zero latency, one at a time)."""
+    from mesa import LLM
+    from mesa.graphs.nodes import fused_model, step_model
+    from mesa.llm import import_litellm
+    from mesa.taxonomy import MESC
+
+    litellm = import_litellm()
+    llm = LLM("openai/fake", api_base=url + "/v1", api_key="unused", mode="json_schema")
+    ask = [{"role": "user", "content": TEXTS[0]}]
+    fused, step = fused_model(MESC), step_model(MESC, "strategy")
+
+    async def bare(model, stream: bool):
+        _, kwargs = llm._stream_request(ask, model, {})  # the request instructor shapes, sent as it is
+        response = await litellm.acompletion(**{**kwargs, "stream": stream})
+        if stream:
+            async for _ in response:
+                pass
+
+    async def drain(stream):
+        async for _ in stream:
+            pass
+
+    cases = {
+        "LiteLLM alone, structured request": lambda: bare(step, False),
+        "LLM.astructured (instructor)": lambda: llm.astructured(ask, step),
+        "LiteLLM alone, fused answer streamed": lambda: bare(fused, True),
+        "LLM.astream_fields (fused, mesa's reader)": lambda: drain(llm.astream_fields(ask, fused, text_field="response")),
+        "LLM.astream_structured (instructor partials)": lambda: drain(llm.astream_structured(ask, fused)),
+        "LLM.astream_text (the reply)": lambda: drain(llm.astream_text(ask)),
+    }
+
+    async def cost(make) -> float:
+        for _ in range(3):
+            await make()
+        start = time.thread_time()
+        for _ in range(calls):
+            await make()
+        return 1000 * (time.thread_time() - start) / calls
+
+    return [(name, asyncio.run(cost(make))) for name, make in cases.items()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--latency", type=float, default=0.5, help="seconds the fake model takes per request")
@@ -235,6 +278,7 @@ def main() -> None:
     parser.add_argument("--gc-freeze", action="store_true", help="gc.freeze() after the warm-up (LiteLLM's ~0.5 M long-lived objects)")
     parser.add_argument("--stream", action="store_true", help="turns through agent.astream (tokens handed out) instead of arespond")
     parser.add_argument("--profile", choices=["stepwise", "fused"], help="profile 10 concurrent turns of one mode")
+    parser.add_argument("--calls", action="store_true", help="CPU per LLM call of each kind against bare LiteLLM (zero latency)")
     parser.add_argument("--fake-server", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.fake_server:
@@ -245,6 +289,10 @@ def main() -> None:
     try:
         if args.profile:
             profile(url, args.profile, 10, args.stream)
+            return
+        if args.calls:
+            for name, ms in call_costs(url):
+                print(f"{name:<46} {ms:6.1f} ms CPU per call")
             return
         rows = measure(url, args.modes, args.counts, args.stream, args.gc_freeze)
     finally:
