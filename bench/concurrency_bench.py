@@ -44,6 +44,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from typing import Self
 
 TEXTS = [
     "I failed my exam and I feel worthless.",
@@ -177,12 +178,34 @@ def loop_thread_cpu(agent) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def cpu_batch(agent, n: int, tag: str, stream: bool) -> tuple[float, float, float | None]:
+class GcPauses:
+    """Seconds spent in garbage collection (all generations, any thread) while it is active."""
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.total += time.perf_counter() - self._started
+
+    def __enter__(self) -> Self:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self)
+
+
+def cpu_batch(agent, n: int, tag: str, stream: bool) -> tuple[float, float, float | None, float]:
     cpu, loop_cpu = time.process_time(), loop_thread_cpu(agent)
-    wall = asyncio.run(batch(agent, n, tag, stream))
+    with GcPauses() as pauses:
+        wall = asyncio.run(batch(agent, n, tag, stream))
     loop_after = loop_thread_cpu(agent)
     loop_used = None if loop_cpu is None or loop_after is None else loop_after - loop_cpu
-    return wall, time.process_time() - cpu, loop_used
+    return wall, time.process_time() - cpu, loop_used, pauses.total
 
 
 def measure(url: str, modes: list[str], counts: list[int], stream: bool, gc_freeze: bool = False) -> list[dict]:
@@ -195,12 +218,13 @@ def measure(url: str, modes: list[str], counts: list[int], stream: bool, gc_free
             if gc_freeze:  # what a server does once after start-up: the GC stops rescanning what lives forever
                 gc.collect()
                 gc.freeze()
-            single, _, _ = cpu_batch(agent, 1, f"{mode}-one", stream)
+            single, _, _, _ = cpu_batch(agent, 1, f"{mode}-one", stream)
             for n in counts:
-                wall, cpu, loop_cpu = cpu_batch(agent, n, f"{mode}-{n}", stream)
+                wall, cpu, loop_cpu, gc_pause = cpu_batch(agent, n, f"{mode}-{n}", stream)
                 rows.append({
                     "mode": mode, "stream": stream, "n": n, "batch_s": wall, "one_turn_s": single, "ratio": wall / single,
                     "cpu_ms_per_turn": 1000 * cpu / n, "loop_cpu_ms_per_turn": None if loop_cpu is None else 1000 * loop_cpu / n,
+                    "gc_ms": 1000 * gc_pause,
                 })
         finally:
             agent.close()
@@ -301,11 +325,12 @@ def main() -> None:
     how = "agent.astream (tokens streamed to the caller)" if args.stream else "agent.arespond"
     how += ", gc.freeze() after warm-up" if args.gc_freeze else ""
     print(f"model latency {args.latency} s per request; turns through {how}; load average {os.getloadavg()[0]:.1f}")
-    print("ratio = batch wall time / one turn's wall time (goal at 50: <= 2); CPU: whole process / the agent's loop thread")
-    print(f"{'mode':<9} {'N':>3} {'one turn s':>10} {'batch s':>8} {'ratio':>6} {'CPU ms/turn':>11} {'loop ms/turn':>12}")
+    print("ratio = batch wall time / one turn's wall time (goal at 50: <= 2); CPU: whole process / the agent's loop thread;")
+    print("GC ms: time in garbage collection during the batch")
+    print(f"{'mode':<9} {'N':>3} {'one turn s':>10} {'batch s':>8} {'ratio':>6} {'CPU ms/turn':>11} {'loop ms/turn':>12} {'GC ms':>6}")
     for r in rows:
         loop = "?" if r["loop_cpu_ms_per_turn"] is None else f"{r['loop_cpu_ms_per_turn']:.1f}"
-        print(f"{r['mode']:<9} {r['n']:>3} {r['one_turn_s']:>10.3f} {r['batch_s']:>8.3f} {r['ratio']:>6.2f} {r['cpu_ms_per_turn']:>11.1f} {loop:>12}")
+        print(f"{r['mode']:<9} {r['n']:>3} {r['one_turn_s']:>10.3f} {r['batch_s']:>8.3f} {r['ratio']:>6.2f} {r['cpu_ms_per_turn']:>11.1f} {loop:>12} {r['gc_ms']:>6.0f}")
     print(json.dumps(rows))
 
 
