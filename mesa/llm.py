@@ -509,9 +509,19 @@ def _is_timeout(exc: BaseException | None) -> bool:
     return "timeout" in type(exc).__name__.lower()
 
 
+def _schema_model(response_model: Any) -> Any:
+    """``response_model`` as instructor wraps it for a call, built once per Pydantic model.
+
+    Anything else instructor accepts (``list[Model]``, simple types, ...) is passed on as it is.
+    """
+    if isinstance(response_model, type) and issubclass(response_model, BaseModel):
+        return _wrapped_model(response_model)
+    return response_model
+
+
 @lru_cache(maxsize=256)
-def _schema_model(response_model: type[T]) -> type[T]:
-    """``response_model`` as instructor wraps it for a call, built once per model instead of at every call.
+def _wrapped_model(response_model: type[T]) -> type[T]:
+    """instructor's wrapping of a Pydantic model, made once instead of at every call.
 
     instructor makes a new subclass of the model for every request (and JSON-schema modes regenerate its
     schema each time); both cost milliseconds of CPU per call. Given an already wrapped class, instructor

@@ -175,3 +175,32 @@ def test_respond_asks_the_fused_answer_unstreamed_and_stream_streams_it(make_age
     events = list(agent.stream("and then I waited", thread_id="q"))
     assert streamed == ["response"] and len([e for e in events if e.type == "token"]) > 1
     assert agent.history("q")[-1].strategy == "Approval"
+
+
+async def test_stream_fields_reads_tool_call_arguments_in_tools_mode(monkeypatch):
+    """Hosted APIs answer in tools mode: the JSON arrives as tool-call argument pieces (a fake provider here)."""
+    from types import SimpleNamespace as NS
+
+    answer = json.dumps({"user_emotion": "sadness", "strategy": "Approval", "system_emotion": "neutral", "response": TRICKY})
+    requests = []
+
+    def chunk(arguments: str) -> NS:
+        call = NS(index=0, id="call", type="function", function=NS(name="FusedTurn", arguments=arguments))
+        return NS(choices=[NS(index=0, delta=NS(content=None, tool_calls=[call], role="assistant"), finish_reason=None)])
+
+    async def completion(**kwargs):
+        requests.append(kwargs)
+
+        async def pieces():
+            for piece in _split_every(answer, 5):
+                yield chunk(piece)
+
+        return pieces()
+
+    llm = LLM("openai/gpt-4o-mini", api_key="unused")
+    monkeypatch.setattr(llm, "_completion_fn", lambda is_async: completion)
+    events = [event async for event in llm.astream_fields(ASK, fused_model(MESC), text_field="response")]
+    assert llm.mode == "tools" and requests[0]["stream"] is True
+    assert requests[0]["tool_choice"]["function"]["name"] == "FusedTurn"  # shaped as instructor shapes it
+    assert "".join(value for kind, _, value in events if kind == "text") == TRICKY
+    assert events[-1][2].strategy == "Approval"
