@@ -8,28 +8,33 @@ answers are built by :class:`mesa.testing.ScriptedModel` from the request's sche
 
 For each mode (stepwise, fused) and each concurrency N, N turns (distinct threads) start together on one
 ``SupportAgent`` and the wall time of the batch is divided by the wall time of one turn. Goal: 50
-concurrent turns ≤ 2× one turn. A zero-latency run shows mesa's own CPU cost per turn.
+concurrent turns ≤ 2× one turn. Before measuring, one batch of the largest N warms imports, clients and
+pooled connections (a server's steady state). Each row also prints the CPU per turn of the whole process
+and of the agent's event-loop thread (where every turn's Python work runs), and the time spent in GC.
 
-    python bench/concurrency_bench.py                    # latency 0.5 s, N = 1, 10, 50, both modes
-    python bench/concurrency_bench.py --latency 0 --counts 1 10
-    python bench/concurrency_bench.py --profile fused    # where the time of 10 concurrent fused turns goes
+    python bench/concurrency_bench.py                    # latency 0.5 s, N = 1, 10, 50, both modes, arespond
+    python bench/concurrency_bench.py --stream           # the same through astream (tokens handed to the caller)
+    python bench/concurrency_bench.py --gc-freeze        # gc.freeze() after the warm-up
+    python bench/concurrency_bench.py --calls --latency 0  # CPU per LLM call of each kind vs bare LiteLLM
+    python bench/concurrency_bench.py --profile fused    # where the loop thread's time goes (10 concurrent turns)
 
-Findings (2026-11-29, 2 shared cores, load average ~10 from other jobs; ratios at N=50 are inflated by
-that contention and vary run to run):
+What bounds the ratio: ratio ≳ 1 + N x (loop CPU per turn) / (one turn). The model's waits overlap, the
+CPU on the one loop thread does not. Findings (2026-11-30, 2 cores shared with other jobs, load average
+10.6-12.3; wall ratios are inflated by that and vary run to run, the loop CPU per turn is steadier; see
+docs/performance.md#concurrency for the table):
 
-- 0.5 s latency: stepwise one turn 2.23 s, 50 concurrent 3.05x; fused one turn 0.60 s, 50 concurrent 8.1x.
-  Every request of the 50 is in flight at the server at once (``max_in_flight`` = N): nothing in mesa or
-  LiteLLM queues them; the batch is bound by CPU on the agent's one event-loop thread.
-- mesa's CPU per turn (zero latency): ~50 ms stepwise, ~40 ms fused, LiteLLM + instructor included; bare
-  LiteLLM costs ~10 ms per plain call and ~12-35 ms per streamed call here.
-- Why fused scales worse: the ratio is (one turn + N x CPU per turn) / one turn. A fused turn waits for one
-  model call (0.6 s) where a stepwise turn waits for four (2.2 s), but its CPU per turn is almost as high,
-  because its one call is a *streamed structured* answer: every chunk goes through LiteLLM's stream
-  wrapper, the OpenAI client's model construction and instructor's partial-JSON validation (the profile:
-  ``create_partial`` ~1.4 s of 1.8 s busy loop time for 10 turns). Same CPU, a quarter of the waiting to
-  hide it in: 50 turns x ~35 ms = 1.8 s of serial CPU against a 0.6 s turn. Levers: validate partials less
-  often than every chunk (e.g. only when a label field completes, then pass reply text through), or more
-  processes/workers (LangGraph Server) so the CPU is spread over cores.
+- Before (commit 538ce6d, same bench): fused 39.8 ms loop CPU per turn at N=50 (arespond), ratio 8.4x;
+  stepwise 53.6 ms, 3.1x. The fused turn's one streamed structured call paid instructor's partial
+  validation at every chunk (~8 ms per turn) on top of LiteLLM's chunk handling (~0.6 ms per chunk), and
+  every structured call had instructor build a new response-model subclass and JSON schema (~2-3 ms).
+- After: the fused answer is read as raw JSON incrementally (LLM.astream_fields), instructor's wrapped
+  model is built once per model, and respond/arespond ask the fused answer unstreamed (nobody hears the
+  tokens). Fused arespond 17.0 ms per turn (12.2 ms with --gc-freeze), ratio 4.5x (3.9x); fused astream
+  30.6 ms (22.8 ms); stepwise ~43-47 ms.
+- Not met in one process: on a free core the floor is ~2.1x (fused arespond, frozen GC) to ~3.5x (fused
+  streamed). What remains per turn is LiteLLM's call (~5 ms, plus ~0.6 ms per streamed chunk), the
+  LangGraph run with its checkpoint, and GC over LiteLLM's ~0.5 M long-lived objects. Beyond that:
+  more processes (docs/deploy.md, "How many turns one process answers").
 """
 
 from __future__ import annotations
