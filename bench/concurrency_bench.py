@@ -304,6 +304,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.5, help="seconds the fake model takes per request")
     parser.add_argument("--counts", type=int, nargs="+", default=[1, 10, 50])
     parser.add_argument("--modes", nargs="+", default=["stepwise", "fused"])
+    parser.add_argument("--uvloop", action="store_true", help="the agent's event loop is uvloop's (installed with uvicorn[standard])")
     parser.add_argument("--gc-freeze", action="store_true", help="gc.freeze() after the warm-up (LiteLLM's ~0.5 M long-lived objects)")
     parser.add_argument("--stream", action="store_true", help="turns through agent.astream (tokens handed out) instead of arespond")
     parser.add_argument("--profile", choices=["stepwise", "fused"], help="profile 10 concurrent turns of one mode")
@@ -314,6 +315,10 @@ def main() -> None:
         run_fake_server(args.fake_server, args.latency)
         return
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    if args.uvloop:  # SupportAgent makes its loop with asyncio.new_event_loop(), which follows the policy
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     server, url = start_fake_server(args.latency)
     try:
         if args.profile:
@@ -329,6 +334,7 @@ def main() -> None:
         server.wait(timeout=10)
     how = "agent.astream (tokens streamed to the caller)" if args.stream else "agent.arespond"
     how += ", gc.freeze() after warm-up" if args.gc_freeze else ""
+    how += ", uvloop" if args.uvloop else ""
     print(f"model latency {args.latency} s per request; turns through {how}; load average {os.getloadavg()[0]:.1f}")
     print("ratio = batch wall time / one turn's wall time (goal at 50: <= 2); CPU: whole process / the agent's loop thread;")
     print("GC ms: time in garbage collection during the batch")
