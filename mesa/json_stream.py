@@ -7,7 +7,7 @@ A structured answer streams as raw JSON text cut anywhere (inside a key, inside 
 - for one string field named up front (the reply), its decoded text as it grows (``("text", name, piece)``),
   escapes decoded only once whole, so a piece never holds half an escape.
 
-It checks only the JSON's shape; the caller validates the whole object once at the end (with the
+It checks only the JSON's shape (anything else raises :class:`~mesa.errors.StructuredOutputError`); the caller validates the whole object once at the end (with the
 response model). The work per piece is proportional to the piece, so a long answer costs no more per
 character than a short one. Used by :meth:`mesa.llm.LLM.astream_fields`.
 """
@@ -18,9 +18,9 @@ import json
 import re
 from typing import Any
 
-from mesa.errors import LLMError
+from mesa.errors import StructuredOutputError
 
-__all__ = ["JsonFieldReader", "JsonStreamError"]
+__all__ = ["JsonFieldReader"]
 
 _STRING_STOP = re.compile(r'["\\]')
 _SCALAR_END = re.compile(r"[,}\]\s]")
@@ -28,8 +28,9 @@ _SIMPLE_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\
 _WHITESPACE = " \t\r\n"
 
 
-class JsonStreamError(LLMError):
+def _not_json(message: str) -> StructuredOutputError:
     """The streamed answer is not the JSON object it should be (a stray character, a bad escape)."""
+    return StructuredOutputError(f"the streamed answer is not a JSON object: {message}", attempts=1)
 
 
 def _string_end(buffer: str, start: int) -> int | None:
@@ -126,7 +127,7 @@ class JsonFieldReader:
 
     def _expect(self, char: str, wanted: str, next_state: str) -> bool:
         if char != wanted:
-            raise JsonStreamError(f"expected {wanted!r} at character {self._at} of the answer, got {char!r}")
+            raise _not_json(f"expected {wanted!r} at character {self._at} of the answer, got {char!r}")
         self._at += 1
         self._state = next_state
         return True
@@ -138,7 +139,7 @@ class JsonFieldReader:
         if char == "}" and not self.fields:  # an empty object
             return self._expect(char, "}", "done")
         if char != '"':
-            raise JsonStreamError(f"expected a field name at character {self._at} of the answer, got {char!r}")
+            raise _not_json(f"expected a field name at character {self._at} of the answer, got {char!r}")
         end = _string_end(self.buffer, self._at)
         if end is None:
             return False
@@ -161,7 +162,7 @@ class JsonFieldReader:
         try:
             value = json.loads(self.buffer[self._at : end])
         except ValueError as exc:
-            raise JsonStreamError(f"field {self._key!r} holds no valid JSON value: {exc}") from exc
+            raise _not_json(f"field {self._key!r} holds no valid JSON value: {exc}") from exc
         self._at = end
         self._complete(value, events)
         return True
@@ -204,7 +205,7 @@ class JsonFieldReader:
         if rest[1] in _SIMPLE_ESCAPES:
             return _SIMPLE_ESCAPES[rest[1]], 2
         if rest[1] != "u":
-            raise JsonStreamError(f"bad escape {rest[:2]!r} in field {self._key!r}")
+            raise _not_json(f"bad escape {rest[:2]!r} in field {self._key!r}")
         if len(rest) < 6:
             return None, 0
         length = 6
@@ -217,7 +218,7 @@ class JsonFieldReader:
         try:
             return json.loads(f'"{rest[:length]}"'), length
         except ValueError as exc:
-            raise JsonStreamError(f"bad escape {rest[:length]!r} in field {self._key!r}") from exc
+            raise _not_json(f"bad escape {rest[:length]!r} in field {self._key!r}") from exc
 
     def _emit_text(self, text: str, events: list) -> None:
         self._text.append(text)
@@ -228,4 +229,4 @@ def _hex(digits: str) -> int:
     try:
         return int(digits, 16)
     except ValueError:
-        raise JsonStreamError(f"bad \\u escape {digits!r}") from None
+        raise _not_json(f"bad \\u escape {digits!r}") from None

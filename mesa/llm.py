@@ -443,8 +443,9 @@ class LLM:
         ``("field", name, value)`` as each top-level field completes (values as parsed, not yet
         validated), ``("text", text_field, piece)`` as that string field grows (escapes decoded whole),
         and last ``("answer", "", obj)``: the whole answer validated by ``response_model``. An answer
-        that is cut off or invalid raises :class:`~mesa.errors.StructuredOutputError` after the pieces
-        it gave (no re-ask: ask again with :meth:`astructured`). The whole stream has the call's deadline.
+        that is not JSON, is cut off or is invalid raises :class:`~mesa.errors.StructuredOutputError`
+        after the pieces it gave (no re-ask: ask again with :meth:`astructured`). The whole stream has
+        the call's deadline.
         """
         from mesa.json_stream import JsonFieldReader
 

@@ -12,7 +12,7 @@ import pytest
 import mesa.testing
 from mesa.errors import StructuredOutputError
 from mesa.graphs.nodes import fused_model
-from mesa.json_stream import JsonFieldReader, JsonStreamError
+from mesa.json_stream import JsonFieldReader
 from mesa.llm import LLM
 from mesa.taxonomy import MESC
 from mesa.testing import ScriptedModel
@@ -59,9 +59,9 @@ def test_reader_reads_one_character_at_a_time_and_reports_each_field_once():
 
 
 def test_reader_refuses_what_is_not_a_json_object():
-    with pytest.raises(JsonStreamError):
+    with pytest.raises(StructuredOutputError, match="not a JSON object"):
         JsonFieldReader("response").feed('["a list"]')
-    with pytest.raises(JsonStreamError):
+    with pytest.raises(StructuredOutputError, match="not a JSON object"):
         JsonFieldReader("response").feed('{"response": "bad \\x escape"}')
 
 
