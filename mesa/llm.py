@@ -450,10 +450,13 @@ class LLM:
         from mesa.json_stream import JsonFieldReader
 
         reader = JsonFieldReader(text_field)
-        pieces = self._json_pieces(messages, response_model, kwargs)
-        async for piece in self._bounded(pieces, self._seconds(kwargs)):
-            for event in reader.feed(piece):
-                yield event
+        pieces = self._bounded(self._json_pieces(messages, response_model, kwargs), self._seconds(kwargs))
+        try:
+            async for piece in pieces:
+                for event in reader.feed(piece):
+                    yield event
+        finally:  # a caller that stops early (a reply long enough) closes the model's stream now, not at GC
+            await pieces.aclose()
         yield "answer", "", self._validated(response_model, reader)
 
     def _validated(self, response_model: type[T], reader: Any) -> T:
