@@ -518,9 +518,20 @@ def _schema_model(response_model: Any) -> Any:
 
     Anything else instructor accepts (``list[Model]``, simple types, ...) is passed on as it is.
     """
-    if isinstance(response_model, type) and issubclass(response_model, BaseModel):
+    if isinstance(response_model, type) and issubclass(response_model, BaseModel) and _can_wrap():
         return _wrapped_model(response_model)
     return response_model
+
+
+@lru_cache(maxsize=1)
+def _can_wrap() -> bool:
+    """Whether this instructor has the wrapping helper mesa reuses (1.x ``v2`` layout); else instructor wraps per call."""
+    try:
+        from instructor.v2.core.function_calls import response_schema  # noqa: F401
+    except ImportError:
+        log.info("instructor has no instructor.v2.core.function_calls.response_schema; response models are wrapped per call")
+        return False
+    return True
 
 
 @lru_cache(maxsize=256)
