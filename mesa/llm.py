@@ -40,10 +40,12 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import logging
 import os
 import threading
 from collections.abc import AsyncIterator, Coroutine, Iterator
+from functools import lru_cache
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -381,7 +383,7 @@ class LLM:
         try:
             async with asyncio.timeout(seconds):
                 return await client.chat.completions.create(
-                    response_model=response_model,
+                    response_model=_schema_model(response_model),
                     max_retries=self.max_retries if max_retries is None else max_retries,
                     **self._kwargs(messages, kwargs),
                 )
@@ -403,7 +405,7 @@ class LLM:
         ask again with :meth:`astructured` (which re-asks). The whole stream has the call's deadline.
         """
         partials = self._instructor(True).chat.completions.create_partial(
-            response_model=response_model, max_retries=0, **self._kwargs(messages, kwargs)
+            response_model=_schema_model(response_model), max_retries=0, **self._kwargs(messages, kwargs)
         )
         async for partial in self._bounded(partials, self._seconds(kwargs)):
             yield partial
@@ -411,6 +413,62 @@ class LLM:
     def stream_structured(self, messages: list[dict[str, Any]], response_model: type[T], **kwargs: Any) -> Iterator[BaseModel]:
         """Sync twin of :meth:`astream_structured`."""
         return _iterate_sync(self.astream_structured(messages, response_model, **kwargs))
+
+    def _stream_request(self, messages: list[dict[str, Any]], response_model: type[BaseModel], overrides: dict[str, Any]):
+        """The streamed request instructor would send for this LLM's mode, and that mode's handlers."""
+        handlers = _mode_handlers(self.mode)
+        _, kwargs = handlers.request_handler(response_model=_schema_model(response_model), kwargs=self._kwargs(messages, overrides))
+        if handlers.message_converter is not None:
+            kwargs["messages"] = handlers.message_converter(kwargs["messages"])
+        return handlers, {**kwargs, "stream": True}
+
+    async def _json_pieces(self, messages: list[dict[str, Any]], response_model: type[BaseModel], overrides: dict[str, Any]) -> AsyncIterator[str]:
+        handlers, kwargs = self._stream_request(messages, response_model, overrides)
+        stream = await self._completion_fn(True)(**kwargs)
+        try:
+            async for piece in handlers.stream_extractor_async(stream):
+                yield piece
+        finally:
+            closer = getattr(stream, "aclose", None)
+            if closer is not None:
+                await closer()
+
+    async def astream_fields(
+        self, messages: list[dict[str, Any]], response_model: type[T], *, text_field: str | None = None, **kwargs: Any
+    ) -> AsyncIterator[tuple[str, str, Any]]:
+        """A structured answer read as the model writes it, validated once, at the end.
+
+        Lighter than :meth:`astream_structured` (which validates a partial object at every piece):
+        the raw JSON is read incrementally (:class:`~mesa.json_stream.JsonFieldReader`). Yields
+        ``("field", name, value)`` as each top-level field completes (values as parsed, not yet
+        validated), ``("text", text_field, piece)`` as that string field grows (escapes decoded whole),
+        and last ``("answer", "", obj)``: the whole answer validated by ``response_model``. An answer
+        that is not JSON, is cut off or is invalid raises :class:`~mesa.errors.StructuredOutputError`
+        after the pieces it gave (no re-ask: ask again with :meth:`astructured`). The whole stream has
+        the call's deadline.
+        """
+        from mesa.json_stream import JsonFieldReader
+
+        reader = JsonFieldReader(text_field)
+        pieces = self._bounded(self._json_pieces(messages, response_model, kwargs), self._seconds(kwargs))
+        try:
+            async for piece in pieces:
+                for event in reader.feed(piece):
+                    yield event
+        finally:  # a caller that stops early (a reply long enough) closes the model's stream now, not at GC
+            await pieces.aclose()
+        yield "answer", "", self._validated(response_model, reader)
+
+    def _validated(self, response_model: type[T], reader: Any) -> T:
+        """The streamed answer as ``response_model``, or :class:`StructuredOutputError`."""
+        from pydantic import ValidationError
+
+        if not reader.done:
+            raise StructuredOutputError(f"{self.model}: the {response_model.__name__} answer ended before it was complete", attempts=1)
+        try:
+            return response_model.model_validate(reader.fields)
+        except ValidationError as exc:
+            raise StructuredOutputError(f"{self.model} gave no valid {response_model.__name__}: {str(exc)[:300]}", attempts=1, last_error=str(exc)[:2000]) from exc
 
     # -- text -------------------------------------------------------------------------------------
 
@@ -453,3 +511,56 @@ def _is_timeout(exc: BaseException | None) -> bool:
     if isinstance(exc, TimeoutError):
         return True
     return "timeout" in type(exc).__name__.lower()
+
+
+def _schema_model(response_model: Any) -> Any:
+    """``response_model`` as instructor wraps it for a call, built once per Pydantic model.
+
+    Anything else instructor accepts (``list[Model]``, simple types, ...) is passed on as it is.
+    """
+    if isinstance(response_model, type) and issubclass(response_model, BaseModel) and _can_wrap():
+        return _wrapped_model(response_model)
+    return response_model
+
+
+@lru_cache(maxsize=1)
+def _can_wrap() -> bool:
+    """Whether this instructor has the wrapping helper mesa reuses (1.x ``v2`` layout); else instructor wraps per call."""
+    try:
+        from instructor.v2.core.function_calls import response_schema  # noqa: F401
+    except ImportError:
+        log.info("instructor has no instructor.v2.core.function_calls.response_schema; response models are wrapped per call")
+        return False
+    return True
+
+
+@lru_cache(maxsize=256)
+def _wrapped_model(response_model: type[T]) -> type[T]:
+    """instructor's wrapping of a Pydantic model, made once instead of at every call.
+
+    instructor makes a new subclass of the model for every request (and JSON-schema modes regenerate its
+    schema each time); both cost milliseconds of CPU per call. Given an already wrapped class, instructor
+    uses it as it is. Its JSON schema is generated once and handed out as a fresh copy each time, since
+    request code may change it in place.
+    """
+    from instructor.v2.core.function_calls import response_schema
+
+    wrapped = response_schema(response_model)
+    schema_json = json.dumps(wrapped.model_json_schema())
+    generate = wrapped.model_json_schema
+
+    def model_json_schema(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        return generate(*args, **kwargs) if args or kwargs else json.loads(schema_json)
+
+    wrapped.model_json_schema = model_json_schema  # type: ignore[method-assign]
+    return wrapped
+
+
+@lru_cache(maxsize=32)
+def _mode_handlers(mode: str):
+    """instructor's request shaping and stream reading for a mode, as its LiteLLM client uses them."""
+    import instructor
+    from instructor.v2.core.providers import Provider
+    from instructor.v2.core.registry import mode_registry
+
+    return mode_registry.get_handlers(Provider.OPENAI, instructor.Mode[mode.upper()])

@@ -154,3 +154,28 @@ def test_router_output_mode_suits_every_deployment_the_group_reaches():
     hosted = _router("openai/gpt-4o-mini", "anthropic/claude-3-5-haiku-latest", fallbacks=[{"primary": ["backup"]}])
     assert LLM.from_router(hosted).mode == "tools"
     assert LLM.from_router(mixed, mode="tools").mode == "tools"  # an explicit mode wins
+
+
+# -- per-call costs: instructor's wrapping of a response model is made once -------------------------
+
+
+def test_the_wrapped_response_model_and_its_schema_are_made_once_per_model(monkeypatch):
+    from instructor.v2.core import function_calls
+
+    from mesa.llm import _schema_model
+
+    class Mood(BaseModel):
+        label: str
+
+    made = []
+    original = function_calls.response_schema
+    monkeypatch.setattr(function_calls, "response_schema", lambda model: made.append(model) or original(model))
+    script = ScriptedModel(structured={"Mood": {"label": "calm"}})
+    llm = script.as_llm()
+    assert [llm.structured(ASK, Mood).label for _ in range(3)] == ["calm"] * 3
+    assert made == [Mood]  # once, not at every call (instructor would wrap the class again each time)
+    wrapped = _schema_model(Mood)
+    first = wrapped.model_json_schema()
+    first["properties"]["label"]["type"] = "changed in place by request code"
+    assert wrapped.model_json_schema() == Mood.model_json_schema()  # every call gets a fresh copy
+    assert _schema_model(list[Mood]) == list[Mood]  # what is not a Pydantic model is passed on as it is

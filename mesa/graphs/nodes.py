@@ -18,6 +18,9 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Annotated, Any, Literal
@@ -48,6 +51,7 @@ __all__ = [
     "route_after_safety",
     "select_strategy",
     "step_model",
+    "tokens_unheard",
     "user_text",
 ]
 
@@ -475,62 +479,134 @@ class _UnsettledAnswer(Exception):
     """The streamed fused answer broke off or held a label outside the taxonomy before the reply began."""
 
 
-async def _stream_fused(ctx: SupportContext, state: SupportState, messages: list[dict[str, str]]) -> tuple[dict[str, Prediction], str, str | None, Exception | None]:
-    """Stream the fused answer: the three labels, once all are settled and valid, then the reply as it grows.
+def _settled(labels: dict[str, Any]) -> dict[str, Prediction]:
+    """The three labels as predictions, announced once; :class:`_UnsettledAnswer` when one is missing."""
+    missing = [which for which in LABEL_FIELDS if which not in labels]
+    if missing:
+        raise _UnsettledAnswer(f"the response began before the labels {missing}")
+    return _announce({which: Prediction(label=labels[which], source="fused") for which in LABEL_FIELDS})
 
+
+def _check_label(ctx: SupportContext, which: str, value: Any) -> Any:
+    """A label the moment it completes: outside the taxonomy, the answer is dropped before anything is shown."""
+    if not isinstance(value, str) or value not in ctx.taxonomy.names(which):
+        raise _UnsettledAnswer(f"{which} label outside the taxonomy: {str(value)[:80]!r}")
+    return value
+
+
+async def _stream_fused(ctx: SupportContext, state: SupportState, messages: list[dict[str, str]]) -> tuple[dict[str, Prediction], str, str | None, Exception | None]:
+    """Stream the fused answer: the three labels, once all are valid and the reply begins, then the reply as it grows.
+
+    The raw JSON is read as it comes (``LLM.astream_fields``): each label is checked the moment it is
+    complete and the reply text is passed on as written, with no partial object validated per piece
+    (that cost most of a fused turn's CPU); the whole answer is validated once, at its end.
     Returns the predictions, the reply text streamed (at most ``REPLY_MAX_CHARS``), the disclosure sent
-    before it and, when the stream broke off after the reply began, why. Raises
-    :class:`_UnsettledAnswer` when nothing of the turn was shown yet (the caller asks again).
+    before it and, when the stream broke off (or the whole answer failed validation) after the reply
+    began, why. Raises :class:`_UnsettledAnswer` when nothing of the turn was shown yet (the caller asks again).
     """
+    labels: dict[str, Any] = {}
     predictions: dict[str, Prediction] = {}
-    disclosure: str | None = None
-    streamed = ""
+    reply = _ShownReply(ctx, state)
     broke: Exception | None = None
-    stream = ctx.llm.astream_structured(messages, fused_model(ctx.taxonomy), max_tokens=STEP_MAX_TOKENS + REPLY_MAX_TOKENS)
+    stream = ctx.llm.astream_fields(messages, fused_model(ctx.taxonomy), text_field="response", max_tokens=STEP_MAX_TOKENS + REPLY_MAX_TOKENS)
     try:
-        async for partial in stream:
-            if not predictions:
-                if partial.response is None:  # the labels are settled once the response has begun
-                    continue
-                labels = {which: getattr(partial, which) for which in LABEL_FIELDS}
-                if any(labels[which] not in ctx.taxonomy.names(which) for which in LABEL_FIELDS):
-                    raise _UnsettledAnswer(f"labels outside the taxonomy: {labels}")
-                predictions = _announce({which: Prediction(label=label, source="fused") for which, label in labels.items()})
-            growing = (partial.response or "")[:REPLY_MAX_CHARS]
-            if len(growing) > len(streamed) and growing.startswith(streamed):
-                if not streamed:
-                    growing = growing.lstrip()
-                    if not growing:
-                        continue
-                    disclosure = _disclose(ctx, state)
-                emit({"type": "token", "text": growing[len(streamed) :]})
-                streamed = growing
-            if len(streamed) >= REPLY_MAX_CHARS:
+        async for kind, name, value in stream:
+            if kind == "field" and name in LABEL_FIELDS:
+                labels[name] = _check_label(ctx, name, value)
+            elif name == "response" and not predictions:
+                predictions = _settled(labels)
+            if kind == "text" and reply.show(value):
                 break
     except _UnsettledAnswer:
         raise
     except Exception as exc:  # nothing shown yet: ask again; else keep what was shown
         if not predictions:
             raise _UnsettledAnswer(str(exc)) from exc
-        log.warning("fused answer broke off after the reply began; keeping the %d characters streamed: %s", len(streamed), exc)
+        log.warning("fused answer broke off after the reply began; keeping the %d characters streamed: %s", len(reply.text), exc)
         broke = exc
     finally:
         await stream.aclose()
     if not predictions:
         raise _UnsettledAnswer("the answer ended before the response began")
-    return predictions, " ".join(streamed.split()), disclosure, broke
+    return predictions, " ".join(reply.text.split()), reply.disclosure, broke
 
 
-async def _ask_fused(ctx: SupportContext, state: SupportState, messages: list[dict[str, str]], why: _UnsettledAnswer) -> tuple[dict[str, Prediction], str]:
-    """Ask the fused question again as one structured call (with re-asks); the labels and reply it gave.
+class _ShownReply:
+    """The fused reply as the user sees it: leading blanks dropped, the disclosure first, at most ``REPLY_MAX_CHARS``."""
 
-    After a deadline the model is not asked again (it would likely hang again).
+    def __init__(self, ctx: SupportContext, state: SupportState) -> None:
+        self.ctx, self.state = ctx, state
+        self.text = ""
+        self.disclosure: str | None = None
+
+    def show(self, piece: str) -> bool:
+        """Stream ``piece``; ``True`` once the reply is as long as it may be."""
+        piece = (piece if self.text else piece.lstrip())[: REPLY_MAX_CHARS - len(self.text)]
+        if piece:
+            if not self.text:
+                self.disclosure = _disclose(self.ctx, self.state)
+            emit({"type": "token", "text": piece})
+            self.text += piece
+        return len(self.text) >= REPLY_MAX_CHARS
+
+
+async def _ask_fused(ctx: SupportContext, state: SupportState, messages: list[dict[str, str]], why: _UnsettledAnswer | None) -> tuple[dict[str, Prediction], str]:
+    """Ask the fused question as one structured call (with re-asks); the labels and reply it gave.
+
+    ``why``: the streamed answer that could not be used, if one was tried. After a deadline the model
+    is not asked again (it would likely hang again).
     """
-    if isinstance(why.__cause__, LLMTimeoutError):
-        raise why.__cause__
-    log.info("fused stream unusable (%s); asking again without streaming", why)
+    if why is not None:
+        if isinstance(why.__cause__, LLMTimeoutError):
+            raise why.__cause__
+        log.info("fused stream unusable (%s); asking again without streaming", why)
     answer = await ctx.llm.astructured(messages, fused_model(ctx.taxonomy), max_tokens=STEP_MAX_TOKENS + REPLY_MAX_TOKENS)
     return {which: Prediction(label=getattr(answer, which), source="fused") for which in LABEL_FIELDS}, answer.response.strip()
+
+
+_tokens_heard: ContextVar[bool] = ContextVar("mesa_tokens_heard", default=True)
+
+
+@contextmanager
+def tokens_unheard() -> Iterator[None]:
+    """Graph runs started inside send their custom stream events (the reply's tokens) to no one.
+
+    ``SupportAgent.respond`` / ``arespond`` run their turns inside it (``ainvoke`` streams nothing), so
+    :func:`fused_turn` asks its answer in one structured call instead of reading it as a stream: the
+    same labels and reply, without the CPU of handling every streamed chunk (about half of a fused
+    turn's CPU, which is what limits how many turns one process answers at once). Runs outside it
+    (``stream`` / ``astream``, LangGraph Server) stream as ever.
+    """
+    token = _tokens_heard.set(False)
+    try:
+        yield
+    finally:
+        _tokens_heard.reset(token)
+
+
+async def _fused_answer(ctx: SupportContext, state: SupportState, messages: list[dict[str, str]]) -> tuple[dict[str, Prediction], str, str | None, Exception | None, dict[str, str]]:
+    """The fused decisions and reply: streamed when someone hears the tokens, else (or when the stream is unusable) in one call.
+
+    Returns the predictions, the reply, the disclosure sent, why a shown reply broke off, and ``failed_steps``.
+    """
+    why: _UnsettledAnswer | None = None
+    if _tokens_heard.get():
+        try:
+            return *await _stream_fused(ctx, state, messages), state.failed_steps
+        except _UnsettledAnswer as unsettled:
+            why = unsettled
+    try:
+        predictions, text = await _ask_fused(ctx, state, messages, why)
+        failed = state.failed_steps
+    except LLMError as exc:
+        if ctx.strict:
+            raise
+        predictions, text, failed = {}, "", _failed(state, "fused_turn", exc)
+    _announce(predictions)
+    disclosure = _disclose(ctx, state)
+    for word in text.split(" ") if text else ():
+        emit({"type": "token", "text": word + " "})
+    return predictions, text, disclosure, None, failed
 
 
 def _fused_prompt(ctx: SupportContext, state: SupportState) -> list[dict[str, str]]:
@@ -554,7 +630,8 @@ async def fused_turn(state: SupportState, runtime: Runtime[SupportContext]) -> d
     """One structured call that decides emotion, strategy, system emotion and writes the response, in order.
 
     The answer is streamed: the three stage events come as soon as the labels are settled and valid,
-    the reply tokens as the model writes them. A stream that breaks off or holds an invalid label
+    the reply tokens as the model writes them (inside :func:`tokens_unheard`, where nobody receives
+    them, it is asked in one structured call instead). A stream that breaks off or holds an invalid label
     before the reply began is asked again as one structured call (with re-asks), so an invalid label
     is never shown or stored. A reply left empty is written from the decided labels. When no valid
     answer comes at all, the labels are left absent (noted in ``failed_steps``) and the reply is
@@ -563,21 +640,7 @@ async def fused_turn(state: SupportState, runtime: Runtime[SupportContext]) -> d
     start = time.perf_counter()
     ctx = _context(runtime)
     messages = _fused_prompt(ctx, state)
-    failed = state.failed_steps
-    broke: Exception | None = None
-    try:
-        predictions, text, disclosure, broke = await _stream_fused(ctx, state, messages)
-    except _UnsettledAnswer as why:
-        try:
-            predictions, text = await _ask_fused(ctx, state, messages, why)
-        except LLMError as exc:
-            if ctx.strict:
-                raise
-            predictions, text, failed = {}, "", _failed(state, "fused_turn", exc)
-        _announce(predictions)
-        disclosure = _disclose(ctx, state)
-        for word in text.split(" ") if text else ():
-            emit({"type": "token", "text": word + " "})
+    predictions, text, disclosure, broke, failed = await _fused_answer(ctx, state, messages)
     if not text:  # the model decided but wrote nothing: write the reply from its decisions
         if disclosure is None:  # not sent yet, or not due (then asking again sends nothing)
             disclosure = _disclose(ctx, state)
