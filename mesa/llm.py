@@ -40,8 +40,10 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import importlib
 import logging
 import os
+import sys
 import threading
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from typing import Any, TypeVar
@@ -54,8 +56,10 @@ __all__ = [
     "DEFAULT_CALL_TIMEOUT",
     "DEFAULT_MODEL",
     "LLM",
+    "PROVIDERS",
     "STRUCTURED_MODES",
     "import_litellm",
+    "register_provider",
     "register_structured_mode",
     "run_sync",
 ]
@@ -90,6 +94,13 @@ STRUCTURED_MODES: dict[str, str] = {
 }
 """Provider prefix → instructor mode name (``instructor.Mode[name.upper()]``). Unknown providers use ``"tools"``."""
 
+PROVIDERS: dict[str, str] = {
+    "mesa-local": "mesa.local:local_provider",
+    "mesa-scripted": "mesa.testing:scripted_provider",
+}
+"""LiteLLM custom providers of mesa's: model-string prefix → ``"module:factory"``, a dotted path imported only
+when LiteLLM is first used (so this module imports neither the embedded model nor the test double)."""
+
 _litellm_lock = threading.Lock()
 _litellm_ready = False
 
@@ -97,6 +108,31 @@ _litellm_ready = False
 def register_structured_mode(provider: str, mode: str) -> None:
     """Choose the instructor mode (e.g. ``"tools"``, ``"json_schema"``) for a provider prefix."""
     STRUCTURED_MODES[provider] = mode
+
+
+def register_provider(prefix: str, factory: str, *, mode: str = "json_schema") -> None:
+    """Make ``prefix/...`` model strings reach a LiteLLM ``CustomLLM`` built by ``factory`` (``"module:function"``).
+
+    The factory is imported when LiteLLM is first used (now, when it already was).
+    """
+    with _litellm_lock:
+        PROVIDERS[prefix] = factory
+        STRUCTURED_MODES.setdefault(prefix, mode)
+        if _litellm_ready:
+            _install_providers(sys.modules["litellm"])
+
+
+def _load_factory(path: str) -> Any:
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _install_providers(litellm: Any) -> None:
+    """Add each provider of :data:`PROVIDERS` that LiteLLM does not know yet to its custom provider map."""
+    existing = {entry["provider"] for entry in litellm.custom_provider_map}
+    for prefix, factory in PROVIDERS.items():
+        if prefix not in existing:
+            litellm.custom_provider_map.append({"provider": prefix, "custom_handler": _load_factory(factory)()})
 
 
 def import_litellm():
@@ -110,13 +146,7 @@ def import_litellm():
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
         import litellm
 
-        from mesa.local import local_provider
-        from mesa.testing import scripted_provider
-
-        existing = {entry["provider"] for entry in litellm.custom_provider_map}
-        for name, handler in (("mesa-local", local_provider()), ("mesa-scripted", scripted_provider())):
-            if name not in existing:
-                litellm.custom_provider_map.append({"provider": name, "custom_handler": handler})
+        _install_providers(litellm)
         litellm.suppress_debug_info = True
         # LiteLLM warns each time its logging worker meets a new event loop; mesa runs graphs on
         # its own loop, so that warning is noise. Errors still show.
@@ -266,6 +296,7 @@ class LLM:
         if max_tokens is not None:
             self.defaults["max_tokens"] = max_tokens
         self._clients: dict[bool, Any] = {}
+        self.owner: Any = None  # the object this LLM was made from (say, a scripted model), kept alive with it
 
     def __repr__(self) -> str:
         return f"LLM(model={self.model!r}, mode={self.mode!r}, timeout={self.timeout!r})"

@@ -37,13 +37,16 @@ import json
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["ScriptedCall", "ScriptedModel", "scripted_provider"]
 
-_instances: dict[str, ScriptedModel] = {}
+# The scripts that ``mesa-scripted/<name>`` strings reach. Weak: a script leaves when it is closed or collected
+# (an LLM made by :meth:`ScriptedModel.as_llm` keeps its script alive).
+_instances: weakref.WeakValueDictionary[str, ScriptedModel] = weakref.WeakValueDictionary()
 _ids = itertools.count(1)
 
 # Schema titles that the graph's step models use, mapped to the scripted field that answers them.
@@ -131,10 +134,16 @@ class ScriptedModel:
         return f"mesa-scripted/{self.name}"
 
     def as_llm(self, **kwargs: Any):
-        """This script as a :class:`mesa.llm.LLM`."""
+        """This script as a :class:`mesa.llm.LLM` (which keeps the script alive)."""
         from mesa.llm import LLM
 
-        return LLM(self.model, **kwargs)
+        llm = LLM(self.model, **kwargs)
+        llm.owner = self
+        return llm
+
+    def close(self) -> None:
+        """Unregister this script: its model string reaches nothing from now on."""
+        _instances.pop(self.name, None)
 
     def calls_for(self, schema: str | None) -> list[ScriptedCall]:
         """The recorded requests for one schema title (``None``: text requests)."""
@@ -263,7 +272,7 @@ def scripted_provider():
         try:
             return _instances[model]
         except KeyError:
-            raise ValueError(f"no scripted model named {model!r} in this process") from None
+            raise ValueError(f"no scripted model named {model!r} in this process (closed or collected?)") from None
 
     def response(model: str, text: str, finish: str) -> ModelResponse:
         return ModelResponse(

@@ -116,6 +116,9 @@ def server_graph(mode: str) -> Any:
     return builder.compile()
 
 
+_scripted_model: Any = None
+
+
 def _scripted_default() -> None:
     """``MESA_SCRIPTED`` (JSON arguments of a ScriptedModel) makes a scripted model the default: tests, demos."""
     spec = os.environ.get("MESA_SCRIPTED")
@@ -123,8 +126,9 @@ def _scripted_default() -> None:
         return
     from mesa.testing import ScriptedModel
 
-    script = ScriptedModel(**json.loads(spec))
-    os.environ["MESA_MODEL"] = script.model
+    global _scripted_model
+    _scripted_model = ScriptedModel(**json.loads(spec))  # held here: the registry of scripts holds them weakly
+    os.environ["MESA_MODEL"] = _scripted_model.model
 
 
 def _load_blocking_parts() -> None:
