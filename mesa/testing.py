@@ -42,6 +42,8 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mesa.taxonomy import LABEL_SETS
+
 __all__ = ["ScriptedCall", "ScriptedModel", "scripted_provider"]
 
 # The scripts that ``mesa-scripted/<name>`` strings reach. Weak: a script leaves when it is closed or collected
@@ -228,7 +230,7 @@ class ScriptedModel:
                 label = self._label(_STEP_FIELDS[title], props.get("label", {}))
                 return json.dumps({"label": label, "confidence": self.confidence, "rationale": "scripted"})
             if title == "FusedTurn":
-                answer = {field: self._label(field, props.get(field, {})) for field in ("user_emotion", "strategy", "system_emotion")}
+                answer = {field: self._label(field, props.get(field, {})) for field in LABEL_SETS}
                 return json.dumps({**answer, "response": self._answers["reply"].next()})
             return json.dumps(self._minimal(schema))
 

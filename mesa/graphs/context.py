@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from mesa.errors import MesaError
 from mesa.state import MAX_TEXT_CHARS, Message, Prediction
-from mesa.taxonomy import Taxonomy
+from mesa.taxonomy import LabelSetName, Taxonomy
 
 if TYPE_CHECKING:
     from mesa.llm import LLM
@@ -31,9 +31,6 @@ __all__ = [
     "StrategyPolicy",
     "SupportContext",
 ]
-
-LabelSetName = Literal["user_emotion", "strategy", "system_emotion"]
-
 
 class Demonstration(BaseModel):
     """A labelled example turn shown to the model as a few-shot demonstration."""

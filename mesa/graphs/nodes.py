@@ -27,10 +27,10 @@ from langgraph.runtime import Runtime
 from pydantic import BaseModel, BeforeValidator, Field, create_model
 
 from mesa.errors import LLMError, LLMTimeoutError
-from mesa.graphs.context import LabelSetName, SupportContext
+from mesa.graphs.context import SupportContext
 from mesa.prompts import PromptSet
 from mesa.state import STATE_WINDOW_MIN, Message, PerceptionResult, Prediction, SafetyAssessment, SupportState, check_text_size
-from mesa.taxonomy import Taxonomy
+from mesa.taxonomy import LABEL_SETS, LabelSetName, Taxonomy
 
 __all__ = [
     "assess_safety",
@@ -468,7 +468,7 @@ async def respond(state: SupportState, runtime: Runtime[SupportContext]) -> dict
     return update
 
 
-LABEL_FIELDS: tuple[LabelSetName, ...] = ("user_emotion", "strategy", "system_emotion")
+LABEL_FIELDS: tuple[LabelSetName, ...] = LABEL_SETS
 
 
 class _UnsettledAnswer(Exception):

@@ -32,7 +32,7 @@ from pydantic import BaseModel, Field
 from mesa.graphs.context import ClientContextPolicy, ContextNotAllowed, SupportContext
 from mesa.graphs.smes import build_graph
 from mesa.state import SupportState, Turn
-from mesa.taxonomy import taxonomy_names
+from mesa.taxonomy import LABEL_SETS, taxonomy_names
 
 __all__ = ["ClientContext", "ServerContext", "chat_input", "chat_output", "fused", "server_graph", "stepwise"]
 
@@ -86,7 +86,7 @@ async def chat_input(state: SupportState, runtime: Runtime[SupportContext]) -> d
 
 async def chat_output(state: SupportState, runtime: Runtime[SupportContext]) -> dict[str, Any]:
     """Append the reply as an ``ai`` message, with the chain's labels where a UI can show them."""
-    labels = {name: getattr(state, name).label for name in ("user_emotion", "strategy", "system_emotion") if getattr(state, name)}
+    labels = {name: getattr(state, name).label for name in LABEL_SETS if getattr(state, name)}
     safety = state.safety.level if state.safety else None
     return {"messages": [{"type": "ai", "content": state.response or "", "additional_kwargs": {"mesa": {**labels, "safety": safety}}}]}
 

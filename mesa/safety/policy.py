@@ -20,7 +20,7 @@ from mesa.safety.contacts import CrisisContact, LocaleContacts, load_contact_tab
 from mesa.safety.counters import EscalationCounters
 from mesa.safety.patterns import RiskPattern
 from mesa.safety.rules import LEVELS, RuleEngine, normalize
-from mesa.state import Message, SafetyAssessment
+from mesa.state import Message, RiskCategory, RiskLevel, SafetyAssessment
 
 if TYPE_CHECKING:
     from mesa.llm import LLM
@@ -37,8 +37,6 @@ __all__ = [
 log = logging.getLogger("mesa.safety")
 
 _RANK = {name: i for i, name in enumerate(LEVELS)}
-RiskLevelName = Literal["none", "low", "elevated", "imminent"]
-RiskCategoryName = Literal["none", "suicide", "self_harm", "harm_to_others", "abuse", "other"]
 
 
 _RISK_WORD = re.compile(
@@ -58,8 +56,8 @@ class SafetyJudgement(BaseModel):
     there (``JUDGEMENT_MAX_TOKENS``) without losing the verdict.
     """
 
-    level: RiskLevelName = Field(description="none, low, elevated or imminent")
-    category: RiskCategoryName = Field(description="what kind of risk")
+    level: RiskLevel = Field(description="none, low, elevated or imminent")
+    category: RiskCategory = Field(description="what kind of risk")
     evidence: str = Field(default="", description="the user's own words that show the risk, quoted exactly; empty if none")
 
 

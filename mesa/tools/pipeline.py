@@ -21,10 +21,12 @@ from typing import Any
 from mesa.state import MediaRef, PerceptionResult, Turn
 from mesa.taxonomy import Taxonomy
 from mesa.tools.base import (
+    KINDS,
     METHODS,
     PROTOCOLS,
     Audio,
     BackendError,
+    BackendKind,
     BackendResult,
     EmotionScores,
     FaceEmotions,
@@ -32,6 +34,7 @@ from mesa.tools.base import (
     MediaError,
     ProsodyFeatures,
     Transcript,
+    kinds_reading,
 )
 from mesa.tools.labels import map_to_taxonomy
 from mesa.tools.media import Limits, TempDir, fetch, load_audio, load_images, sha256_file
@@ -40,7 +43,7 @@ from mesa.tools.registry import get_backend
 
 __all__ = ["CUES", "Perception", "render_clue", "resolve_perception"]
 
-CUES = {
+CUES: dict[BackendKind, str] = {
     "speech": "transcript",
     "voice": "voice",
     "face": "face",
@@ -135,13 +138,7 @@ class Perception:
     ) -> None:
         settings = settings or {}
         self.backends: dict[str, Any] = {}
-        for kind, spec in (
-            ("speech", speech),
-            ("face", face),
-            ("voice", voice),
-            ("text_emotion", text_emotion),
-            ("audio_emotion", audio_emotion),
-        ):
+        for kind, spec in zip(KINDS, (speech, face, voice, text_emotion, audio_emotion), strict=True):
             if spec is None or spec is False:
                 continue
             backend = get_backend(kind, spec, **dict(settings.get(kind, {}))) if isinstance(spec, str) else spec
@@ -398,7 +395,7 @@ class _TurnRun:
         audio_src = self._audio_source()
         face_src = self._face_source()
 
-        for kind in ("speech", "voice", "audio_emotion"):
+        for kind in kinds_reading("audio"):
             if kind in backends and audio_src is not None:
                 modality, ref = audio_src
                 jobs[kind] = self._cue(
@@ -521,7 +518,7 @@ def resolve_perception(spec: Any) -> Perception | None:
             from mesa.tools.registry import _NAME_ALIASES
 
             base = _NAME_ALIASES.get(base, base)
-            kinds = [k for k in ("speech", "face", "voice", "text_emotion", "audio_emotion") if base in known[k]]
+            kinds = [k for k in KINDS if base in known[k]]
             if not kinds:
                 raise BackendError(f"unknown perception backend {item!r}; available: {known}")
             chosen[kinds[0]] = item
