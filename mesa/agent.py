@@ -27,6 +27,7 @@ import time
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Coroutine, Iterator
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -55,6 +56,9 @@ T = TypeVar("T")
 _DONE = object()
 log = logging.getLogger("mesa.agent")
 _CLOSED = "this SupportAgent is closed; create a new one (or keep using it inside its `with` block)"
+
+_SETTING_NAMES = frozenset(f.name for f in fields(SupportContext)) - {"thread_id", "extras"}
+"""The agent's settings, read as ``agent.<name>`` from ``agent.settings`` (one frozen ``SupportContext``)."""
 
 DEFAULT_TURN_TIMEOUT = 120.0
 """Seconds a whole turn may take (``SupportAgent(turn_timeout=...)``): two slow model calls' worth."""
@@ -206,6 +210,11 @@ class SupportAgent:
             ``Reply.failed_steps``, and the turn is still answered.
         max_input_chars: the longest user text accepted, in characters (default 16 000); longer raises
             :class:`~mesa.errors.InputTooLargeError` before any model call or write. ``None``: no limit.
+
+    The settings a run depends on are kept in one frozen :class:`~mesa.graphs.SupportContext`,
+    ``agent.settings``: each turn's context is it with the turn's ``thread_id``, the label cache's key is
+    derived from it (``SupportContext.answer_fingerprint``), and ``agent.llm``, ``agent.taxonomy``, ... read it.
+    Change one with ``agent.settings = dataclasses.replace(agent.settings, ...)``.
     """
 
     def __init__(
@@ -231,26 +240,27 @@ class SupportAgent:
         strict: bool = False,
         max_input_chars: int | None = MAX_TEXT_CHARS,
     ) -> None:
+        from mesa.eval.store import resolve_classifier
         from mesa.graphs.smes import build_graph
 
-        self.llm = LLM.from_model(model)
-        if call_timeout is not None:
-            self.llm = self.llm.with_timeout(call_timeout)
         self.turn_timeout = turn_timeout
-        self.strict = strict
-        self.max_input_chars = max_input_chars
         self.mode = mode
-        self.taxonomy = get_taxonomy(taxonomy)
-        self.prompts = prompts if isinstance(prompts, PromptSet) or prompts is None else PromptSet.from_dir(prompts)
-        self.perception = self._resolve_perception(perception)
-        self.safety = safety if safety is not None else self._default_safety()
-        self.history_window = history_window
-        self.demonstrations = demonstrations
-        self.n_demonstrations = n_demonstrations
-        from mesa.eval.store import resolve_classifier
-
-        self.classifier = resolve_classifier(classifier, self.taxonomy)
-        self.classifier_use = classifier_use
+        settings = SupportContext(
+            llm=LLM.from_model(model),  # not MESA_MODEL: that is the server's default, not an embedder's
+            call_timeout=call_timeout,
+            taxonomy=get_taxonomy(taxonomy),
+            prompts=prompts if isinstance(prompts, PromptSet) or prompts is None else PromptSet.from_dir(prompts),
+            perception=self._resolve_perception(perception),
+            safety=safety if safety is not None else self._default_safety(),
+            history_window=history_window,
+            demonstrations=demonstrations,
+            n_demonstrations=n_demonstrations,
+            classifier_use=classifier_use,
+            strict=strict,
+            max_input_chars=max_input_chars,
+        )
+        self.settings: SupportContext = replace(settings, classifier=resolve_classifier(classifier, settings.taxonomy))
+        self._scope: tuple[SupportContext | None, str] = (None, "")
         self._cache = self._resolve_cache(cache)
         cache_policy = self._cache_policy() if self._cache is not None else None
         self.builder = graph if graph is not None else build_graph(mode, cache_policy=cache_policy)
@@ -296,15 +306,33 @@ class SupportAgent:
             return DiskCache(cache)
         return cache
 
+    def __getattr__(self, name: str) -> Any:
+        # agent.llm, agent.taxonomy, agent.classifier, ...: read from the one settings object
+        if name in _SETTING_NAMES and "settings" in self.__dict__:
+            return getattr(self.settings, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _SETTING_NAMES:
+            raise AttributeError(f"agent.{name} is a setting: set agent.settings = dataclasses.replace(agent.settings, {name}=...)")
+        super().__setattr__(name, value)
+
+    def _cache_scope(self) -> str:
+        """The digest of the settings that can change a label (see ``SupportContext.answer_fingerprint``)."""
+        settings = self.settings
+        if self._scope[0] is not settings:  # computed once per settings object: it may hash a classifier's weights
+            self._scope = (settings, settings.answer_fingerprint(self.mode))
+        return self._scope[1]
+
     def _cache_policy(self):
         from langgraph.types import CachePolicy
 
-        prompts = self.prompts.templates if self.prompts else {}
-        scope = f"{self.llm.model}|{self.mode}|{self.taxonomy.model_dump_json()}|{sorted(prompts.items())}|{self.history_window}"
+        self._cache_scope()  # now, not on the event loop at the first cached step
+        agent = weakref.ref(self)  # the graph must not keep the agent alive
 
         def key(state: Any) -> str:
             data = state.model_dump(include={"turn", "history", "perception", "user_emotion", "strategy"}, mode="json")
-            blob = scope + repr(sorted(data.items()))
+            blob = agent()._cache_scope() + repr(sorted(data.items()))
             return hashlib.sha256(blob.encode()).hexdigest()
 
         return CachePolicy(key_func=key)
@@ -319,21 +347,7 @@ class SupportAgent:
     def context(self, thread_id: str | None = None) -> SupportContext:
         """The runtime context this agent passes to its graph."""
         self._check_open()
-        return SupportContext(
-            llm=self.llm,
-            taxonomy=self.taxonomy,
-            prompts=self.prompts,
-            perception=self.perception,
-            safety=self.safety,
-            history_window=self.history_window,
-            demonstrations=self.demonstrations,
-            n_demonstrations=self.n_demonstrations,
-            classifier=self.classifier,
-            classifier_use=self.classifier_use,
-            thread_id=thread_id,
-            strict=self.strict,
-            max_input_chars=self.max_input_chars,
-        )
+        return replace(self.settings, thread_id=thread_id)
 
     # -- running -------------------------------------------------------------------------------
 

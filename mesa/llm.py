@@ -335,6 +335,13 @@ class LLM:
         twin.timeout = seconds
         return twin
 
+    def cache_identity(self) -> dict[str, Any]:
+        """What of this LLM can change an answer, for cache keys (:func:`mesa.fingerprint.fingerprint`): the model,
+        the output mode, the re-asks, the sampling settings (``temperature``, ``max_tokens``, ``seed``...) and a
+        router's deployments. Credentials are left out by the fingerprint."""
+        deployments = [entry.get("litellm_params", {}) for entry in self.router.model_list] if self.router is not None else None
+        return {"model": self.model, "mode": self.mode, "max_retries": self.max_retries, "defaults": self.defaults, "deployments": deployments}
+
     # -- plumbing ---------------------------------------------------------------------------------
 
     def _completion_fn(self, is_async: bool):

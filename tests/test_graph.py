@@ -1,5 +1,6 @@
 """Orchestration of the SMES graphs, with a scripted model (no network, no weights)."""
 
+import dataclasses
 import itertools
 import subprocess
 import sys
@@ -273,7 +274,7 @@ def test_perception_clues_reach_the_prompts_and_the_transcript_is_the_text(make_
 
     script = ScriptedModel()
     agent = make_agent(model=script)
-    agent.perception = FakePerception()
+    agent.settings = dataclasses.replace(agent.settings, perception=FakePerception())  # settings are one frozen object
     audio = tmp_path / "a.wav"
     audio.write_bytes(b"fake")
     reply = agent.respond(audio=audio, thread_id="p")

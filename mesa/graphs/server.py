@@ -49,7 +49,7 @@ class ClientContext(BaseModel):
     history_window: int = Field(default=8, ge=0, le=64, description="how many earlier messages the prompts see")
 
 
-@dataclass
+@dataclass(frozen=True)
 class ServerContext(SupportContext):
     """The run context of the server graphs: a :class:`SupportContext` whose client-set values are checked."""
 
@@ -63,9 +63,9 @@ class ServerContext(SupportContext):
     def __post_init__(self) -> None:
         policy = ClientContextPolicy.from_env()
         if self.llm is not None:
-            self.llm = policy.check_model(self.llm) if isinstance(self.llm, str) else _refuse("llm")
+            self._resolve("llm", policy.check_model(self.llm) if isinstance(self.llm, str) else _refuse("llm"))
         if self.taxonomy is not None:
-            self.taxonomy = policy.check_taxonomy(self.taxonomy) if isinstance(self.taxonomy, str) else _refuse("taxonomy")
+            self._resolve("taxonomy", policy.check_taxonomy(self.taxonomy) if isinstance(self.taxonomy, str) else _refuse("taxonomy"))
         for name in _OBJECT_FIELDS:
             if getattr(self, name) is not None:
                 _refuse(name)
