@@ -33,6 +33,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
 
+from mesa.bridge import LoopThread
 from mesa.errors import AgentClosedError, TurnTimeoutError
 from mesa.graphs.context import DemonstrationSource, LabelClassifier, SupportContext
 from mesa.llm import LLM
@@ -95,28 +96,23 @@ class StreamEvent(BaseModel):
         return None
 
 
-class _LoopThread:
-    """An event loop in a daemon thread; coroutines from any thread or loop run on it."""
+class _LoopThread(LoopThread):
+    """The agent's own loop thread (:class:`mesa.bridge.LoopThread`): a run cut short by ``close`` ends in
+    :class:`~mesa.errors.AgentClosedError`."""
 
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="mesa-agent-loop", daemon=True)
-        self.thread.start()
+        super().__init__("mesa-agent-loop")
         self.closing = False  # set by SupportAgent.close: a run cancelled from now on ends in AgentClosedError
 
-    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
-        """Schedule ``coro`` on the loop; a stopped loop would never run it, so that is an error, not a hang."""
-        if not self.thread.is_alive() or self.loop.is_closed():
-            coro.close()
-            raise AgentClosedError(_CLOSED)
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+    def stopped_error(self) -> Exception:
+        return AgentClosedError(_CLOSED)
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         if threading.current_thread() is self.thread:
             coro.close()
             raise RuntimeError("SupportAgent's sync methods cannot be called from inside its own graph run")
         try:
-            return self.submit(coro).result()
+            return super().run(coro)
         except concurrent.futures.CancelledError:
             if self.closing:
                 raise AgentClosedError(_CLOSED) from None
@@ -129,23 +125,6 @@ class _LoopThread:
             if self.closing:
                 raise AgentClosedError(_CLOSED) from None
             raise
-
-    def stop(self) -> None:
-        """Cancel what is still pending on the loop (e.g. LiteLLM's logging worker), then stop it."""
-        if not self.thread.is_alive():
-            return
-
-        async def cancel_pending() -> None:
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-        try:
-            asyncio.run_coroutine_threadsafe(cancel_pending(), self.loop).result(timeout=5)
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(timeout=5)
 
 
 class _ThreadLocks:

@@ -22,7 +22,7 @@ stream, so a stream that stalls after one token ends too. On expiry
 :class:`~mesa.errors.LLMTimeoutError` is raised.
 
 The async methods are the bodies; each sync twin runs its async twin on one
-background event loop (:func:`run_sync`), so the logic and the deadlines are
+background event loop (:func:`mesa.bridge.run_sync`), so the logic and the deadlines are
 written once.
 
 The structured-output mode is chosen per provider (:data:`STRUCTURED_MODES`):
@@ -45,11 +45,15 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from mesa.bridge import END as _END
+from mesa.bridge import iterate_sync as _iterate_sync
+from mesa.bridge import next_or_end as _next_or_end
+from mesa.bridge import run_sync
 from mesa.errors import LLMError, LLMTimeoutError, StructuredOutputError
 
 __all__ = [
@@ -161,53 +165,7 @@ def _provider_of(model: str) -> str:
     return model.split("/", 1)[0] if "/" in model else "openai"
 
 
-# -- the sync twins' one bridge ---------------------------------------------------------------------
-
-
-class _LoopThread:
-    """An event loop in a daemon thread, started on first use, shared by every sync twin in the process."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="mesa-llm-sync", daemon=True)
-        self.thread.start()
-
-
-_bridge: _LoopThread | None = None
-_bridge_lock = threading.Lock()
-
-
-def run_sync(coro: Coroutine[Any, Any, R]) -> R:
-    """Run ``coro`` to its end from sync code, on one background loop (one loop, so LiteLLM's clients are reused)."""
-    global _bridge
-    with _bridge_lock:
-        if _bridge is None:
-            _bridge = _LoopThread()
-    if threading.current_thread() is _bridge.thread:
-        coro.close()
-        raise RuntimeError("a sync LLM method was called from inside an async LLM call; await the async twin")
-    return asyncio.run_coroutine_threadsafe(coro, _bridge.loop).result()
-
-
-_END = object()
-
-
-async def _next_or_end(stream: AsyncIterator[Any]) -> Any:
-    try:
-        return await anext(stream)
-    except StopAsyncIteration:
-        return _END
-
-
-def _iterate_sync(stream: AsyncIterator[R]) -> Iterator[R]:
-    """The items of an async iterator, for sync code (each step runs through :func:`run_sync`)."""
-    try:
-        while (item := run_sync(_next_or_end(stream))) is not _END:
-            yield item
-    finally:
-        closer = getattr(stream, "aclose", None)
-        if closer is not None:
-            run_sync(closer())
+# -- the sync twins' bridge: mesa.bridge (one shared loop thread) ---------------------------------
 
 
 # -- routers ------------------------------------------------------------------------------------

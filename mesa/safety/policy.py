@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
+from mesa.bridge import run_sync
 from mesa.safety.contacts import CrisisContact, LocaleContacts, load_contact_table, locale_entry, resolve_locale
 from mesa.safety.counters import EscalationCounters
 from mesa.safety.patterns import RiskPattern
@@ -546,39 +547,10 @@ class SafetyPolicy:
         return result
 
     def assess(self, text: str, history: Sequence[Message] = (), llm: LLM | None = None) -> SafetyAssessment:
-        """Sync twin of :meth:`aassess`."""
-        result = self.assess_local(text, history)
-        if llm is not None and self.llm_assessment and self.llm_verdict_can_count(result, text):
-            try:
-                answer = _call_with_deadline(
-                    lambda: llm.structured(
-                        self._llm_messages(text, history), SafetyJudgement, max_retries=1, **self._call_kwargs(llm.structured)
-                    ),
-                    self.judgement_timeout,
-                )
-                judgement = self._judgement_from(answer)
-                result = self._merge(result, judgement.level, judgement.category, judgement.evidence, "llm", text)
-            except TimeoutError:
-                log.warning("mesa.safety: LLM assessment took over %ss, keeping the rule/semantic result", self.judgement_timeout)
-                result = result.model_copy(update={"sources": [*result.sources, "llm:timeout"]})
-            except Exception as exc:  # noqa: BLE001
-                log.warning("mesa.safety: LLM assessment failed, keeping the rule result: %s: %s", type(exc).__name__, exc)
-        if self.moderation_model is not None:
-            try:
-                result = self._merge_moderation(result, self._moderate(text), text)
-            except Exception as exc:  # noqa: BLE001
-                log.warning("mesa.safety: moderation failed, keeping the result so far: %s: %s", type(exc).__name__, exc)
-        return result
+        """Sync twin of :meth:`aassess` (its body, on mesa's shared loop thread: the same deadlines)."""
+        return run_sync(self.aassess(text, history, llm))
 
     # -- moderation --------------------------------------------------------------------------------------
-
-    def _moderate(self, text: str) -> dict[str, Any]:
-        if callable(self.moderation_model):
-            return dict(self.moderation_model(text))
-        from mesa.llm import import_litellm
-
-        response = import_litellm().moderation(input=text, model=self.moderation_model)
-        return _moderation_categories(response)
 
     async def _amoderate(self, text: str) -> dict[str, Any]:
         if callable(self.moderation_model):
@@ -683,14 +655,8 @@ class SafetyPolicy:
         return self._accept(reply, assessment)
 
     def crisis_reply(self, text: str, assessment: SafetyAssessment, history: Sequence[Message] = (), llm: LLM | None = None) -> str:
-        """Sync twin of :meth:`acrisis_reply`."""
-        reply = None
-        if llm is not None and self.llm_wording and not _model_timed_out(assessment):
-            try:
-                reply = _call_with_deadline(lambda: llm.text(self._reply_messages(text, assessment, history)), self.wording_timeout)
-            except Exception as exc:  # noqa: BLE001
-                log.warning("mesa.safety: LLM crisis wording failed, using the template: %s: %s", type(exc).__name__, exc)
-        return self._accept(reply, assessment)
+        """Sync twin of :meth:`acrisis_reply` (its body, on mesa's shared loop thread)."""
+        return run_sync(self.acrisis_reply(text, assessment, history, llm))
 
     # -- escalation ---------------------------------------------------------------------------------------
 
@@ -819,11 +785,6 @@ def _start_thread(function: Callable[..., Any], *args: Any) -> Future[Any]:
 
     threading.Thread(target=run, name="mesa-safety-call", daemon=True).start()
     return future
-
-
-def _call_with_deadline(function: Callable[[], Any], timeout: float | None) -> Any:
-    """``function()`` in a daemon thread, waited for at most ``timeout`` seconds (``TimeoutError`` after)."""
-    return _start_thread(function).result(timeout)
 
 
 def _model_timed_out(assessment: SafetyAssessment) -> bool:

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from mesa.bridge import run_sync
 from mesa.state import MediaRef, PerceptionResult, Turn
 from mesa.taxonomy import Taxonomy
 from mesa.tools.base import (
@@ -214,21 +215,8 @@ class Perception:
 
     # -- running
     def perceive(self, turn: Turn, taxonomy: Taxonomy | None = None) -> dict[str, PerceptionResult]:
-        """Sync twin of :meth:`aperceive` (runs its own event loop; call ``aperceive`` from async code)."""
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return _run_sync(self.aperceive(turn, taxonomy))
-        # Called from inside a running loop: run in a helper thread with its own loop.
-        box: dict[str, Any] = {}
-
-        def run() -> None:
-            box["value"] = _run_sync(self.aperceive(turn, taxonomy))
-
-        thread = threading.Thread(target=run)
-        thread.start()
-        thread.join()
-        return box["value"]
+        """Sync twin of :meth:`aperceive` (on mesa's shared loop thread; call ``aperceive`` from async code)."""
+        return run_sync(self.aperceive(turn, taxonomy))
 
     async def aperceive(self, turn: Turn, taxonomy: Taxonomy | None = None) -> dict[str, PerceptionResult]:
         """Perceive every modality of ``turn`` that a configured backend handles, concurrently.
@@ -433,22 +421,6 @@ class _TurnRun:
         return await self._cue("text_emotion", "audio", _text_sha(text), self._text_input(text))
 
 
-def _run_sync(coro: Any) -> Any:
-    """Run a coroutine on a fresh loop whose worker threads are not waited for at the end
-    (a backend that timed out keeps its thread; the turn does not wait for it)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    loop = asyncio.new_event_loop()
-    executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="mesa-perception")
-    loop.set_default_executor(executor)
-    try:
-        return loop.run_until_complete(coro)
-    finally:
-        try:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        finally:
-            executor.shutdown(wait=False, cancel_futures=True)
-            loop.close()
 
 
 def _cached_result(value: Any) -> PerceptionResult | None:
