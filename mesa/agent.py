@@ -277,13 +277,9 @@ class SupportAgent:
     def _resolve_cache(cache: Any):
         if cache is None or cache is False:
             return None
-        from mesa.cache import DiskCache
+        from mesa.cache import DiskCache, resolve_cache
 
-        if cache is True:
-            return DiskCache()
-        if isinstance(cache, (str, Path)):
-            return DiskCache(cache)
-        return cache
+        return resolve_cache(cache, DiskCache)
 
     def __getattr__(self, name: str) -> Any:
         # agent.llm, agent.taxonomy, agent.classifier, ...: read from the one settings object

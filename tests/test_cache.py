@@ -267,3 +267,11 @@ def test_a_fingerprint_reads_content_not_identity():
     assert fingerprint({"max_tokens": 5}) != fingerprint({"max_tokens": 6})
     np = pytest.importorskip("numpy")
     assert fingerprint(np.zeros(3)) == fingerprint(np.zeros(3)) != fingerprint(np.ones(3))
+
+
+def test_none_means_no_cache_for_the_agent_and_for_perception(make_agent, tmp_path):
+    assert Perception(cache=None).cache is None and Perception(cache=False).cache is None
+    assert isinstance(Perception().cache, PerceptionCache)  # the default: the on-disk cache
+    folder = tmp_path / "perception"
+    assert isinstance(Perception(cache=folder).cache, PerceptionCache) and folder.is_dir()
+    assert make_agent(model=ScriptedModel(), cache=None)._cache is None

@@ -18,8 +18,8 @@ from mesa.safety import (
     EscalationEvent,
     SafetyJudgement,
     SafetyPolicy,
-    check_crisis_reply,
     crisis_contacts,
+    missing_crisis_elements,
     resolve_locale,
 )
 from mesa.state import Message, SafetyAssessment
@@ -217,7 +217,7 @@ async def test_failing_or_disabled_llm_wording_uses_the_template():
 def test_reply_must_quote_a_contact_of_the_configured_locale():
     assert "crisis_contact" not in SafetyPolicy(locale="US").check_crisis_reply(GOOD_REPLY)
     assert "crisis_contact" in SafetyPolicy(locale="DE").check_crisis_reply(GOOD_REPLY)
-    assert "crisis_contact" in check_crisis_reply("no numbers here")
+    assert "crisis_contact" in missing_crisis_elements("no numbers here")
 
 
 def test_template_has_every_element_for_every_locale_and_category():

@@ -32,7 +32,7 @@ __all__ = [
     "EscalationHook",
     "SafetyJudgement",
     "SafetyPolicy",
-    "check_crisis_reply",
+    "missing_crisis_elements",
 ]
 
 log = logging.getLogger("mesa.safety")
@@ -87,7 +87,7 @@ REQUIRED_ELEMENTS: dict[str, str] = {
     "ai_disclosure": "says plainly that the user is talking to an AI",
     "open_door": "keeps the conversation open",
 }
-"""Every crisis reply must have all of these (``check_crisis_reply`` names the ones missing)."""
+"""Every crisis reply must have all of these (``SafetyPolicy.check_crisis_reply`` names the ones missing)."""
 
 _ACK = re.compile(
     r"\b(?:sounds? (?:like|really|so|incredibly|very|unbearabl|overwhelm|painful|frighten|scary|hard|exhausting)|"
@@ -141,8 +141,10 @@ _METHOD = re.compile(
 """Method, dose or lethality content: never in a crisis reply (a model's wording with it is replaced by the template)."""
 
 
-def check_crisis_reply(text: str, contacts: Sequence[CrisisContact] = (), emergency: str | None = None) -> list[str]:
-    """The required elements a crisis reply lacks (empty: it has them all), plus violations.
+def missing_crisis_elements(text: str, contacts: Sequence[CrisisContact] = (), emergency: str | None = None) -> list[str]:
+    """The required elements a crisis reply lacks (empty: it has them all), plus violations, for any contacts.
+
+    :meth:`SafetyPolicy.check_crisis_reply` is this with the policy's own locale contacts.
 
     Violations are named ``judgemental``, ``claims_to_be_human`` and ``method_content`` (a method,
     dose, amount or lethality). ``contacts``
@@ -451,7 +453,7 @@ class SafetyPolicy:
         return None
 
     def _looks_like_crisis_reply(self, text: str) -> bool:
-        missing = set(check_crisis_reply(text, self.contacts(None) + self.contacts("abuse")))
+        missing = set(missing_crisis_elements(text, self.contacts(None) + self.contacts("abuse")))
         return not ({"safety_question", "crisis_contact"} & missing)
 
     def _llm_messages(self, text: str, history: Sequence[Message]) -> list[dict[str, str]]:
@@ -590,7 +592,7 @@ class SafetyPolicy:
     def check_crisis_reply(self, text: str, category: str | None = None) -> list[str]:
         """The required elements ``text`` lacks for this policy's locale (see :data:`REQUIRED_ELEMENTS`)."""
         contacts = self.contacts(category) if category else self.locale_contacts.contacts
-        return check_crisis_reply(text, contacts)
+        return missing_crisis_elements(text, contacts)
 
     def template_reply(self, assessment: SafetyAssessment) -> str:
         """The vetted crisis reply for ``assessment`` (used whenever the LLM wording misses anything)."""

@@ -111,9 +111,9 @@ class Perception:
 
     Backends are given as registry names (``"faster-whisper"``,
     ``"transformers:org/model"``), as backend objects, or ``None`` (that cue is
-    not perceived). ``cache`` is a :class:`mesa.cache.PerceptionCache`,
-    ``None`` for the default on-disk cache (``$MESA_CACHE_DIR``), or ``False``
-    for no cache. ``limits`` bounds what one turn takes on (:class:`Limits`); ``policy`` says where media
+    not perceived). ``cache``: ``True`` (default) for the default on-disk cache
+    (``$MESA_CACHE_DIR``), a folder, a :class:`mesa.cache.PerceptionCache`, or ``None`` / ``False``
+    for no cache (``None`` means "no cache" everywhere in mesa). ``limits`` bounds what one turn takes on (:class:`Limits`); ``policy`` says where media
     may come from (:class:`MediaPolicy`: URLs to public hosts only, local files anywhere by default;
     a server restricts them, e.g. ``MediaPolicy(allowed_dirs=["/srv/uploads"])``).
     ``settings`` gives keyword settings per kind, e.g. ``{"speech": {"beam_size": 1}}``.
@@ -131,7 +131,7 @@ class Perception:
         text_emotion: Any = None,
         audio_emotion: Any = None,
         *,
-        cache: Any = None,
+        cache: Any = True,
         limits: Limits | Mapping[str, Any] | None = None,
         policy: MediaPolicy | Mapping[str, Any] | None = None,
         settings: Mapping[str, Mapping[str, Any]] | None = None,
@@ -176,15 +176,12 @@ class Perception:
 
     @property
     def cache(self) -> Any:
-        if self._cache is None and self._cache_spec is not False:
-            with self._cache_lock:
+        if self._cache is None and self._cache_spec not in (None, False):
+            with self._cache_lock:  # made on first use: a disk cache is not opened for a Perception never run
                 if self._cache is None:
-                    if self._cache_spec is None:
-                        from mesa.cache import PerceptionCache
+                    from mesa.cache import PerceptionCache, resolve_cache
 
-                        self._cache = PerceptionCache()
-                    else:
-                        self._cache = self._cache_spec
+                    self._cache = resolve_cache(self._cache_spec, PerceptionCache)
         return self._cache
 
     @property
