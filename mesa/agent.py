@@ -68,7 +68,7 @@ DEFAULT_TURN_TIMEOUT = 120.0
 class StreamEvent(BaseModel):
     """One event of ``SupportAgent.stream``.
 
-    ``type`` is ``"perception"`` (one cue's result), ``"safety"`` (the risk
+    ``type`` is ``"perception"`` (one cue's result; ``cue`` names it), ``"safety"`` (the risk
     assessment), ``"stage"`` (``stage`` is ``user_emotion``, ``strategy`` or
     ``system_emotion``, with its ``prediction``), ``"token"`` (a piece of the reply
     in ``text``) or, last, ``"reply"`` (the whole :class:`~mesa.state.Reply`).
@@ -76,6 +76,7 @@ class StreamEvent(BaseModel):
 
     type: Literal["perception", "safety", "stage", "token", "reply"]
     stage: str | None = None
+    cue: str | None = None
     text: str | None = None
     prediction: Prediction | None = None
     safety: SafetyAssessment | None = None
@@ -92,7 +93,7 @@ class StreamEvent(BaseModel):
         if kind == "safety":
             return cls(type="safety", safety=SafetyAssessment.model_validate(event["safety"]))
         if kind == "perception":
-            return cls(type="perception", stage=event.get("cue"), perception=PerceptionResult.model_validate(event["result"]))
+            return cls(type="perception", cue=event.get("cue"), perception=PerceptionResult.model_validate(event["result"]))
         return None
 
 

@@ -421,3 +421,11 @@ def test_an_insert_names_one_existing_node():
         Insert("x", _recorder("x", []))
     with pytest.raises(ValueError, match="no node 'strategy'.*select_strategy"):
         insert_node(build_graph("stepwise"), "x", _recorder("x", []), before="strategy")
+
+
+def test_a_perception_stream_event_names_its_cue_not_a_stage():
+    from mesa import StreamEvent
+
+    result = PerceptionResult(cue="voice", modality="audio", backend="fake", clue="low pitch")
+    event = StreamEvent.from_custom({"type": "perception", "cue": "voice", "result": result.model_dump()})
+    assert event.cue == "voice" and event.stage is None and event.perception.clue == "low pitch"

@@ -399,3 +399,14 @@ def test_agent_routes_a_crisis_turn_through_the_protocol(make_agent):
     assert "116 123" in reply.text and "human friend" not in reply.text
     assert hooked.wait(30)  # the hook runs in the background, off the reply path
     assert [(e.thread_id, e.level, e.category) for e in events] == [("t1", "imminent", "suicide")]
+
+
+def test_the_safety_prompts_are_part_of_the_prompt_set():
+    from mesa.prompts import PROMPT_NAMES, PromptSet
+
+    assert {"safety_assess", "crisis_reply"} <= set(PROMPT_NAMES)
+    prompts = PromptSet.default().with_overrides(safety_assess="Judge this: house rules.", crisis_reply="Word it ({category}).")
+    policy = SafetyPolicy(semantic=False, prompts=prompts)
+    assert policy._llm_messages("hello", [])[0]["content"] == "Judge this: house rules."
+    crisis = SafetyAssessment(level="imminent", category="suicide", evidence=[], sources=["rules"])
+    assert policy._reply_messages("hello", crisis, [])[0]["content"] == "Word it (suicide)."

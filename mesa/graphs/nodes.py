@@ -107,7 +107,7 @@ def _cut_reply(value: Any) -> str:
 # llama.cpp grammar are slow to build and have crashed it.
 Confidence = Annotated[float, BeforeValidator(_clamp_confidence)]
 Rationale = Annotated[str, BeforeValidator(_short)]
-Reply = Annotated[str, BeforeValidator(_cut_reply)]
+ReplyText = Annotated[str, BeforeValidator(_cut_reply)]  # not `Reply`: that is mesa.Reply, the whole turn's result
 
 
 @lru_cache(maxsize=64)
@@ -132,7 +132,7 @@ def fused_model(taxonomy: Taxonomy) -> type[BaseModel]:
         user_emotion=(taxonomy.label_type("user_emotion"), ...),
         strategy=(taxonomy.label_type("strategy"), ...),
         system_emotion=(taxonomy.label_type("system_emotion"), ...),
-        response=(Reply, Field(description="the reply to the user")),
+        response=(ReplyText, Field(description="the reply to the user")),
     )
 
 

@@ -10,13 +10,12 @@ import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
-from importlib import resources
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
 from mesa.bridge import run_sync
+from mesa.prompts import PromptSet
 from mesa.safety.contacts import CrisisContact, LocaleContacts, load_contact_table, locale_entry, resolve_locale
 from mesa.safety.counters import EscalationCounters
 from mesa.safety.patterns import RiskPattern
@@ -226,17 +225,6 @@ _OPEN_LINE = "I'm still here, and you can keep talking to me while you reach out
 DISCLOSURE_TEXT = "Just so you know: I'm an AI, not a human or a therapist. I can listen and offer support, but I can't replace professional help."
 
 
-@lru_cache(maxsize=4)
-def _prompt(name: str) -> str:
-    return resources.files("mesa").joinpath("prompts", name).read_text(encoding="utf-8")
-
-
-def _fill(template: str, **values: str) -> str:
-    for key, value in values.items():
-        template = template.replace("{" + key + "}", value)
-    return template
-
-
 def _history_lines(history: Sequence[Message], n: int = 6) -> str:
     lines = [f"{'User' if m.role == 'user' else 'Assistant'}: {m.text}" for m in list(history)[-n:]]
     return "\n".join(lines)
@@ -281,6 +269,8 @@ class SafetyPolicy:
         disclosure_interval: repeat the AI disclosure when this much time has passed since the last one
             (SB 243 / New York: at least every 3 hours), besides ``disclosure_every`` turns.
         clock: ``() -> datetime`` (UTC) for the disclosure clock and the counters; tests inject one.
+        prompts: a :class:`~mesa.prompts.PromptSet` whose ``safety_assess`` and ``crisis_reply`` templates the
+            LLM layers use (default: the built-in ones). A crisis reply is still checked whatever the prompt says.
     """
 
     def __init__(
@@ -303,7 +293,9 @@ class SafetyPolicy:
         wording_timeout: float | None = 5.0,
         disclosure_interval: timedelta | None = timedelta(hours=3),
         clock: Callable[[], datetime] | None = None,
+        prompts: PromptSet | None = None,
     ) -> None:
+        self.prompts = prompts or PromptSet.default()
         self.locale = resolve_locale(locale)
         self.rules = bool(rules)
         if not self.rules:
@@ -459,7 +451,7 @@ class SafetyPolicy:
     def _llm_messages(self, text: str, history: Sequence[Message]) -> list[dict[str, str]]:
         context = _history_lines(history)
         user = (f"Conversation so far:\n{context}\n\n" if context else "") + f"User's last message:\n\"\"\"\n{text}\n\"\"\""
-        return [{"role": "system", "content": _prompt("safety_assess.md")}, {"role": "user", "content": user}]
+        return [{"role": "system", "content": self.prompts.render("safety_assess")}, {"role": "user", "content": user}]
 
     def _merge(self, base: SafetyAssessment, level: str, category: str, evidence: str, source: str, text: str) -> SafetyAssessment:
         """Add a model layer's verdict: it may raise the level, never lower it."""
@@ -625,8 +617,8 @@ class SafetyPolicy:
     def _reply_messages(self, text: str, assessment: SafetyAssessment, history: Sequence[Message]) -> list[dict[str, str]]:
         entry = self.locale_contacts
         contacts = self.contacts(assessment.category)[:3]
-        system = _fill(
-            _prompt("crisis_reply.md"),
+        system = self.prompts.render(
+            "crisis_reply",
             category=assessment.category.replace("_", " "),
             level=assessment.level,
             contacts="\n".join(f"   - {c.render()}" for c in contacts),
