@@ -693,9 +693,10 @@ class SafetyPolicy:
             task.add_done_callback(self._background.discard)
 
     async def adrain_hooks(self) -> None:
-        """Wait for the hooks started so far to end or time out (for tests and orderly shutdown)."""
-        while self._background:
-            await asyncio.gather(*list(self._background), return_exceptions=True)
+        """Wait for the hooks started so far on this loop to end or time out (for tests and orderly shutdown)."""
+        loop = asyncio.get_running_loop()
+        while mine := [task for task in self._background if task.get_loop() is loop]:
+            await asyncio.gather(*mine, return_exceptions=True)
 
     async def _supervise(self, hook: EscalationHook, event: EscalationEvent, started: Future[Any] | None = None) -> None:
         """Wait for one hook within ``hook_timeout``; log a failure or a timeout, never raise."""
@@ -714,16 +715,8 @@ class SafetyPolicy:
             log.error("mesa.safety: escalation hook %s failed: %s: %s", name, type(exc).__name__, exc)
 
     def escalate(self, thread_id: str | None, assessment: SafetyAssessment, text: str) -> None:
-        """Sync twin of :meth:`aescalate`: counts, then starts the hooks in a daemon thread and returns at once."""
-        self.counters.record(assessment.category, assessment.level, self.clock())
-        if not self.hooks:
-            return
-        event = self._event(thread_id, assessment, text)
-
-        async def run_all() -> None:
-            await asyncio.gather(*(self._supervise(hook, event) for hook in self.hooks))
-
-        threading.Thread(target=asyncio.run, args=(run_all(),), name="mesa-escalation", daemon=True).start()
+        """Sync twin of :meth:`aescalate` (returns at once; the hooks run on mesa's shared loop thread)."""
+        run_sync(self.aescalate(thread_id, assessment, text))
 
     # -- AI disclosure ------------------------------------------------------------------------------------
 
