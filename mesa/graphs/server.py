@@ -46,7 +46,7 @@ class ClientContext(BaseModel):
 
     llm: str | None = Field(default=None, description="LiteLLM model string; must be allowed by the operator (MESA_ALLOWED_MODELS)")
     taxonomy: Literal[tuple(taxonomy_names())] | None = Field(default=None, description="label sets of a registered taxonomy")  # type: ignore[valid-type]
-    history_window: int = Field(default=8, ge=0, le=64, description="how many earlier messages the prompts see")
+    history_window: int = Field(default=SupportContext.history_window, ge=0, le=64, description="how many earlier messages the prompts see")
 
 
 @dataclass(frozen=True)
