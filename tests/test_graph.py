@@ -429,3 +429,13 @@ def test_a_perception_stream_event_names_its_cue_not_a_stage():
     result = PerceptionResult(cue="voice", modality="audio", backend="fake", clue="low pitch")
     event = StreamEvent.from_custom({"type": "perception", "cue": "voice", "result": result.model_dump()})
     assert event.cue == "voice" and event.stage is None and event.perception.clue == "low pitch"
+
+
+def test_the_context_fills_in_prompts_and_safety_so_nodes_read_it_only():
+    from mesa.graphs.context import default_safety_policy
+    from mesa.prompts import PromptSet
+
+    ctx = SupportContext(llm=ScriptedModel().as_llm())
+    assert ctx.prompts == PromptSet.default() and ctx.safety is default_safety_policy()
+    assert SupportContext(llm=ctx.llm).safety is ctx.safety  # one default policy per process, not one per run
+    assert not hasattr(nodes, "_default_prompts") and not hasattr(nodes, "_default_safety_policy")

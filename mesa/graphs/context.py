@@ -8,6 +8,7 @@ from __future__ import annotations
 import fnmatch
 import os
 from dataclasses import dataclass, field, fields
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel
@@ -81,7 +82,8 @@ class SupportContext:
     JSON context (LangGraph Server) works: ``{"llm": "openai/gpt-4o-mini", "taxonomy": "esconv"}``.
     Left out, they come from the environment, here and only here: ``llm`` from ``MESA_MODEL``
     (else the embedded model), ``taxonomy`` from ``MESA_TAXONOMY`` (else ``mesc``). So
-    ``SupportContext()`` is a complete context.
+    ``SupportContext()`` is a complete context; ``prompts`` and ``safety`` left out are the built-in
+    prompts and ``SafetyPolicy.default()`` (one per process), so nodes read ``runtime.context`` only.
 
     Limits (see the reliability page): ``call_timeout`` is the deadline of each model call
     (``None``: the LLM's own ``LLM(timeout=...)``, 60 s by default); ``max_input_chars`` the
@@ -114,6 +116,10 @@ class SupportContext:
             llm = llm.with_timeout(self.call_timeout)
         self._resolve("llm", llm)
         self._resolve("taxonomy", get_taxonomy(self.taxonomy if self.taxonomy is not None else default_taxonomy()))
+        if self.prompts is None:
+            self._resolve("prompts", default_prompts())
+        if self.safety is None:
+            self._resolve("safety", default_safety_policy())
 
     def _resolve(self, name: str, value: Any) -> None:
         """Set a field while the context is being built (it is frozen afterwards)."""
@@ -130,15 +136,29 @@ class SupportContext:
         """
         from mesa import __version__
         from mesa.fingerprint import fingerprint
-        from mesa.prompts import PromptSet
 
         settings = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _NOT_IN_ANSWERS}
-        settings["prompts"] = self.prompts or PromptSet.default()
         return fingerprint([__version__, settings, list(more)])
 
 
 _NOT_IN_ANSWERS = ("thread_id", "strict", "call_timeout", "max_input_chars", "safety", "perception")
 """SupportContext fields that cannot change a label step's answer (every other field can, new ones included)."""
+
+
+@lru_cache(maxsize=1)
+def default_prompts() -> PromptSet:
+    """The built-in prompts, read once."""
+    from mesa.prompts import PromptSet
+
+    return PromptSet.default()
+
+
+@lru_cache(maxsize=1)
+def default_safety_policy() -> SafetyPolicy:
+    """``SafetyPolicy.default()``, built once: a run without a policy in its context still gets the full protocol."""
+    from mesa.safety import SafetyPolicy
+
+    return SafetyPolicy.default()
 
 
 def default_model() -> str | None:

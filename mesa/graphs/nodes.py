@@ -167,12 +167,7 @@ def _context(runtime: Runtime[SupportContext]) -> SupportContext:
 
 
 def _prompts(ctx: SupportContext) -> PromptSet:
-    return ctx.prompts or _default_prompts()
-
-
-@lru_cache(maxsize=1)
-def _default_prompts() -> PromptSet:
-    return PromptSet.default()
+    return ctx.prompts  # SupportContext fills in the built-in prompts when none are given
 
 
 def _demonstrations(ctx: SupportContext, text: str, history: list[Message]) -> str:
@@ -283,15 +278,7 @@ async def _label_step(state: SupportState, runtime: Runtime[SupportContext], whi
 
 
 def _safety_policy(ctx: SupportContext):
-    return ctx.safety if ctx.safety is not None else _default_safety_policy()
-
-
-@lru_cache(maxsize=1)
-def _default_safety_policy():
-    """Built once: a graph run without a policy in its context still gets the full protocol."""
-    from mesa.safety import SafetyPolicy
-
-    return SafetyPolicy.default()
+    return ctx.safety  # SupportContext fills in the default policy when none is given
 
 
 # -- nodes ----------------------------------------------------------------------------------------

@@ -29,7 +29,13 @@ from langgraph.graph import END, START
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
 
-from mesa.graphs.context import ClientContextPolicy, ContextNotAllowed, SupportContext
+from mesa.graphs.context import (
+    ClientContextPolicy,
+    ContextNotAllowed,
+    SupportContext,
+    default_prompts,
+    default_safety_policy,
+)
 from mesa.graphs.smes import build_graph
 from mesa.state import SupportState, Turn
 from mesa.taxonomy import LABEL_SETS, taxonomy_names
@@ -133,14 +139,13 @@ def _scripted_default() -> None:
 
 def _load_blocking_parts() -> None:
     """Import and read now, at graph load, what a node would otherwise load on the server's event loop."""
-    from mesa.graphs import nodes
     from mesa.llm import import_litellm
 
     import_litellm()
     import instructor  # noqa: F401 - imported for its side effect: no import inside a node
 
-    nodes._default_prompts()
-    nodes._default_safety_policy()
+    default_prompts()
+    default_safety_policy()
     ServerContext()  # the default model and taxonomy resolve (and a bad MESA_MODEL fails) at start-up
 
 
