@@ -2,18 +2,19 @@
 
 1. Replace the strategy step with your own policy (here: a few rules a clinic
    might want), keeping every other step.
-2. Add a node: a tiny "retrieval" step that looks up coping resources for the
-   user's words and puts them in the state for the later steps and for you.
+2. Add a node without rebuilding the graph: a tiny "retrieval" step, inserted
+   before the emotion step, that looks up coping resources for the user's words
+   and puts them in the state for the later steps and for you.
 
 Runs offline on the embedded model; pass --model for a real one.
 """
 
 import argparse
 
-from langgraph.graph import END, START, StateGraph
+from langgraph.graph import StateGraph
 
 from mesa import SupportAgent
-from mesa.graphs import SupportContext, build_graph, nodes
+from mesa.graphs import Insert, build_graph
 from mesa.state import Prediction, SupportState
 
 RESOURCES = {
@@ -43,30 +44,16 @@ async def retrieve_resources(state: SupportState, runtime) -> dict:
 
 
 def graph_with_retrieval() -> StateGraph:
-    """perceive → assess_safety → retrieve → emotion → (our) strategy → system emotion → respond."""
-    graph = StateGraph(SupportState, context_schema=SupportContext)
-    chain = [
-        ("perceive", nodes.perceive),
-        ("assess_safety", nodes.assess_safety),
-        ("retrieve", retrieve_resources),
-        ("recognize_emotion", nodes.recognize_emotion),
-        ("select_strategy", rule_based_strategy),
-        ("choose_system_emotion", nodes.choose_system_emotion),
-        ("respond", nodes.respond),
-        ("finish_turn", nodes.finish_turn),
-    ]
-    for name, function in chain:
-        graph.add_node(name, function)
-    graph.add_node("crisis_response", nodes.crisis_response)
-    graph.add_edge(START, "perceive")
-    graph.add_edge("perceive", "assess_safety")
-    # keep the safety routing: a crisis always goes to the escalation protocol
-    graph.add_conditional_edges("assess_safety", nodes.route_after_safety, {"crisis": "crisis_response", "ok": "retrieve"})
-    for (a, _), (b, _) in zip(chain[2:], chain[3:]):
-        graph.add_edge(a, b)
-    graph.add_edge("crisis_response", "finish_turn")
-    graph.add_edge("finish_turn", END)
-    return graph
+    """perceive → assess_safety → retrieve → emotion → (our) strategy → system emotion → respond.
+
+    Nothing is rebuilt: the retrieval step is inserted before the emotion step, so the safety routing
+    that led there (a crisis still goes to the escalation protocol) now leads to it first.
+    """
+    return build_graph(
+        "stepwise",
+        nodes_override={"select_strategy": rule_based_strategy},
+        insert=[Insert("retrieve", retrieve_resources, before="recognize_emotion")],
+    )
 
 
 def main() -> None:

@@ -27,11 +27,13 @@ import time
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Coroutine, Iterator
+from dataclasses import fields, replace
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Self, TypeVar
 
 from pydantic import BaseModel
 
+from mesa.bridge import LoopThread
 from mesa.errors import AgentClosedError, TurnTimeoutError
 from mesa.graphs.context import DemonstrationSource, LabelClassifier, SupportContext
 from mesa.llm import LLM
@@ -56,6 +58,9 @@ _DONE = object()
 log = logging.getLogger("mesa.agent")
 _CLOSED = "this SupportAgent is closed; create a new one (or keep using it inside its `with` block)"
 
+_SETTING_NAMES = frozenset(f.name for f in fields(SupportContext)) - {"thread_id", "extras"}
+"""The agent's settings, read as ``agent.<name>`` from ``agent.settings`` (one frozen ``SupportContext``)."""
+
 DEFAULT_TURN_TIMEOUT = 120.0
 """Seconds a whole turn may take (``SupportAgent(turn_timeout=...)``): two slow model calls' worth."""
 
@@ -63,7 +68,7 @@ DEFAULT_TURN_TIMEOUT = 120.0
 class StreamEvent(BaseModel):
     """One event of ``SupportAgent.stream``.
 
-    ``type`` is ``"perception"`` (one cue's result), ``"safety"`` (the risk
+    ``type`` is ``"perception"`` (one cue's result; ``cue`` names it), ``"safety"`` (the risk
     assessment), ``"stage"`` (``stage`` is ``user_emotion``, ``strategy`` or
     ``system_emotion``, with its ``prediction``), ``"token"`` (a piece of the reply
     in ``text``) or, last, ``"reply"`` (the whole :class:`~mesa.state.Reply`).
@@ -71,6 +76,7 @@ class StreamEvent(BaseModel):
 
     type: Literal["perception", "safety", "stage", "token", "reply"]
     stage: str | None = None
+    cue: str | None = None
     text: str | None = None
     prediction: Prediction | None = None
     safety: SafetyAssessment | None = None
@@ -87,32 +93,27 @@ class StreamEvent(BaseModel):
         if kind == "safety":
             return cls(type="safety", safety=SafetyAssessment.model_validate(event["safety"]))
         if kind == "perception":
-            return cls(type="perception", stage=event.get("cue"), perception=PerceptionResult.model_validate(event["result"]))
+            return cls(type="perception", cue=event.get("cue"), perception=PerceptionResult.model_validate(event["result"]))
         return None
 
 
-class _LoopThread:
-    """An event loop in a daemon thread; coroutines from any thread or loop run on it."""
+class _LoopThread(LoopThread):
+    """The agent's own loop thread (:class:`mesa.bridge.LoopThread`): a run cut short by ``close`` ends in
+    :class:`~mesa.errors.AgentClosedError`."""
 
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="mesa-agent-loop", daemon=True)
-        self.thread.start()
+        super().__init__("mesa-agent-loop")
         self.closing = False  # set by SupportAgent.close: a run cancelled from now on ends in AgentClosedError
 
-    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
-        """Schedule ``coro`` on the loop; a stopped loop would never run it, so that is an error, not a hang."""
-        if not self.thread.is_alive() or self.loop.is_closed():
-            coro.close()
-            raise AgentClosedError(_CLOSED)
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+    def stopped_error(self) -> Exception:
+        return AgentClosedError(_CLOSED)
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         if threading.current_thread() is self.thread:
             coro.close()
             raise RuntimeError("SupportAgent's sync methods cannot be called from inside its own graph run")
         try:
-            return self.submit(coro).result()
+            return super().run(coro)
         except concurrent.futures.CancelledError:
             if self.closing:
                 raise AgentClosedError(_CLOSED) from None
@@ -125,23 +126,6 @@ class _LoopThread:
             if self.closing:
                 raise AgentClosedError(_CLOSED) from None
             raise
-
-    def stop(self) -> None:
-        """Cancel what is still pending on the loop (e.g. LiteLLM's logging worker), then stop it."""
-        if not self.thread.is_alive():
-            return
-
-        async def cancel_pending() -> None:
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-        try:
-            asyncio.run_coroutine_threadsafe(cancel_pending(), self.loop).result(timeout=5)
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(timeout=5)
 
 
 class _ThreadLocks:
@@ -206,6 +190,11 @@ class SupportAgent:
             ``Reply.failed_steps``, and the turn is still answered.
         max_input_chars: the longest user text accepted, in characters (default 16 000); longer raises
             :class:`~mesa.errors.InputTooLargeError` before any model call or write. ``None``: no limit.
+
+    The settings a run depends on are kept in one frozen :class:`~mesa.graphs.SupportContext`,
+    ``agent.settings``: each turn's context is it with the turn's ``thread_id``, the label cache's key is
+    derived from it (``SupportContext.answer_fingerprint``), and ``agent.llm``, ``agent.taxonomy``, ... read it.
+    Change one with ``agent.settings = dataclasses.replace(agent.settings, ...)``.
     """
 
     def __init__(
@@ -231,26 +220,27 @@ class SupportAgent:
         strict: bool = False,
         max_input_chars: int | None = MAX_TEXT_CHARS,
     ) -> None:
+        from mesa.eval.store import resolve_classifier
         from mesa.graphs.smes import build_graph
 
-        self.llm = LLM.from_model(model)
-        if call_timeout is not None:
-            self.llm = self.llm.with_timeout(call_timeout)
         self.turn_timeout = turn_timeout
-        self.strict = strict
-        self.max_input_chars = max_input_chars
         self.mode = mode
-        self.taxonomy = get_taxonomy(taxonomy)
-        self.prompts = prompts if isinstance(prompts, PromptSet) or prompts is None else PromptSet.from_dir(prompts)
-        self.perception = self._resolve_perception(perception)
-        self.safety = safety if safety is not None else self._default_safety()
-        self.history_window = history_window
-        self.demonstrations = demonstrations
-        self.n_demonstrations = n_demonstrations
-        from mesa.eval.store import resolve_classifier
-
-        self.classifier = resolve_classifier(classifier, self.taxonomy)
-        self.classifier_use = classifier_use
+        settings = SupportContext(
+            llm=LLM.from_model(model),  # not MESA_MODEL: that is the server's default, not an embedder's
+            call_timeout=call_timeout,
+            taxonomy=get_taxonomy(taxonomy),
+            prompts=prompts if isinstance(prompts, PromptSet) or prompts is None else PromptSet.from_dir(prompts),
+            perception=self._resolve_perception(perception),
+            safety=safety if safety is not None else self._default_safety(),
+            history_window=history_window,
+            demonstrations=demonstrations,
+            n_demonstrations=n_demonstrations,
+            classifier_use=classifier_use,
+            strict=strict,
+            max_input_chars=max_input_chars,
+        )
+        self.settings: SupportContext = replace(settings, classifier=resolve_classifier(classifier, settings.taxonomy))
+        self._scope: tuple[SupportContext | None, str] = (None, "")
         self._cache = self._resolve_cache(cache)
         cache_policy = self._cache_policy() if self._cache is not None else None
         self.builder = graph if graph is not None else build_graph(mode, cache_policy=cache_policy)
@@ -288,23 +278,37 @@ class SupportAgent:
     def _resolve_cache(cache: Any):
         if cache is None or cache is False:
             return None
-        from mesa.cache import DiskCache
+        from mesa.cache import DiskCache, resolve_cache
 
-        if cache is True:
-            return DiskCache()
-        if isinstance(cache, (str, Path)):
-            return DiskCache(cache)
-        return cache
+        return resolve_cache(cache, DiskCache)
+
+    def __getattr__(self, name: str) -> Any:
+        # agent.llm, agent.taxonomy, agent.classifier, ...: read from the one settings object
+        if name in _SETTING_NAMES and "settings" in self.__dict__:
+            return getattr(self.settings, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _SETTING_NAMES:
+            raise AttributeError(f"agent.{name} is a setting: set agent.settings = dataclasses.replace(agent.settings, {name}=...)")
+        super().__setattr__(name, value)
+
+    def _cache_scope(self) -> str:
+        """The digest of the settings that can change a label (see ``SupportContext.answer_fingerprint``)."""
+        settings = self.settings
+        if self._scope[0] is not settings:  # computed once per settings object: it may hash a classifier's weights
+            self._scope = (settings, settings.answer_fingerprint(self.mode))
+        return self._scope[1]
 
     def _cache_policy(self):
         from langgraph.types import CachePolicy
 
-        prompts = self.prompts.templates if self.prompts else {}
-        scope = f"{self.llm.model}|{self.mode}|{self.taxonomy.model_dump_json()}|{sorted(prompts.items())}|{self.history_window}"
+        self._cache_scope()  # now, not on the event loop at the first cached step
+        agent = weakref.ref(self)  # the graph must not keep the agent alive
 
         def key(state: Any) -> str:
             data = state.model_dump(include={"turn", "history", "perception", "user_emotion", "strategy"}, mode="json")
-            blob = scope + repr(sorted(data.items()))
+            blob = agent()._cache_scope() + repr(sorted(data.items()))
             return hashlib.sha256(blob.encode()).hexdigest()
 
         return CachePolicy(key_func=key)
@@ -319,21 +323,7 @@ class SupportAgent:
     def context(self, thread_id: str | None = None) -> SupportContext:
         """The runtime context this agent passes to its graph."""
         self._check_open()
-        return SupportContext(
-            llm=self.llm,
-            taxonomy=self.taxonomy,
-            prompts=self.prompts,
-            perception=self.perception,
-            safety=self.safety,
-            history_window=self.history_window,
-            demonstrations=self.demonstrations,
-            n_demonstrations=self.n_demonstrations,
-            classifier=self.classifier,
-            classifier_use=self.classifier_use,
-            thread_id=thread_id,
-            strict=self.strict,
-            max_input_chars=self.max_input_chars,
-        )
+        return replace(self.settings, thread_id=thread_id)
 
     # -- running -------------------------------------------------------------------------------
 
@@ -646,7 +636,7 @@ class SupportAgent:
         if self._memory is not None:
             await self._memory.aclose()
 
-    def __enter__(self) -> SupportAgent:
+    def __enter__(self) -> Self:
         self._check_open()
         return self
 

@@ -21,14 +21,14 @@ import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import diskcache
 from langgraph.cache.base import BaseCache, FullKey, Namespace
 
-__all__ = ["DiskCache", "PerceptionCache", "default_cache_dir"]
+__all__ = ["DiskCache", "PerceptionCache", "default_cache_dir", "resolve_cache"]
 
 _DB_FILES = ("cache.db", "cache.db-wal", "cache.db-shm")
 
@@ -36,6 +36,18 @@ _DB_FILES = ("cache.db", "cache.db-wal", "cache.db-shm")
 def default_cache_dir() -> Path:
     """``$MESA_CACHE_DIR``, else ``~/.cache/mesa``."""
     return Path(os.environ.get("MESA_CACHE_DIR") or Path.home() / ".cache" / "mesa")
+
+
+def resolve_cache(spec: Any, make: Callable[..., Any]) -> Any:
+    """A ``cache=`` argument, with one meaning everywhere in mesa: ``None`` or ``False``: no cache; ``True``: the
+    default folder; a folder path: a cache there (both made by ``make``); anything else: that cache object."""
+    if spec is None or spec is False:
+        return None
+    if spec is True:
+        return make()
+    if isinstance(spec, (str, Path)):
+        return make(spec)
+    return spec
 
 
 class _UnsafeEntry(OSError):

@@ -22,7 +22,7 @@ stream, so a stream that stalls after one token ends too. On expiry
 :class:`~mesa.errors.LLMTimeoutError` is raised.
 
 The async methods are the bodies; each sync twin runs its async twin on one
-background event loop (:func:`run_sync`), so the logic and the deadlines are
+background event loop (:func:`mesa.bridge.run_sync`), so the logic and the deadlines are
 written once.
 
 The structured-output mode is chosen per provider (:data:`STRUCTURED_MODES`):
@@ -40,24 +40,32 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import importlib
 import json
 import logging
 import os
+import sys
 import threading
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Iterator
 from functools import lru_cache
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from mesa.bridge import END as _END
+from mesa.bridge import iterate_sync as _iterate_sync
+from mesa.bridge import next_or_end as _next_or_end
+from mesa.bridge import run_sync
 from mesa.errors import LLMError, LLMTimeoutError, StructuredOutputError
 
 __all__ = [
     "DEFAULT_CALL_TIMEOUT",
     "DEFAULT_MODEL",
     "LLM",
+    "PROVIDERS",
     "STRUCTURED_MODES",
     "import_litellm",
+    "register_provider",
     "register_structured_mode",
     "run_sync",
 ]
@@ -92,6 +100,13 @@ STRUCTURED_MODES: dict[str, str] = {
 }
 """Provider prefix → instructor mode name (``instructor.Mode[name.upper()]``). Unknown providers use ``"tools"``."""
 
+PROVIDERS: dict[str, str] = {
+    "mesa-local": "mesa.local:local_provider",
+    "mesa-scripted": "mesa.testing:scripted_provider",
+}
+"""LiteLLM custom providers of mesa's: model-string prefix → ``"module:factory"``, a dotted path imported only
+when LiteLLM is first used (so this module imports neither the embedded model nor the test double)."""
+
 _litellm_lock = threading.Lock()
 _litellm_ready = False
 
@@ -99,6 +114,31 @@ _litellm_ready = False
 def register_structured_mode(provider: str, mode: str) -> None:
     """Choose the instructor mode (e.g. ``"tools"``, ``"json_schema"``) for a provider prefix."""
     STRUCTURED_MODES[provider] = mode
+
+
+def register_provider(prefix: str, factory: str, *, mode: str = "json_schema") -> None:
+    """Make ``prefix/...`` model strings reach a LiteLLM ``CustomLLM`` built by ``factory`` (``"module:function"``).
+
+    The factory is imported when LiteLLM is first used (now, when it already was).
+    """
+    with _litellm_lock:
+        PROVIDERS[prefix] = factory
+        STRUCTURED_MODES.setdefault(prefix, mode)
+        if _litellm_ready:
+            _install_providers(sys.modules["litellm"])
+
+
+def _load_factory(path: str) -> Any:
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _install_providers(litellm: Any) -> None:
+    """Add each provider of :data:`PROVIDERS` that LiteLLM does not know yet to its custom provider map."""
+    existing = {entry["provider"] for entry in litellm.custom_provider_map}
+    for prefix, factory in PROVIDERS.items():
+        if prefix not in existing:
+            litellm.custom_provider_map.append({"provider": prefix, "custom_handler": _load_factory(factory)()})
 
 
 def import_litellm():
@@ -112,13 +152,7 @@ def import_litellm():
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
         import litellm
 
-        from mesa.local import local_provider
-        from mesa.testing import scripted_provider
-
-        existing = {entry["provider"] for entry in litellm.custom_provider_map}
-        for name, handler in (("mesa-local", local_provider()), ("mesa-scripted", scripted_provider())):
-            if name not in existing:
-                litellm.custom_provider_map.append({"provider": name, "custom_handler": handler})
+        _install_providers(litellm)
         litellm.suppress_debug_info = True
         # LiteLLM warns each time its logging worker meets a new event loop; mesa runs graphs on
         # its own loop, so that warning is noise. Errors still show.
@@ -133,53 +167,7 @@ def _provider_of(model: str) -> str:
     return model.split("/", 1)[0] if "/" in model else "openai"
 
 
-# -- the sync twins' one bridge ---------------------------------------------------------------------
-
-
-class _LoopThread:
-    """An event loop in a daemon thread, started on first use, shared by every sync twin in the process."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="mesa-llm-sync", daemon=True)
-        self.thread.start()
-
-
-_bridge: _LoopThread | None = None
-_bridge_lock = threading.Lock()
-
-
-def run_sync(coro: Coroutine[Any, Any, R]) -> R:
-    """Run ``coro`` to its end from sync code, on one background loop (one loop, so LiteLLM's clients are reused)."""
-    global _bridge
-    with _bridge_lock:
-        if _bridge is None:
-            _bridge = _LoopThread()
-    if threading.current_thread() is _bridge.thread:
-        coro.close()
-        raise RuntimeError("a sync LLM method was called from inside an async LLM call; await the async twin")
-    return asyncio.run_coroutine_threadsafe(coro, _bridge.loop).result()
-
-
-_END = object()
-
-
-async def _next_or_end(stream: AsyncIterator[Any]) -> Any:
-    try:
-        return await anext(stream)
-    except StopAsyncIteration:
-        return _END
-
-
-def _iterate_sync(stream: AsyncIterator[R]) -> Iterator[R]:
-    """The items of an async iterator, for sync code (each step runs through :func:`run_sync`)."""
-    try:
-        while (item := run_sync(_next_or_end(stream))) is not _END:
-            yield item
-    finally:
-        closer = getattr(stream, "aclose", None)
-        if closer is not None:
-            run_sync(closer())
+# -- the sync twins' bridge: mesa.bridge (one shared loop thread) ---------------------------------
 
 
 # -- routers ------------------------------------------------------------------------------------
@@ -268,6 +256,7 @@ class LLM:
         if max_tokens is not None:
             self.defaults["max_tokens"] = max_tokens
         self._clients: dict[bool, Any] = {}
+        self.owner: Any = None  # the object this LLM was made from (say, a scripted model), kept alive with it
 
     def __repr__(self) -> str:
         return f"LLM(model={self.model!r}, mode={self.mode!r}, timeout={self.timeout!r})"
@@ -305,6 +294,13 @@ class LLM:
         twin = copy.copy(self)
         twin.timeout = seconds
         return twin
+
+    def cache_identity(self) -> dict[str, Any]:
+        """What of this LLM can change an answer, for cache keys (:func:`mesa.fingerprint.fingerprint`): the model,
+        the output mode, the re-asks, the sampling settings (``temperature``, ``max_tokens``, ``seed``...) and a
+        router's deployments. Credentials are left out by the fingerprint."""
+        deployments = [entry.get("litellm_params", {}) for entry in self.router.model_list] if self.router is not None else None
+        return {"model": self.model, "mode": self.mode, "max_retries": self.max_retries, "defaults": self.defaults, "deployments": deployments}
 
     # -- plumbing ---------------------------------------------------------------------------------
 

@@ -19,12 +19,11 @@ import atexit
 import importlib.util
 import os
 import threading
-import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+from mesa.custom_provider import Answer, custom_provider
 from mesa.errors import MissingExtraError
 
 __all__ = ["EmbeddedModel", "check_installed", "close_truncated_json", "embedded_model", "local_provider", "smollm2_path"]
@@ -272,78 +271,64 @@ def embedded_model(name: str = "smollm2") -> EmbeddedModel:
         return model
 
 
-def local_provider():
-    """The LiteLLM ``CustomLLM`` behind ``mesa-local/...`` model strings."""
-    from litellm import CustomLLM
-    from litellm.types.utils import ModelResponse
+def _answer(result: dict[str, Any]) -> Answer:
+    """An :class:`~mesa.custom_provider.Answer` from llama.cpp's OpenAI-shaped result."""
+    choice = result["choices"][0]
+    return Answer(choice["message"].get("content") or "", choice.get("finish_reason") or "stop", result.get("usage"))
 
-    def to_response(model: str, result: dict[str, Any]) -> ModelResponse:
-        choice = result["choices"][0]
-        return ModelResponse(
-            id=result.get("id") or f"mesa-local-{uuid.uuid4().hex}",
-            created=int(result.get("created") or time.time()),
-            model=f"mesa-local/{model}",
-            choices=[
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": choice["message"].get("content") or ""},
-                    "finish_reason": choice.get("finish_reason") or "stop",
-                }
-            ],
-            usage=result.get("usage"),
-        )
 
-    def chunk(text: str, finish: str | None) -> dict[str, Any]:
-        return {"text": text, "is_finished": finish is not None, "finish_reason": finish or "", "usage": None, "index": 0, "tool_use": None}
+class _EmbeddedAnswerer:
+    """The embedded models as a mesa provider (see :mod:`mesa.custom_provider`)."""
 
-    class LocalProvider(CustomLLM):
-        def completion(self, model, messages, api_base, custom_prompt_dict, model_response, print_verbose, encoding, api_key, logging_obj, optional_params, *args, **kwargs):
-            return to_response(model, embedded_model(model).complete(messages, optional_params))
+    def complete(self, model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> Answer:
+        return _answer(embedded_model(model).complete(messages, params))
 
-        async def acompletion(self, model, messages, api_base, custom_prompt_dict, model_response, print_verbose, encoding, api_key, logging_obj, optional_params, *args, **kwargs):
-            abandoned = threading.Event()
+    async def acomplete(self, model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> Answer:
+        abandoned = threading.Event()
+        try:
+            result = await asyncio.to_thread(embedded_model(model).complete, messages, params, abandoned)
+        finally:
+            abandoned.set()  # after a deadline cancelled the wait: the model stops at its next token
+        return _answer(result)
+
+    def stream(self, model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> Iterator[tuple[str, str | None]]:
+        return embedded_model(model).stream(messages, params)
+
+    async def astream(self, model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> AsyncIterator[tuple[str, str | None]]:
+        queue: asyncio.Queue = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+        done = object()
+        # Set when the reader goes away (a deadline, a reply cap): generation stops and frees the model's lock.
+        abandoned = threading.Event()
+
+        def hand_over(item: Any) -> None:
             try:
-                result = await asyncio.to_thread(embedded_model(model).complete, messages, optional_params, abandoned)
-            finally:
-                abandoned.set()  # after a deadline cancelled the wait: the model stops at its next token
-            return to_response(model, result)
-
-        def streaming(self, model, messages, api_base, custom_prompt_dict, model_response, print_verbose, encoding, api_key, logging_obj, optional_params, *args, **kwargs):
-            for text, finish in embedded_model(model).stream(messages, optional_params):
-                yield chunk(text, finish)
-
-        async def astreaming(self, model, messages, api_base, custom_prompt_dict, model_response, print_verbose, encoding, api_key, logging_obj, optional_params, *args, **kwargs) -> AsyncIterator[dict[str, Any]]:
-            queue: asyncio.Queue = asyncio.Queue()
-            loop = asyncio.get_running_loop()
-            done = object()
-            # Set when the reader goes away (a deadline, a reply cap): generation stops and frees the model's lock.
-            abandoned = threading.Event()
-
-            def hand_over(item: Any) -> None:
-                try:
-                    loop.call_soon_threadsafe(queue.put_nowait, item)
-                except RuntimeError:  # the reader's loop is closed
-                    abandoned.set()
-
-            def produce() -> None:
-                try:
-                    for item in embedded_model(model).stream(messages, optional_params):
-                        if abandoned.is_set():
-                            break  # closes the llama.cpp generator: no tokens generated for nobody
-                        hand_over(item)
-                except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-                    hand_over(exc)
-                finally:
-                    hand_over(done)
-
-            worker = threading.Thread(target=produce, name="mesa-local-stream", daemon=True)
-            worker.start()
-            try:
-                while (item := await queue.get()) is not done:
-                    if isinstance(item, BaseException):
-                        raise item
-                    yield chunk(*item)
-            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the reader's loop is closed
                 abandoned.set()
 
-    return LocalProvider()
+        def produce() -> None:
+            try:
+                for item in embedded_model(model).stream(messages, params):
+                    if abandoned.is_set():
+                        break  # closes the llama.cpp generator: no tokens generated for nobody
+                    hand_over(item)
+            except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+                hand_over(exc)
+            finally:
+                hand_over(done)
+
+        worker = threading.Thread(target=produce, name="mesa-local-stream", daemon=True)
+        worker.start()
+        try:
+            while (item := await queue.get()) is not done:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            abandoned.set()
+
+
+def local_provider():
+    """The LiteLLM ``CustomLLM`` behind ``mesa-local/...`` model strings."""
+    return custom_provider("mesa-local", _EmbeddedAnswerer())

@@ -15,7 +15,7 @@ import os
 import stat
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -37,6 +37,8 @@ __all__ = [
 
 Modality = Literal["text", "audio", "video", "image"]
 RiskLevel = Literal["none", "low", "elevated", "imminent"]
+"""The safety levels, lowest first; declared once (the rules, the LLM judgement and the state use this)."""
+RISK_LEVELS: tuple[RiskLevel, ...] = get_args(RiskLevel)
 RiskCategory = Literal["none", "suicide", "self_harm", "harm_to_others", "abuse", "other"]
 
 MAX_TEXT_CHARS = 16_000

@@ -10,7 +10,7 @@ outside the set can never enter the graph state.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -25,6 +25,8 @@ __all__ = [
 ]
 
 LabelSetName = Literal["user_emotion", "strategy", "system_emotion"]
+"""The three label sets of a taxonomy (and the three label steps), declared once."""
+LABEL_SETS: tuple[LabelSetName, ...] = get_args(LabelSetName)
 
 
 class Label(BaseModel):

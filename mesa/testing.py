@@ -36,14 +36,19 @@ import itertools
 import json
 import threading
 import time
-import uuid
-from collections.abc import Collection, Sequence
+import weakref
+from collections.abc import AsyncIterator, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mesa.custom_provider import Answer, custom_provider
+from mesa.taxonomy import LABEL_SETS
+
 __all__ = ["ScriptedCall", "ScriptedModel", "scripted_provider"]
 
-_instances: dict[str, ScriptedModel] = {}
+# The scripts that ``mesa-scripted/<name>`` strings reach. Weak: a script leaves when it is closed or collected
+# (an LLM made by :meth:`ScriptedModel.as_llm` keeps its script alive).
+_instances: weakref.WeakValueDictionary[str, ScriptedModel] = weakref.WeakValueDictionary()
 _ids = itertools.count(1)
 
 # Schema titles that the graph's step models use, mapped to the scripted field that answers them.
@@ -131,10 +136,16 @@ class ScriptedModel:
         return f"mesa-scripted/{self.name}"
 
     def as_llm(self, **kwargs: Any):
-        """This script as a :class:`mesa.llm.LLM`."""
+        """This script as a :class:`mesa.llm.LLM` (which keeps the script alive)."""
         from mesa.llm import LLM
 
-        return LLM(self.model, **kwargs)
+        llm = LLM(self.model, **kwargs)
+        llm.owner = self
+        return llm
+
+    def close(self) -> None:
+        """Unregister this script: its model string reaches nothing from now on."""
+        _instances.pop(self.name, None)
 
     def calls_for(self, schema: str | None) -> list[ScriptedCall]:
         """The recorded requests for one schema title (``None``: text requests)."""
@@ -219,7 +230,7 @@ class ScriptedModel:
                 label = self._label(_STEP_FIELDS[title], props.get("label", {}))
                 return json.dumps({"label": label, "confidence": self.confidence, "rationale": "scripted"})
             if title == "FusedTurn":
-                answer = {field: self._label(field, props.get(field, {})) for field in ("user_emotion", "strategy", "system_emotion")}
+                answer = {field: self._label(field, props.get(field, {})) for field in LABEL_SETS}
                 return json.dumps({**answer, "response": self._answers["reply"].next()})
             return json.dumps(self._minimal(schema))
 
@@ -254,66 +265,49 @@ def _pieces(text: str) -> list[str]:
     return [w + (" " if i < len(words) - 1 else "") for i, w in enumerate(words)]
 
 
+class _ScriptedAnswerer:
+    """The scripts as a mesa provider (see :mod:`mesa.custom_provider`)."""
+
+    @staticmethod
+    def _prepare(model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> tuple[ScriptedModel, str, list[str], str]:
+        """The script, the request's name, the answer's pieces (as streamed) and its finish reason."""
+        try:
+            script = _instances[model]
+        except KeyError:
+            raise ValueError(f"no scripted model named {model!r} in this process (closed or collected?)") from None
+        name = script.request_name(params)
+        answer = script.respond_to(messages, params)  # recorded even when it then fails
+        script._check_fail(name)
+        text, finish = script.cut(name, answer)
+        return script, name, _pieces(text) or [""], finish
+
+    def complete(self, model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> Answer:
+        script, name, pieces, finish = self._prepare(model, messages, params)
+        script.wait_sync(name)
+        return Answer("".join(pieces), finish)
+
+    async def acomplete(self, model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> Answer:
+        script, name, pieces, finish = self._prepare(model, messages, params)
+        await script.wait_async(name)
+        return Answer("".join(pieces), finish)
+
+    def stream(self, model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> Iterator[tuple[str, str | None]]:
+        script, name, pieces, finish = self._prepare(model, messages, params)
+        script.wait_sync(name)
+        for i, piece in enumerate(pieces):
+            if script.stall_after is not None and i == script.stall_after:
+                script.wait_sync(name, stalled=True)
+            yield piece, finish if i == len(pieces) - 1 else None
+
+    async def astream(self, model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> AsyncIterator[tuple[str, str | None]]:
+        script, name, pieces, finish = self._prepare(model, messages, params)
+        await script.wait_async(name)
+        for i, piece in enumerate(pieces):
+            if script.stall_after is not None and i == script.stall_after:
+                await script.wait_async(name, stalled=True)
+            yield piece, finish if i == len(pieces) - 1 else None
+
+
 def scripted_provider():
     """The LiteLLM ``CustomLLM`` behind ``mesa-scripted/...`` model strings."""
-    from litellm import CustomLLM
-    from litellm.types.utils import ModelResponse
-
-    def script(model: str) -> ScriptedModel:
-        try:
-            return _instances[model]
-        except KeyError:
-            raise ValueError(f"no scripted model named {model!r} in this process") from None
-
-    def response(model: str, text: str, finish: str) -> ModelResponse:
-        return ModelResponse(
-            id=f"scripted-{uuid.uuid4().hex[:12]}",
-            created=int(time.time()),
-            model=f"mesa-scripted/{model}",
-            choices=[{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
-            usage={"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-        )
-
-    def chunk(piece: str, finish: str | None) -> dict[str, Any]:
-        return {"text": piece, "is_finished": finish is not None, "finish_reason": finish or "", "usage": None, "index": 0, "tool_use": None}
-
-    def prepare(s: ScriptedModel, messages, params) -> tuple[str, list[str], str]:
-        """The request's name, the answer's pieces (as streamed) and its finish reason."""
-        name = s.request_name(params)
-        answer = s.respond_to(messages, params)  # recorded even when it then fails
-        s._check_fail(name)
-        text, finish = s.cut(name, answer)
-        return name, _pieces(text) or [""], finish
-
-    class ScriptedProvider(CustomLLM):
-        def completion(self, model, messages, api_base, custom_prompt_dict, model_response, print_verbose, encoding, api_key, logging_obj, optional_params, *args, **kwargs):
-            s = script(model)
-            name, pieces, finish = prepare(s, messages, optional_params)
-            s.wait_sync(name)
-            return response(model, "".join(pieces), finish)
-
-        async def acompletion(self, model, messages, api_base, custom_prompt_dict, model_response, print_verbose, encoding, api_key, logging_obj, optional_params, *args, **kwargs):
-            s = script(model)
-            name, pieces, finish = prepare(s, messages, optional_params)
-            await s.wait_async(name)
-            return response(model, "".join(pieces), finish)
-
-        def streaming(self, model, messages, api_base, custom_prompt_dict, model_response, print_verbose, encoding, api_key, logging_obj, optional_params, *args, **kwargs):
-            s = script(model)
-            name, pieces, finish = prepare(s, messages, optional_params)
-            s.wait_sync(name)
-            for i, piece in enumerate(pieces):
-                if s.stall_after is not None and i == s.stall_after:
-                    s.wait_sync(name, stalled=True)
-                yield chunk(piece, finish if i == len(pieces) - 1 else None)
-
-        async def astreaming(self, model, messages, api_base, custom_prompt_dict, model_response, print_verbose, encoding, api_key, logging_obj, optional_params, *args, **kwargs):
-            s = script(model)
-            name, pieces, finish = prepare(s, messages, optional_params)
-            await s.wait_async(name)
-            for i, piece in enumerate(pieces):
-                if s.stall_after is not None and i == s.stall_after:
-                    await s.wait_async(name, stalled=True)
-                yield chunk(piece, finish if i == len(pieces) - 1 else None)
-
-    return ScriptedProvider()
+    return custom_provider("mesa-scripted", _ScriptedAnswerer())

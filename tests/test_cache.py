@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import _media as M
 
 from mesa.cache import DiskCache, PerceptionCache
+from mesa.graphs.context import Demonstration
 from mesa.state import Prediction, Turn
 from mesa.testing import ScriptedModel
 from mesa.tools import Perception
@@ -205,3 +206,72 @@ def test_a_hash_carried_by_a_local_reference_cannot_fetch_another_files_result(t
     forged = Turn(audio=MediaRef(uri=str(mine), sha256=their_turn.audio.sha256))
     assert not perception.perceive(forged)["transcript"].cached  # hashed from the file itself: a miss
     assert speech.calls == 2
+
+
+# -- the label cache's key: everything that can change an answer ----------------------------------
+
+
+class _WeightedClassifier:
+    """A LabelClassifier whose answer depends on its weights (as a trained one's does)."""
+
+    def __init__(self, weights: list[float]) -> None:
+        self.weights = weights
+
+    def supports(self, which: str) -> bool:
+        return which == "user_emotion"
+
+    def predict_distribution(self, which: str, text: str, history: list) -> dict[str, float]:
+        return {"sadness": self.weights[0], "neutral": self.weights[1]}
+
+
+class _Demonstrations:
+    def __init__(self, context: str) -> None:
+        self.examples = [Demonstration(context=context, user_emotion="sadness", strategy="Restatement")]
+
+    def retrieve(self, text: str, history: list, k: int) -> list[Demonstration]:
+        return self.examples[:k]
+
+
+def test_the_label_cache_misses_when_a_setting_that_shapes_answers_changes(make_agent, tmp_path):
+    folder = tmp_path / "graph-cache"
+    script = ScriptedModel()
+
+    def asked(model=None, weights=(0.7, 0.3), demonstrations="I lost my keys", **settings) -> bool:
+        """Run one turn with these settings on the shared cache folder: was the emotion step asked again?"""
+        before = len(script.calls_for("UserEmotion"))
+        agent = make_agent(
+            model=model or script,
+            cache=folder,
+            classifier=_WeightedClassifier(list(weights)),
+            demonstrations=_Demonstrations(demonstrations),
+            **settings,
+        )
+        agent.respond("the same words")
+        return len(script.calls_for("UserEmotion")) > before
+
+    assert asked()  # first time: computed and stored
+    assert not asked()  # the same settings, in new objects: answered from the cache
+    assert asked(weights=(0.2, 0.8))  # another classifier
+    assert asked(demonstrations="My dog died")  # another demonstration source
+    assert asked(model=script.as_llm(temperature=0.9))  # another sampling setting
+    assert asked(model=script.as_llm(seed=7))
+    assert not asked(model=script.as_llm(api_key="sk-rotated"))  # a credential is not part of an answer
+
+
+def test_a_fingerprint_reads_content_not_identity():
+    from mesa.fingerprint import fingerprint
+
+    assert fingerprint(_WeightedClassifier([0.5, 0.5])) == fingerprint(_WeightedClassifier([0.5, 0.5]))
+    assert fingerprint(_WeightedClassifier([0.5, 0.5])) != fingerprint(_WeightedClassifier([0.5, 0.6]))
+    assert fingerprint({"api_key": "a", "max_tokens": 5}) == fingerprint({"api_key": "b", "max_tokens": 5})
+    assert fingerprint({"max_tokens": 5}) != fingerprint({"max_tokens": 6})
+    np = pytest.importorskip("numpy")
+    assert fingerprint(np.zeros(3)) == fingerprint(np.zeros(3)) != fingerprint(np.ones(3))
+
+
+def test_none_means_no_cache_for_the_agent_and_for_perception(make_agent, tmp_path):
+    assert Perception(cache=None).cache is None and Perception(cache=False).cache is None
+    assert isinstance(Perception().cache, PerceptionCache)  # the default: the on-disk cache
+    folder = tmp_path / "perception"
+    assert isinstance(Perception(cache=folder).cache, PerceptionCache) and folder.is_dir()
+    assert make_agent(model=ScriptedModel(), cache=None)._cache is None

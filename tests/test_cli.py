@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from mesa.cli import app
 from mesa.testing import ScriptedModel
 
+ANY_SCRIPT = ScriptedModel()  # held here: a model string reaches its script only while the script lives
 runner = CliRunner()
 
 
@@ -28,7 +29,7 @@ def test_respond_needs_some_input():
 
 
 def test_respond_rejects_an_unknown_taxonomy():
-    result = runner.invoke(app, ["respond", "hi", "--model", ScriptedModel().model, "--taxonomy", "klingon"])
+    result = runner.invoke(app, ["respond", "hi", "--model", ANY_SCRIPT.model, "--taxonomy", "klingon"])
     assert result.exit_code != 0
 
 
@@ -46,7 +47,7 @@ def test_chat_shows_labels_and_reply_per_turn(tmp_path):
 
 
 def test_chat_ends_at_end_of_input():
-    result = runner.invoke(app, ["chat", "--model", ScriptedModel().model], input="")
+    result = runner.invoke(app, ["chat", "--model", ANY_SCRIPT.model], input="")
     assert result.exit_code == 0 and "bye" in result.output
 
 
@@ -72,7 +73,7 @@ def test_version():
 
 @pytest.mark.parametrize(("option", "value", "named"), [("--mode", "turbo", "stepwise"), ("--taxonomy", "klingon", "esconv")])
 def test_a_bad_choice_is_a_usage_error_without_traceback(option, value, named):
-    result = runner.invoke(app, ["respond", "hi", "--model", ScriptedModel().model, option, value])
+    result = runner.invoke(app, ["respond", "hi", "--model", ANY_SCRIPT.model, option, value])
     assert result.exit_code == 2
     assert named in result.output and "Traceback" not in result.output
 
@@ -82,7 +83,7 @@ def test_a_taxonomy_file_is_accepted(tmp_path):
 
     path = tmp_path / "mine.json"
     path.write_text(ESCONV.model_copy(update={"name": "mine"}).model_dump_json())
-    result = runner.invoke(app, ["respond", "hi", "--model", ScriptedModel().model, "--taxonomy", str(path)])
+    result = runner.invoke(app, ["respond", "hi", "--model", ANY_SCRIPT.model, "--taxonomy", str(path)])
     assert result.exit_code == 0, result.output
 
 
@@ -94,7 +95,7 @@ def test_a_failed_turn_is_one_line_and_exit_code_1(monkeypatch):
         raise LLMError("the provider said no\nwith a long second line")
 
     monkeypatch.setattr(SupportAgent, "respond", broken)
-    result = runner.invoke(app, ["respond", "hi", "--model", ScriptedModel().model])
+    result = runner.invoke(app, ["respond", "hi", "--model", ANY_SCRIPT.model])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
     assert result.stderr.strip() == "error: LLMError: the provider said no"
 

@@ -1,5 +1,6 @@
 """Orchestration of the SMES graphs, with a scripted model (no network, no weights)."""
 
+import dataclasses
 import itertools
 import subprocess
 import sys
@@ -273,7 +274,7 @@ def test_perception_clues_reach_the_prompts_and_the_transcript_is_the_text(make_
 
     script = ScriptedModel()
     agent = make_agent(model=script)
-    agent.perception = FakePerception()
+    agent.settings = dataclasses.replace(agent.settings, perception=FakePerception())  # settings are one frozen object
     audio = tmp_path / "a.wav"
     audio.write_bytes(b"fake")
     reply = agent.respond(audio=audio, thread_id="p")
@@ -371,3 +372,70 @@ def test_fused_reply_left_empty_is_written_from_the_decisions(make_agent):
     reply = make_agent(model=script, mode="fused").respond("I tried my best", thread_id="e")
     assert reply.strategy.label == "Approval" and reply.text.endswith("Well done for trying.")
     assert "Approval" in script.calls_for(None)[0].prompt
+
+
+# -- inserting nodes before or after any step, without rebuilding the graph -------------------------
+
+
+def _recorder(name, seen):
+    async def node(state, runtime):
+        seen.append(name)
+        return {}
+
+    return node
+
+
+def test_a_node_inserted_before_a_step_runs_there_and_the_safety_routing_is_kept(make_agent):
+    from mesa.graphs import Insert
+
+    seen: list[str] = []
+    inserts = [Insert("look_up", _recorder("look_up", seen), before="recognize_emotion"), Insert("audit", _recorder("audit", seen), after="respond")]
+    graph = build_graph("stepwise", insert=inserts)
+    assert ("look_up", "recognize_emotion") in graph.edges and ("respond", "audit") in graph.edges and ("audit", "finish_turn") in graph.edges
+    script = ScriptedModel()
+    agent = make_agent(model=script, graph=graph)
+    agent.respond("I had a rough day at work", thread_id="i")
+    assert seen == ["look_up", "audit"]
+    assert script.calls_for("UserEmotion")[0].prompt  # the emotion step still ran, after look_up
+    seen.clear()
+    assert agent.respond("I want to kill myself tonight", thread_id="c").safety.crisis
+    assert seen == []  # a crisis still routes straight to the protocol
+
+
+def test_a_node_inserted_after_a_routing_step_takes_over_its_routing(make_agent):
+    from mesa.graphs import insert_node
+
+    seen: list[str] = []
+    graph = insert_node(build_graph("fused"), "after_safety", _recorder("after_safety", seen), after="assess_safety")
+    assert "after_safety" in graph.branches and "assess_safety" not in graph.branches
+    agent = make_agent(model=ScriptedModel(), graph=graph, mode="fused")
+    agent.respond("hello", thread_id="a")
+    assert agent.respond("I want to kill myself tonight", thread_id="b").safety.crisis
+    assert seen == ["after_safety", "after_safety"]
+
+
+def test_an_insert_names_one_existing_node():
+    from mesa.graphs import Insert, insert_node
+
+    with pytest.raises(ValueError, match="exactly one"):
+        Insert("x", _recorder("x", []))
+    with pytest.raises(ValueError, match="no node 'strategy'.*select_strategy"):
+        insert_node(build_graph("stepwise"), "x", _recorder("x", []), before="strategy")
+
+
+def test_a_perception_stream_event_names_its_cue_not_a_stage():
+    from mesa import StreamEvent
+
+    result = PerceptionResult(cue="voice", modality="audio", backend="fake", clue="low pitch")
+    event = StreamEvent.from_custom({"type": "perception", "cue": "voice", "result": result.model_dump()})
+    assert event.cue == "voice" and event.stage is None and event.perception.clue == "low pitch"
+
+
+def test_the_context_fills_in_prompts_and_safety_so_nodes_read_it_only():
+    from mesa.graphs.context import default_safety_policy
+    from mesa.prompts import PromptSet
+
+    ctx = SupportContext(llm=ScriptedModel().as_llm())
+    assert ctx.prompts == PromptSet.default() and ctx.safety is default_safety_policy()
+    assert SupportContext(llm=ctx.llm).safety is ctx.safety  # one default policy per process, not one per run
+    assert not hasattr(nodes, "_default_prompts") and not hasattr(nodes, "_default_safety_policy")

@@ -71,7 +71,7 @@ def server_module(monkeypatch):
     monkeypatch.delenv("MESA_ALLOWED_MODELS", raising=False)
     from mesa.graphs import server
 
-    return server
+    yield server  # a generator fixture: the script stays alive (reachable by its model string) for the test
 
 
 def test_a_client_context_cannot_name_files_objects_or_other_models(server_module):

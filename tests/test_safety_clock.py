@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mesa.safety import DISCLOSURE_TEXT, SafetyPolicy, check_crisis_reply
+from mesa.safety import DISCLOSURE_TEXT, SafetyPolicy, missing_crisis_elements
 from mesa.safety.counters import EscalationCounters
 from mesa.state import SafetyAssessment
 
@@ -126,7 +126,7 @@ GOOD = (
     ],
 )
 def test_method_dose_or_lethality_content_is_rejected(addition):
-    assert "method_content" in check_crisis_reply(GOOD + " " + addition)
+    assert "method_content" in missing_crisis_elements(GOOD + " " + addition)
 
 
 async def test_a_model_wording_with_method_content_is_replaced_by_the_template():

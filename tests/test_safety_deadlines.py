@@ -68,7 +68,7 @@ def test_sync_twins_have_the_same_deadlines():
     policy = _policy()
     assert policy.assess("I want to kill myself", [], llm).crisis
     assert policy.crisis_reply("I want to kill myself", CRISIS, [], llm) == policy.template_reply(CRISIS)
-    assert llm.sync_started.is_set()
+    assert llm.started.is_set() and not llm.sync_started.is_set()  # the sync twin runs the async body, written once
 
 
 async def test_a_hanging_sync_hook_blocks_neither_the_reply_nor_the_loop(caplog):

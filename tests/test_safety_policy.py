@@ -18,8 +18,8 @@ from mesa.safety import (
     EscalationEvent,
     SafetyJudgement,
     SafetyPolicy,
-    check_crisis_reply,
     crisis_contacts,
+    missing_crisis_elements,
     resolve_locale,
 )
 from mesa.state import Message, SafetyAssessment
@@ -217,7 +217,7 @@ async def test_failing_or_disabled_llm_wording_uses_the_template():
 def test_reply_must_quote_a_contact_of_the_configured_locale():
     assert "crisis_contact" not in SafetyPolicy(locale="US").check_crisis_reply(GOOD_REPLY)
     assert "crisis_contact" in SafetyPolicy(locale="DE").check_crisis_reply(GOOD_REPLY)
-    assert "crisis_contact" in check_crisis_reply("no numbers here")
+    assert "crisis_contact" in missing_crisis_elements("no numbers here")
 
 
 def test_template_has_every_element_for_every_locale_and_category():
@@ -399,3 +399,14 @@ def test_agent_routes_a_crisis_turn_through_the_protocol(make_agent):
     assert "116 123" in reply.text and "human friend" not in reply.text
     assert hooked.wait(30)  # the hook runs in the background, off the reply path
     assert [(e.thread_id, e.level, e.category) for e in events] == [("t1", "imminent", "suicide")]
+
+
+def test_the_safety_prompts_are_part_of_the_prompt_set():
+    from mesa.prompts import PROMPT_NAMES, PromptSet
+
+    assert {"safety_assess", "crisis_reply"} <= set(PROMPT_NAMES)
+    prompts = PromptSet.default().with_overrides(safety_assess="Judge this: house rules.", crisis_reply="Word it ({category}).")
+    policy = SafetyPolicy(semantic=False, prompts=prompts)
+    assert policy._llm_messages("hello", [])[0]["content"] == "Judge this: house rules."
+    crisis = SafetyAssessment(level="imminent", category="suicide", evidence=[], sources=["rules"])
+    assert policy._reply_messages("hello", crisis, [])[0]["content"] == "Word it (suicide)."

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
 from mesa.errors import MesaError
 from mesa.state import MAX_TEXT_CHARS, Message, Prediction
-from mesa.taxonomy import Taxonomy
+from mesa.taxonomy import LabelSetName, Taxonomy
 
 if TYPE_CHECKING:
     from mesa.llm import LLM
@@ -31,9 +32,6 @@ __all__ = [
     "StrategyPolicy",
     "SupportContext",
 ]
-
-LabelSetName = Literal["user_emotion", "strategy", "system_emotion"]
-
 
 class Demonstration(BaseModel):
     """A labelled example turn shown to the model as a few-shot demonstration."""
@@ -73,15 +71,19 @@ class StrategyPolicy(Protocol):
     def __call__(self, text: str, user_emotion: Prediction | None, history: list[Message]) -> Prediction: ...
 
 
-@dataclass
+@dataclass(frozen=True)
 class SupportContext:
     """Dependencies of one run, passed as ``context=`` to ``invoke``/``stream``.
+
+    Frozen: one context is a complete, fixed set of settings. ``dataclasses.replace(context, ...)``
+    makes a changed copy (a :class:`~mesa.SupportAgent` keeps its settings as one, ``agent.settings``).
 
     ``llm`` may be given as a LiteLLM model string and ``taxonomy`` as a name, so a
     JSON context (LangGraph Server) works: ``{"llm": "openai/gpt-4o-mini", "taxonomy": "esconv"}``.
     Left out, they come from the environment, here and only here: ``llm`` from ``MESA_MODEL``
     (else the embedded model), ``taxonomy`` from ``MESA_TAXONOMY`` (else ``mesc``). So
-    ``SupportContext()`` is a complete context.
+    ``SupportContext()`` is a complete context; ``prompts`` and ``safety`` left out are the built-in
+    prompts and ``SafetyPolicy.default()`` (one per process), so nodes read ``runtime.context`` only.
 
     Limits (see the reliability page): ``call_timeout`` is the deadline of each model call
     (``None``: the LLM's own ``LLM(timeout=...)``, 60 s by default); ``max_input_chars`` the
@@ -109,10 +111,54 @@ class SupportContext:
         from mesa.llm import LLM
         from mesa.taxonomy import get_taxonomy
 
-        self.llm = LLM.from_model(self.llm if self.llm is not None else default_model())
-        if self.call_timeout is not None and self.call_timeout != self.llm.timeout:
-            self.llm = self.llm.with_timeout(self.call_timeout)
-        self.taxonomy = get_taxonomy(self.taxonomy if self.taxonomy is not None else default_taxonomy())
+        llm = LLM.from_model(self.llm if self.llm is not None else default_model())
+        if self.call_timeout is not None and self.call_timeout != llm.timeout:
+            llm = llm.with_timeout(self.call_timeout)
+        self._resolve("llm", llm)
+        self._resolve("taxonomy", get_taxonomy(self.taxonomy if self.taxonomy is not None else default_taxonomy()))
+        if self.prompts is None:
+            self._resolve("prompts", default_prompts())
+        if self.safety is None:
+            self._resolve("safety", default_safety_policy())
+
+    def _resolve(self, name: str, value: Any) -> None:
+        """Set a field while the context is being built (it is frozen afterwards)."""
+        object.__setattr__(self, name, value)
+
+    def answer_fingerprint(self, *more: Any) -> str:
+        """A digest of every setting that can change a label step's answer, for cache keys.
+
+        The model and its sampling settings, the prompts (the built-in ones when none are set), the
+        taxonomy, the history window, the demonstrations source and their number, the classifier
+        (its weights) and how it is used, ``extras``, mesa's version, and ``more`` (say, the graph
+        mode). Only what cannot change a label is left out: the thread, deadlines, input limits,
+        ``strict``, and the safety and perception parts (their results reach a step through the state).
+        """
+        from mesa import __version__
+        from mesa.fingerprint import fingerprint
+
+        settings = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _NOT_IN_ANSWERS}
+        return fingerprint([__version__, settings, list(more)])
+
+
+_NOT_IN_ANSWERS = ("thread_id", "strict", "call_timeout", "max_input_chars", "safety", "perception")
+"""SupportContext fields that cannot change a label step's answer (every other field can, new ones included)."""
+
+
+@lru_cache(maxsize=1)
+def default_prompts() -> PromptSet:
+    """The built-in prompts, read once."""
+    from mesa.prompts import PromptSet
+
+    return PromptSet.default()
+
+
+@lru_cache(maxsize=1)
+def default_safety_policy() -> SafetyPolicy:
+    """``SafetyPolicy.default()``, built once: a run without a policy in its context still gets the full protocol."""
+    from mesa.safety import SafetyPolicy
+
+    return SafetyPolicy.default()
 
 
 def default_model() -> str | None:

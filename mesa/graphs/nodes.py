@@ -30,10 +30,18 @@ from langgraph.runtime import Runtime
 from pydantic import BaseModel, BeforeValidator, Field, create_model
 
 from mesa.errors import LLMError, LLMTimeoutError
-from mesa.graphs.context import LabelSetName, SupportContext
+from mesa.graphs.context import SupportContext
 from mesa.prompts import PromptSet
-from mesa.state import STATE_WINDOW_MIN, Message, PerceptionResult, Prediction, SafetyAssessment, SupportState, check_text_size
-from mesa.taxonomy import Taxonomy
+from mesa.state import (
+    STATE_WINDOW_MIN,
+    Message,
+    PerceptionResult,
+    Prediction,
+    SafetyAssessment,
+    SupportState,
+    check_text_size,
+)
+from mesa.taxonomy import LABEL_SETS, LabelSetName, Taxonomy
 
 __all__ = [
     "assess_safety",
@@ -111,7 +119,7 @@ def _cut_reply(value: Any) -> str:
 # llama.cpp grammar are slow to build and have crashed it.
 Confidence = Annotated[float, BeforeValidator(_clamp_confidence)]
 Rationale = Annotated[str, BeforeValidator(_short)]
-Reply = Annotated[str, BeforeValidator(_cut_reply)]
+ReplyText = Annotated[str, BeforeValidator(_cut_reply)]  # not `Reply`: that is mesa.Reply, the whole turn's result
 
 
 @lru_cache(maxsize=64)
@@ -136,7 +144,7 @@ def fused_model(taxonomy: Taxonomy) -> type[BaseModel]:
         user_emotion=(taxonomy.label_type("user_emotion"), ...),
         strategy=(taxonomy.label_type("strategy"), ...),
         system_emotion=(taxonomy.label_type("system_emotion"), ...),
-        response=(Reply, Field(description="the reply to the user")),
+        response=(ReplyText, Field(description="the reply to the user")),
     )
 
 
@@ -171,12 +179,7 @@ def _context(runtime: Runtime[SupportContext]) -> SupportContext:
 
 
 def _prompts(ctx: SupportContext) -> PromptSet:
-    return ctx.prompts or _default_prompts()
-
-
-@lru_cache(maxsize=1)
-def _default_prompts() -> PromptSet:
-    return PromptSet.default()
+    return ctx.prompts  # SupportContext fills in the built-in prompts when none are given
 
 
 def _demonstrations(ctx: SupportContext, text: str, history: list[Message]) -> str:
@@ -287,15 +290,7 @@ async def _label_step(state: SupportState, runtime: Runtime[SupportContext], whi
 
 
 def _safety_policy(ctx: SupportContext):
-    return ctx.safety if ctx.safety is not None else _default_safety_policy()
-
-
-@lru_cache(maxsize=1)
-def _default_safety_policy():
-    """Built once: a graph run without a policy in its context still gets the full protocol."""
-    from mesa.safety import SafetyPolicy
-
-    return SafetyPolicy.default()
+    return ctx.safety  # SupportContext fills in the default policy when none is given
 
 
 # -- nodes ----------------------------------------------------------------------------------------
@@ -472,7 +467,7 @@ async def respond(state: SupportState, runtime: Runtime[SupportContext]) -> dict
     return update
 
 
-LABEL_FIELDS: tuple[LabelSetName, ...] = ("user_emotion", "strategy", "system_emotion")
+LABEL_FIELDS: tuple[LabelSetName, ...] = LABEL_SETS
 
 
 class _UnsettledAnswer(Exception):

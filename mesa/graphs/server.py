@@ -29,10 +29,16 @@ from langgraph.graph import END, START
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
 
-from mesa.graphs.context import ClientContextPolicy, ContextNotAllowed, SupportContext
+from mesa.graphs.context import (
+    ClientContextPolicy,
+    ContextNotAllowed,
+    SupportContext,
+    default_prompts,
+    default_safety_policy,
+)
 from mesa.graphs.smes import build_graph
 from mesa.state import SupportState, Turn
-from mesa.taxonomy import taxonomy_names
+from mesa.taxonomy import LABEL_SETS, taxonomy_names
 
 __all__ = ["ClientContext", "ServerContext", "chat_input", "chat_output", "fused", "server_graph", "stepwise"]
 
@@ -46,10 +52,10 @@ class ClientContext(BaseModel):
 
     llm: str | None = Field(default=None, description="LiteLLM model string; must be allowed by the operator (MESA_ALLOWED_MODELS)")
     taxonomy: Literal[tuple(taxonomy_names())] | None = Field(default=None, description="label sets of a registered taxonomy")  # type: ignore[valid-type]
-    history_window: int = Field(default=8, ge=0, le=64, description="how many earlier messages the prompts see")
+    history_window: int = Field(default=SupportContext.history_window, ge=0, le=64, description="how many earlier messages the prompts see")
 
 
-@dataclass
+@dataclass(frozen=True)
 class ServerContext(SupportContext):
     """The run context of the server graphs: a :class:`SupportContext` whose client-set values are checked."""
 
@@ -63,9 +69,9 @@ class ServerContext(SupportContext):
     def __post_init__(self) -> None:
         policy = ClientContextPolicy.from_env()
         if self.llm is not None:
-            self.llm = policy.check_model(self.llm) if isinstance(self.llm, str) else _refuse("llm")
+            self._resolve("llm", policy.check_model(self.llm) if isinstance(self.llm, str) else _refuse("llm"))
         if self.taxonomy is not None:
-            self.taxonomy = policy.check_taxonomy(self.taxonomy) if isinstance(self.taxonomy, str) else _refuse("taxonomy")
+            self._resolve("taxonomy", policy.check_taxonomy(self.taxonomy) if isinstance(self.taxonomy, str) else _refuse("taxonomy"))
         for name in _OBJECT_FIELDS:
             if getattr(self, name) is not None:
                 _refuse(name)
@@ -86,7 +92,7 @@ async def chat_input(state: SupportState, runtime: Runtime[SupportContext]) -> d
 
 async def chat_output(state: SupportState, runtime: Runtime[SupportContext]) -> dict[str, Any]:
     """Append the reply as an ``ai`` message, with the chain's labels where a UI can show them."""
-    labels = {name: getattr(state, name).label for name in ("user_emotion", "strategy", "system_emotion") if getattr(state, name)}
+    labels = {name: getattr(state, name).label for name in LABEL_SETS if getattr(state, name)}
     safety = state.safety.level if state.safety else None
     return {"messages": [{"type": "ai", "content": state.response or "", "additional_kwargs": {"mesa": {**labels, "safety": safety}}}]}
 
@@ -116,6 +122,9 @@ def server_graph(mode: str) -> Any:
     return builder.compile()
 
 
+_scripted_model: Any = None
+
+
 def _scripted_default() -> None:
     """``MESA_SCRIPTED`` (JSON arguments of a ScriptedModel) makes a scripted model the default: tests, demos."""
     spec = os.environ.get("MESA_SCRIPTED")
@@ -123,20 +132,20 @@ def _scripted_default() -> None:
         return
     from mesa.testing import ScriptedModel
 
-    script = ScriptedModel(**json.loads(spec))
-    os.environ["MESA_MODEL"] = script.model
+    global _scripted_model
+    _scripted_model = ScriptedModel(**json.loads(spec))  # held here: the registry of scripts holds them weakly
+    os.environ["MESA_MODEL"] = _scripted_model.model
 
 
 def _load_blocking_parts() -> None:
     """Import and read now, at graph load, what a node would otherwise load on the server's event loop."""
-    from mesa.graphs import nodes
     from mesa.llm import import_litellm
 
     import_litellm()
     import instructor  # noqa: F401 - imported for its side effect: no import inside a node
 
-    nodes._default_prompts()
-    nodes._default_safety_policy()
+    default_prompts()
+    default_safety_policy()
     ServerContext()  # the default model and taxonomy resolve (and a bad MESA_MODEL fails) at start-up
 
 

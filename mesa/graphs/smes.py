@@ -14,11 +14,16 @@ steps after ``ok``.
 
 The builders return the **uncompiled** ``StateGraph`` so you can add, replace or
 rewire nodes; :func:`compile_graph` compiles one with a checkpointer and cache.
+To add a step before or after any node without rebuilding the graph, pass
+``build_graph(mode, insert=[Insert("retrieve", my_node, before="recognize_emotion")])``
+or call :func:`insert_node` on a built graph: the edges (and the routing) that led to
+that node lead to yours first.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from langgraph.cache.base import BaseCache, FullKey, Namespace
@@ -34,10 +39,12 @@ __all__ = [
     "GRAPH_MODES",
     "STEPWISE_NODES",
     "AnsweredOnlyCache",
+    "Insert",
     "build_fused_graph",
     "build_graph",
     "build_stepwise_graph",
     "compile_graph",
+    "insert_node",
     "register_graph_mode",
 ]
 
@@ -70,14 +77,76 @@ STEPWISE_NODES = ("perceive", "assess_safety", "crisis_response", "finish_turn",
 FUSED_NODES = ("perceive", "assess_safety", "crisis_response", "finish_turn", "fused_turn")
 
 
+@dataclass(frozen=True)
+class Insert:
+    """A node to put into a built graph, just ``before`` or just ``after`` an existing node (one of the two).
+
+    ``options`` are passed to ``StateGraph.add_node`` (``cache_policy``, ``retry_policy``, ...).
+    """
+
+    name: str
+    node: Callable
+    before: str | None = None
+    after: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if (self.before is None) == (self.after is None):
+            raise ValueError(f"Insert {self.name!r}: give exactly one of before= or after=")
+
+
+def insert_node(graph: StateGraph, name: str, node: Callable, *, before: str | None = None, after: str | None = None, **options: Any) -> StateGraph:
+    """Put ``node`` into an uncompiled ``graph`` just before or just after an existing node, and return the graph.
+
+    ``before=X``: every edge and every routing branch that led to ``X`` leads to ``name``, then ``name`` → ``X``.
+    ``after=X``: ``X`` → ``name``, and whatever followed ``X`` (edges, routing) follows ``name``.
+    """
+    step = Insert(name, node, before, after, options)
+    target = step.before or step.after
+    if target not in graph.nodes:
+        raise ValueError(f"no node {target!r} in this graph; its nodes are {', '.join(graph.nodes)}")
+    graph.add_node(name, node, **options)
+    if step.before is not None:
+        _redirect_into(graph, target, name)
+        graph.add_edge(name, target)
+    else:
+        _move_exits(graph, target, name)
+        graph.add_edge(target, name)
+    return graph
+
+
+def _redirect_into(graph: StateGraph, old: str, new: str) -> None:
+    """Edges, joins and routing branches into ``old`` go into ``new`` instead."""
+    graph.edges = {(start, new if end == old else end) for start, end in graph.edges}
+    graph.waiting_edges = {(starts, new if end == old else end) for starts, end in graph.waiting_edges}
+    for source, branches in graph.branches.items():
+        for key, branch in branches.items():
+            if branch.ends is None:
+                raise ValueError(f"the routing from {source!r} names no destinations, so {old!r} cannot be preceded there")
+            branches[key] = branch._replace(ends={label: new if end == old else end for label, end in branch.ends.items()})
+
+
+def _move_exits(graph: StateGraph, old: str, new: str) -> None:
+    """What followed ``old`` (edges, joins, routing branches) follows ``new`` instead."""
+    graph.edges = {(new if start == old else start, end) for start, end in graph.edges}
+    graph.waiting_edges = {(tuple(new if s == old else s for s in starts), end) for starts, end in graph.waiting_edges}
+    if old in graph.branches:
+        graph.branches[new] = graph.branches.pop(old)
+
+
+def _insert_all(graph: StateGraph, inserts: Sequence[Insert]) -> StateGraph:
+    for step in inserts:
+        insert_node(graph, step.name, step.node, before=step.before, after=step.after, **step.options)
+    return graph
+
+
 def _reply_tail(graph: StateGraph, reply_node: str, after_reply: Mapping[str, Callable] | None) -> None:
     """Wire ``reply_node`` → the ``after_reply`` nodes, in order → ``finish_turn``."""
+    graph.add_edge(reply_node, "finish_turn")
     previous = reply_node
     for name, function in (after_reply or {}).items():
-        graph.add_node(name, function)
-        graph.add_edge(previous, name)
+        insert_node(graph, name, function, after=previous)
         previous = name
-    graph.add_edge(previous, "finish_turn")
 
 
 def build_stepwise_graph(
@@ -135,13 +204,16 @@ def register_graph_mode(name: str, builder: Callable[..., StateGraph]) -> None:
     GRAPH_MODES[name] = builder
 
 
-def build_graph(mode: str = "stepwise", **kwargs: Any) -> StateGraph:
-    """The uncompiled graph of a mode (``"stepwise"``, ``"fused"`` or a registered one)."""
+def build_graph(mode: str = "stepwise", *, insert: Sequence[Insert] = (), **kwargs: Any) -> StateGraph:
+    """The uncompiled graph of a mode (``"stepwise"``, ``"fused"`` or a registered one).
+
+    ``insert`` puts extra nodes before or after any step (see :class:`Insert`), in order.
+    """
     try:
         builder = GRAPH_MODES[mode]
     except KeyError:
         raise ValueError(f"unknown graph mode {mode!r}; known: {', '.join(sorted(GRAPH_MODES))}") from None
-    return builder(**kwargs)
+    return _insert_all(builder(**kwargs), insert)
 
 
 def _answered(writes: Any) -> bool:

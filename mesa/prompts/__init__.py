@@ -18,8 +18,9 @@ from typing import Any
 
 __all__ = ["PROMPT_NAMES", "PromptSet"]
 
-PROMPT_NAMES = ("system", "user_emotion", "strategy", "system_emotion", "respond", "fused")
-"""The steps that have a prompt template (``<name>.md`` in this package)."""
+PROMPT_NAMES = ("system", "user_emotion", "strategy", "system_emotion", "respond", "fused", "safety_assess", "crisis_reply")
+"""The steps that have a prompt template (``<name>.md`` in this package); the last two are the safety
+policy's (its LLM judgement and its crisis wording: ``SafetyPolicy(prompts=...)``)."""
 
 
 class _Missing(dict):

@@ -20,7 +20,7 @@ from mesa.safety.policy import (
     EscalationHook,
     SafetyJudgement,
     SafetyPolicy,
-    check_crisis_reply,
+    missing_crisis_elements,
 )
 from mesa.safety.rules import LEVELS, Finding, RuleEngine, assess_rules, normalize
 
@@ -38,9 +38,9 @@ __all__ = [
     "SafetyJudgement",
     "SafetyPolicy",
     "assess_rules",
-    "check_crisis_reply",
     "crisis_contacts",
     "load_contact_table",
+    "missing_crisis_elements",
     "normalize",
     "resolve_locale",
 ]

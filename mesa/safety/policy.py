@@ -10,17 +10,17 @@ import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
-from importlib import resources
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
+from mesa.bridge import run_sync
+from mesa.prompts import PromptSet
 from mesa.safety.contacts import CrisisContact, LocaleContacts, load_contact_table, locale_entry, resolve_locale
 from mesa.safety.counters import EscalationCounters
 from mesa.safety.patterns import RiskPattern
 from mesa.safety.rules import LEVELS, RuleEngine, normalize
-from mesa.state import Message, SafetyAssessment
+from mesa.state import Message, RiskCategory, RiskLevel, SafetyAssessment
 
 if TYPE_CHECKING:
     from mesa.llm import LLM
@@ -31,14 +31,12 @@ __all__ = [
     "EscalationHook",
     "SafetyJudgement",
     "SafetyPolicy",
-    "check_crisis_reply",
+    "missing_crisis_elements",
 ]
 
 log = logging.getLogger("mesa.safety")
 
 _RANK = {name: i for i, name in enumerate(LEVELS)}
-RiskLevelName = Literal["none", "low", "elevated", "imminent"]
-RiskCategoryName = Literal["none", "suicide", "self_harm", "harm_to_others", "abuse", "other"]
 
 
 _RISK_WORD = re.compile(
@@ -58,8 +56,8 @@ class SafetyJudgement(BaseModel):
     there (``JUDGEMENT_MAX_TOKENS``) without losing the verdict.
     """
 
-    level: RiskLevelName = Field(description="none, low, elevated or imminent")
-    category: RiskCategoryName = Field(description="what kind of risk")
+    level: RiskLevel = Field(description="none, low, elevated or imminent")
+    category: RiskCategory = Field(description="what kind of risk")
     evidence: str = Field(default="", description="the user's own words that show the risk, quoted exactly; empty if none")
 
 
@@ -88,7 +86,7 @@ REQUIRED_ELEMENTS: dict[str, str] = {
     "ai_disclosure": "says plainly that the user is talking to an AI",
     "open_door": "keeps the conversation open",
 }
-"""Every crisis reply must have all of these (``check_crisis_reply`` names the ones missing)."""
+"""Every crisis reply must have all of these (``SafetyPolicy.check_crisis_reply`` names the ones missing)."""
 
 _ACK = re.compile(
     r"\b(?:sounds? (?:like|really|so|incredibly|very|unbearabl|overwhelm|painful|frighten|scary|hard|exhausting)|"
@@ -142,8 +140,10 @@ _METHOD = re.compile(
 """Method, dose or lethality content: never in a crisis reply (a model's wording with it is replaced by the template)."""
 
 
-def check_crisis_reply(text: str, contacts: Sequence[CrisisContact] = (), emergency: str | None = None) -> list[str]:
-    """The required elements a crisis reply lacks (empty: it has them all), plus violations.
+def missing_crisis_elements(text: str, contacts: Sequence[CrisisContact] = (), emergency: str | None = None) -> list[str]:
+    """The required elements a crisis reply lacks (empty: it has them all), plus violations, for any contacts.
+
+    :meth:`SafetyPolicy.check_crisis_reply` is this with the policy's own locale contacts.
 
     Violations are named ``judgemental``, ``claims_to_be_human`` and ``method_content`` (a method,
     dose, amount or lethality). ``contacts``
@@ -225,17 +225,6 @@ _OPEN_LINE = "I'm still here, and you can keep talking to me while you reach out
 DISCLOSURE_TEXT = "Just so you know: I'm an AI, not a human or a therapist. I can listen and offer support, but I can't replace professional help."
 
 
-@lru_cache(maxsize=4)
-def _prompt(name: str) -> str:
-    return resources.files("mesa").joinpath("prompts", name).read_text(encoding="utf-8")
-
-
-def _fill(template: str, **values: str) -> str:
-    for key, value in values.items():
-        template = template.replace("{" + key + "}", value)
-    return template
-
-
 def _history_lines(history: Sequence[Message], n: int = 6) -> str:
     lines = [f"{'User' if m.role == 'user' else 'Assistant'}: {m.text}" for m in list(history)[-n:]]
     return "\n".join(lines)
@@ -280,6 +269,8 @@ class SafetyPolicy:
         disclosure_interval: repeat the AI disclosure when this much time has passed since the last one
             (SB 243 / New York: at least every 3 hours), besides ``disclosure_every`` turns.
         clock: ``() -> datetime`` (UTC) for the disclosure clock and the counters; tests inject one.
+        prompts: a :class:`~mesa.prompts.PromptSet` whose ``safety_assess`` and ``crisis_reply`` templates the
+            LLM layers use (default: the built-in ones). A crisis reply is still checked whatever the prompt says.
     """
 
     def __init__(
@@ -302,7 +293,9 @@ class SafetyPolicy:
         wording_timeout: float | None = 5.0,
         disclosure_interval: timedelta | None = timedelta(hours=3),
         clock: Callable[[], datetime] | None = None,
+        prompts: PromptSet | None = None,
     ) -> None:
+        self.prompts = prompts or PromptSet.default()
         self.locale = resolve_locale(locale)
         self.rules = bool(rules)
         if not self.rules:
@@ -452,13 +445,13 @@ class SafetyPolicy:
         return None
 
     def _looks_like_crisis_reply(self, text: str) -> bool:
-        missing = set(check_crisis_reply(text, self.contacts(None) + self.contacts("abuse")))
+        missing = set(missing_crisis_elements(text, self.contacts(None) + self.contacts("abuse")))
         return not ({"safety_question", "crisis_contact"} & missing)
 
     def _llm_messages(self, text: str, history: Sequence[Message]) -> list[dict[str, str]]:
         context = _history_lines(history)
         user = (f"Conversation so far:\n{context}\n\n" if context else "") + f"User's last message:\n\"\"\"\n{text}\n\"\"\""
-        return [{"role": "system", "content": _prompt("safety_assess.md")}, {"role": "user", "content": user}]
+        return [{"role": "system", "content": self.prompts.render("safety_assess")}, {"role": "user", "content": user}]
 
     def _merge(self, base: SafetyAssessment, level: str, category: str, evidence: str, source: str, text: str) -> SafetyAssessment:
         """Add a model layer's verdict: it may raise the level, never lower it."""
@@ -548,39 +541,10 @@ class SafetyPolicy:
         return result
 
     def assess(self, text: str, history: Sequence[Message] = (), llm: LLM | None = None) -> SafetyAssessment:
-        """Sync twin of :meth:`aassess`."""
-        result = self.assess_local(text, history)
-        if llm is not None and self.llm_assessment and self.llm_verdict_can_count(result, text):
-            try:
-                answer = _call_with_deadline(
-                    lambda: llm.structured(
-                        self._llm_messages(text, history), SafetyJudgement, max_retries=1, **self._call_kwargs(llm.structured)
-                    ),
-                    self.judgement_timeout,
-                )
-                judgement = self._judgement_from(answer)
-                result = self._merge(result, judgement.level, judgement.category, judgement.evidence, "llm", text)
-            except TimeoutError:
-                log.warning("mesa.safety: LLM assessment took over %ss, keeping the rule/semantic result", self.judgement_timeout)
-                result = result.model_copy(update={"sources": [*result.sources, "llm:timeout"]})
-            except Exception as exc:  # noqa: BLE001
-                log.warning("mesa.safety: LLM assessment failed, keeping the rule result: %s: %s", type(exc).__name__, exc)
-        if self.moderation_model is not None:
-            try:
-                result = self._merge_moderation(result, self._moderate(text), text)
-            except Exception as exc:  # noqa: BLE001
-                log.warning("mesa.safety: moderation failed, keeping the result so far: %s: %s", type(exc).__name__, exc)
-        return result
+        """Sync twin of :meth:`aassess` (its body, on mesa's shared loop thread: the same deadlines)."""
+        return run_sync(self.aassess(text, history, llm))
 
     # -- moderation --------------------------------------------------------------------------------------
-
-    def _moderate(self, text: str) -> dict[str, Any]:
-        if callable(self.moderation_model):
-            return dict(self.moderation_model(text))
-        from mesa.llm import import_litellm
-
-        response = import_litellm().moderation(input=text, model=self.moderation_model)
-        return _moderation_categories(response)
 
     async def _amoderate(self, text: str) -> dict[str, Any]:
         if callable(self.moderation_model):
@@ -620,7 +584,7 @@ class SafetyPolicy:
     def check_crisis_reply(self, text: str, category: str | None = None) -> list[str]:
         """The required elements ``text`` lacks for this policy's locale (see :data:`REQUIRED_ELEMENTS`)."""
         contacts = self.contacts(category) if category else self.locale_contacts.contacts
-        return check_crisis_reply(text, contacts)
+        return missing_crisis_elements(text, contacts)
 
     def template_reply(self, assessment: SafetyAssessment) -> str:
         """The vetted crisis reply for ``assessment`` (used whenever the LLM wording misses anything)."""
@@ -653,8 +617,8 @@ class SafetyPolicy:
     def _reply_messages(self, text: str, assessment: SafetyAssessment, history: Sequence[Message]) -> list[dict[str, str]]:
         entry = self.locale_contacts
         contacts = self.contacts(assessment.category)[:3]
-        system = _fill(
-            _prompt("crisis_reply.md"),
+        system = self.prompts.render(
+            "crisis_reply",
             category=assessment.category.replace("_", " "),
             level=assessment.level,
             contacts="\n".join(f"   - {c.render()}" for c in contacts),
@@ -685,14 +649,8 @@ class SafetyPolicy:
         return self._accept(reply, assessment)
 
     def crisis_reply(self, text: str, assessment: SafetyAssessment, history: Sequence[Message] = (), llm: LLM | None = None) -> str:
-        """Sync twin of :meth:`acrisis_reply`."""
-        reply = None
-        if llm is not None and self.llm_wording and not _model_timed_out(assessment):
-            try:
-                reply = _call_with_deadline(lambda: llm.text(self._reply_messages(text, assessment, history)), self.wording_timeout)
-            except Exception as exc:  # noqa: BLE001
-                log.warning("mesa.safety: LLM crisis wording failed, using the template: %s: %s", type(exc).__name__, exc)
-        return self._accept(reply, assessment)
+        """Sync twin of :meth:`acrisis_reply` (its body, on mesa's shared loop thread)."""
+        return run_sync(self.acrisis_reply(text, assessment, history, llm))
 
     # -- escalation ---------------------------------------------------------------------------------------
 
@@ -735,9 +693,10 @@ class SafetyPolicy:
             task.add_done_callback(self._background.discard)
 
     async def adrain_hooks(self) -> None:
-        """Wait for the hooks started so far to end or time out (for tests and orderly shutdown)."""
-        while self._background:
-            await asyncio.gather(*list(self._background), return_exceptions=True)
+        """Wait for the hooks started so far on this loop to end or time out (for tests and orderly shutdown)."""
+        loop = asyncio.get_running_loop()
+        while mine := [task for task in self._background if task.get_loop() is loop]:
+            await asyncio.gather(*mine, return_exceptions=True)
 
     async def _supervise(self, hook: EscalationHook, event: EscalationEvent, started: Future[Any] | None = None) -> None:
         """Wait for one hook within ``hook_timeout``; log a failure or a timeout, never raise."""
@@ -756,16 +715,8 @@ class SafetyPolicy:
             log.error("mesa.safety: escalation hook %s failed: %s: %s", name, type(exc).__name__, exc)
 
     def escalate(self, thread_id: str | None, assessment: SafetyAssessment, text: str) -> None:
-        """Sync twin of :meth:`aescalate`: counts, then starts the hooks in a daemon thread and returns at once."""
-        self.counters.record(assessment.category, assessment.level, self.clock())
-        if not self.hooks:
-            return
-        event = self._event(thread_id, assessment, text)
-
-        async def run_all() -> None:
-            await asyncio.gather(*(self._supervise(hook, event) for hook in self.hooks))
-
-        threading.Thread(target=asyncio.run, args=(run_all(),), name="mesa-escalation", daemon=True).start()
+        """Sync twin of :meth:`aescalate` (returns at once; the hooks run on mesa's shared loop thread)."""
+        run_sync(self.aescalate(thread_id, assessment, text))
 
     # -- AI disclosure ------------------------------------------------------------------------------------
 
@@ -821,11 +772,6 @@ def _start_thread(function: Callable[..., Any], *args: Any) -> Future[Any]:
 
     threading.Thread(target=run, name="mesa-safety-call", daemon=True).start()
     return future
-
-
-def _call_with_deadline(function: Callable[[], Any], timeout: float | None) -> Any:
-    """``function()`` in a daemon thread, waited for at most ``timeout`` seconds (``TimeoutError`` after)."""
-    return _start_thread(function).result(timeout)
 
 
 def _model_timed_out(assessment: SafetyAssessment) -> bool:

@@ -19,11 +19,11 @@ from functools import lru_cache
 from mesa.safety import patterns as P
 from mesa.safety.patterns import RiskPattern
 from mesa.safety.textfold import fold
-from mesa.state import SafetyAssessment
+from mesa.state import RISK_LEVELS, SafetyAssessment
 
 __all__ = ["LEVELS", "Finding", "RuleEngine", "assess_rules", "normalize", "to_pattern"]
 
-LEVELS: tuple[str, ...] = ("none", "low", "elevated", "imminent")
+LEVELS = RISK_LEVELS  # lowest first
 _RANK = {name: i for i, name in enumerate(LEVELS)}
 _CATEGORY_PRIORITY = {"suicide": 0, "self_harm": 1, "harm_to_others": 2, "abuse": 3, "other": 4, "none": 5}
 

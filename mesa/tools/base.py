@@ -10,7 +10,7 @@ built, audio decoding (PyAV) and image decoding (OpenCV) when a file is read.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, get_args, runtime_checkable
 
 from pydantic import BaseModel, Field
 
@@ -20,12 +20,14 @@ from mesa.tools.extras import distribution_version, missing_extra, require_modul
 from mesa.tools.media import SAMPLE_RATE, Audio, Images
 
 __all__ = [
+    "KINDS",
     "SAMPLE_RATE",
     "Audio",
     "AudioEmotionBackend",
     "AudioEmotionClassifier",
     "Backend",
     "BackendError",
+    "BackendKind",
     "BackendNotFoundError",
     "BackendResult",
     "EmotionScores",
@@ -53,6 +55,31 @@ __all__ = [
 # --------------------------------------------------------------------------- errors
 # The errors are defined once, in mesa.errors (one tree under MesaError); they stay importable from here,
 # as do the inputs (Audio, Images: mesa.tools.media) and the extras helpers (mesa.tools.extras).
+
+
+# --------------------------------------------------------------------------- kinds
+
+BackendKind = Literal["speech", "face", "voice", "text_emotion", "audio_emotion"]
+"""The kinds of perception backend, declared once: every per-kind table (here, in the registry, the
+pipeline and the conformance kit) is keyed by these names, and ``KINDS`` lists them in this order."""
+
+KINDS: tuple[BackendKind, ...] = get_args(BackendKind)
+
+InputKind = Literal["audio", "images", "text"]
+
+INPUTS: dict[BackendKind, InputKind] = {
+    "speech": "audio",
+    "face": "images",
+    "voice": "audio",
+    "text_emotion": "text",
+    "audio_emotion": "audio",
+}
+"""What each backend kind reads."""
+
+
+def kinds_reading(medium: InputKind) -> tuple[BackendKind, ...]:
+    """The backend kinds that read ``medium`` (e.g. ``"audio"``), in :data:`KINDS` order."""
+    return tuple(kind for kind in KINDS if INPUTS[kind] == medium)
 
 
 # --------------------------------------------------------------------------- results
@@ -185,7 +212,7 @@ class AudioEmotionClassifier(Protocol):
     async def aclassify_audio(self, audio: Audio) -> EmotionScores: ...
 
 
-PROTOCOLS: dict[str, type] = {
+PROTOCOLS: dict[BackendKind, type] = {
     "speech": SpeechToText,
     "face": FacialExpressionRecognizer,
     "voice": VoiceAnalyzer,
@@ -194,7 +221,7 @@ PROTOCOLS: dict[str, type] = {
 }
 """The protocol of each backend kind."""
 
-METHODS: dict[str, tuple[str, str]] = {
+METHODS: dict[BackendKind, tuple[str, str]] = {
     "speech": ("transcribe", "atranscribe"),
     "face": ("recognize", "arecognize"),
     "voice": ("analyze", "aanalyze"),
@@ -203,7 +230,7 @@ METHODS: dict[str, tuple[str, str]] = {
 }
 """The sync and async method of each backend kind."""
 
-RESULT_TYPES: dict[str, type[BackendResult]] = {
+RESULT_TYPES: dict[BackendKind, type[BackendResult]] = {
     "speech": Transcript,
     "face": FaceEmotions,
     "voice": ProsodyFeatures,

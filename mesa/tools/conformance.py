@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from mesa.tools.base import (
+    INPUTS,
     METHODS,
     PROTOCOLS,
     RESULT_TYPES,
@@ -87,7 +88,7 @@ def synthetic_voice(seconds: float = 2.0, pitch: float = 150.0, sample_rate: int
 
 
 def _default_good_input(kind: str) -> Any:
-    if kind in ("voice", "audio_emotion"):
+    if kind != "speech" and INPUTS[kind] == "audio":  # a tone has no words to transcribe
         return synthetic_voice()
     if kind == "text_emotion":
         return "I finally passed my exam and I am so happy!"
@@ -111,7 +112,7 @@ def bad_inputs(kind: str, directory: str | Path) -> dict[str, Any]:
     corrupt_png = directory / "corrupt.png"
     corrupt_png.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00garbage" * 50)
     missing = directory / "missing.wav"
-    if kind in ("speech", "voice", "audio_emotion"):
+    if INPUTS[kind] == "audio":
         return {
             "silence": Audio(samples=np.zeros(2 * SAMPLE_RATE, dtype=np.float32)),
             "empty audio": Audio(samples=np.zeros(0, dtype=np.float32)),
@@ -195,10 +196,8 @@ def check_backend(
     if good is None:
         add(Check("good input", False, f"pass good_input= for a {kind} backend"))
     else:
-        if kind in ("speech", "voice", "audio_emotion") and isinstance(good, (str, Path)):
-            good = Audio.coerce(good)
-        if kind == "face" and isinstance(good, (str, Path)):
-            good = Images.coerce(good)
+        if isinstance(good, (str, Path)) and INPUTS[kind] != "text":
+            good = (Audio if INPUTS[kind] == "audio" else Images).coerce(good)
         try:
             result = sync(good)
             problem = _well_formed(kind, result)

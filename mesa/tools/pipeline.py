@@ -18,13 +18,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from mesa.bridge import run_sync
 from mesa.state import MediaRef, PerceptionResult, Turn
 from mesa.taxonomy import Taxonomy
 from mesa.tools.base import (
+    KINDS,
     METHODS,
     PROTOCOLS,
     Audio,
     BackendError,
+    BackendKind,
     BackendResult,
     EmotionScores,
     FaceEmotions,
@@ -32,6 +35,7 @@ from mesa.tools.base import (
     MediaError,
     ProsodyFeatures,
     Transcript,
+    kinds_reading,
 )
 from mesa.tools.labels import map_to_taxonomy
 from mesa.tools.media import Limits, TempDir, fetch, load_audio, load_images, sha256_file
@@ -40,7 +44,7 @@ from mesa.tools.registry import get_backend
 
 __all__ = ["CUES", "Perception", "render_clue", "resolve_perception"]
 
-CUES = {
+CUES: dict[BackendKind, str] = {
     "speech": "transcript",
     "voice": "voice",
     "face": "face",
@@ -107,9 +111,9 @@ class Perception:
 
     Backends are given as registry names (``"faster-whisper"``,
     ``"transformers:org/model"``), as backend objects, or ``None`` (that cue is
-    not perceived). ``cache`` is a :class:`mesa.cache.PerceptionCache`,
-    ``None`` for the default on-disk cache (``$MESA_CACHE_DIR``), or ``False``
-    for no cache. ``limits`` bounds what one turn takes on (:class:`Limits`); ``policy`` says where media
+    not perceived). ``cache``: ``True`` (default) for the default on-disk cache
+    (``$MESA_CACHE_DIR``), a folder, a :class:`mesa.cache.PerceptionCache`, or ``None`` / ``False``
+    for no cache (``None`` means "no cache" everywhere in mesa). ``limits`` bounds what one turn takes on (:class:`Limits`); ``policy`` says where media
     may come from (:class:`MediaPolicy`: URLs to public hosts only, local files anywhere by default;
     a server restricts them, e.g. ``MediaPolicy(allowed_dirs=["/srv/uploads"])``).
     ``settings`` gives keyword settings per kind, e.g. ``{"speech": {"beam_size": 1}}``.
@@ -127,7 +131,7 @@ class Perception:
         text_emotion: Any = None,
         audio_emotion: Any = None,
         *,
-        cache: Any = None,
+        cache: Any = True,
         limits: Limits | Mapping[str, Any] | None = None,
         policy: MediaPolicy | Mapping[str, Any] | None = None,
         settings: Mapping[str, Mapping[str, Any]] | None = None,
@@ -135,13 +139,7 @@ class Perception:
     ) -> None:
         settings = settings or {}
         self.backends: dict[str, Any] = {}
-        for kind, spec in (
-            ("speech", speech),
-            ("face", face),
-            ("voice", voice),
-            ("text_emotion", text_emotion),
-            ("audio_emotion", audio_emotion),
-        ):
+        for kind, spec in zip(KINDS, (speech, face, voice, text_emotion, audio_emotion), strict=True):
             if spec is None or spec is False:
                 continue
             backend = get_backend(kind, spec, **dict(settings.get(kind, {}))) if isinstance(spec, str) else spec
@@ -178,15 +176,12 @@ class Perception:
 
     @property
     def cache(self) -> Any:
-        if self._cache is None and self._cache_spec is not False:
-            with self._cache_lock:
+        if self._cache is None and self._cache_spec not in (None, False):
+            with self._cache_lock:  # made on first use: a disk cache is not opened for a Perception never run
                 if self._cache is None:
-                    if self._cache_spec is None:
-                        from mesa.cache import PerceptionCache
+                    from mesa.cache import PerceptionCache, resolve_cache
 
-                        self._cache = PerceptionCache()
-                    else:
-                        self._cache = self._cache_spec
+                    self._cache = resolve_cache(self._cache_spec, PerceptionCache)
         return self._cache
 
     @property
@@ -217,21 +212,8 @@ class Perception:
 
     # -- running
     def perceive(self, turn: Turn, taxonomy: Taxonomy | None = None) -> dict[str, PerceptionResult]:
-        """Sync twin of :meth:`aperceive` (runs its own event loop; call ``aperceive`` from async code)."""
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return _run_sync(self.aperceive(turn, taxonomy))
-        # Called from inside a running loop: run in a helper thread with its own loop.
-        box: dict[str, Any] = {}
-
-        def run() -> None:
-            box["value"] = _run_sync(self.aperceive(turn, taxonomy))
-
-        thread = threading.Thread(target=run)
-        thread.start()
-        thread.join()
-        return box["value"]
+        """Sync twin of :meth:`aperceive` (on mesa's shared loop thread; call ``aperceive`` from async code)."""
+        return run_sync(self.aperceive(turn, taxonomy))
 
     async def aperceive(self, turn: Turn, taxonomy: Taxonomy | None = None) -> dict[str, PerceptionResult]:
         """Perceive every modality of ``turn`` that a configured backend handles, concurrently.
@@ -398,7 +380,7 @@ class _TurnRun:
         audio_src = self._audio_source()
         face_src = self._face_source()
 
-        for kind in ("speech", "voice", "audio_emotion"):
+        for kind in kinds_reading("audio"):
             if kind in backends and audio_src is not None:
                 modality, ref = audio_src
                 jobs[kind] = self._cue(
@@ -436,22 +418,6 @@ class _TurnRun:
         return await self._cue("text_emotion", "audio", _text_sha(text), self._text_input(text))
 
 
-def _run_sync(coro: Any) -> Any:
-    """Run a coroutine on a fresh loop whose worker threads are not waited for at the end
-    (a backend that timed out keeps its thread; the turn does not wait for it)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    loop = asyncio.new_event_loop()
-    executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="mesa-perception")
-    loop.set_default_executor(executor)
-    try:
-        return loop.run_until_complete(coro)
-    finally:
-        try:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        finally:
-            executor.shutdown(wait=False, cancel_futures=True)
-            loop.close()
 
 
 def _cached_result(value: Any) -> PerceptionResult | None:
@@ -521,7 +487,7 @@ def resolve_perception(spec: Any) -> Perception | None:
             from mesa.tools.registry import _NAME_ALIASES
 
             base = _NAME_ALIASES.get(base, base)
-            kinds = [k for k in ("speech", "face", "voice", "text_emotion", "audio_emotion") if base in known[k]]
+            kinds = [k for k in KINDS if base in known[k]]
             if not kinds:
                 raise BackendError(f"unknown perception backend {item!r}; available: {known}")
             chosen[kinds[0]] = item

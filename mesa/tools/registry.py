@@ -21,7 +21,7 @@ from collections.abc import Callable
 from importlib import metadata
 from typing import Any
 
-from mesa.tools.base import BackendError, BackendNotFoundError, MissingExtraError
+from mesa.tools.base import KINDS, BackendError, BackendNotFoundError, MissingExtraError
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -32,7 +32,6 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "mesa.tools"
-KINDS = ("speech", "face", "voice", "text_emotion", "audio_emotion")
 _ALIASES = {
     "stt": "speech",
     "asr": "speech",
