@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "ESCONV",
-    "Label",
     "MESC",
+    "Label",
     "SystemEmotionRule",
     "Taxonomy",
     "get_taxonomy",
