@@ -100,3 +100,16 @@ def test_labels_mode_keeps_the_format_1_model():
         user_context="labels",
     )
     assert clf.context is None and clf.info["user_context"] == "labels"
+
+
+def test_train_command_refuses_an_unknown_user_context(tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    from mesa.eval import cli
+
+    app = typer.Typer()
+    app.command("train")(cli.train_command)
+    app.command("eval")(cli.eval_command)
+    result = CliRunner().invoke(app, ["train", "--data", str(tmp_path), "--user-context", "gold-ish"])
+    assert result.exit_code != 0 and "user-context" in result.output

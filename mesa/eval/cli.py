@@ -316,6 +316,13 @@ def train_command(
         help="history the model learns from: predicted (out-of-fold predicted user emotions, as in a live chat) "
         "| gold (the dataset's labels)",
     ),
+    user_context: str = typer.Option(
+        "distribution",
+        "--user-context",
+        help="with predicted history, what the user-emotion head learns from: distribution (the previous user "
+        "turn's emotion distribution, recomputed from its words; history labels ignored) | labels (out-of-fold "
+        "predicted labels carried by the history; the earlier model)",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
 ) -> None:
     """Train the small supervised model (embeddings + logistic regression); SupportAgent then finds it."""
@@ -329,6 +336,8 @@ def train_command(
         check_protocol(history)
     except MesaError as exc:
         raise typer.BadParameter(str(exc)) from exc
+    if user_context not in ("distribution", "labels"):
+        raise typer.BadParameter("--user-context must be distribution or labels")
     started = time.perf_counter()
     examples = _load(corpus, data, split)
     tax = _taxonomy(corpus, taxonomy, examples)
@@ -343,6 +352,7 @@ def train_command(
         weight_powers=[float(w) for w in weight_powers.split(",")],
         history=history,
         progress=progress,
+        user_context=user_context,
     )
     clf.save(target)
     typer.echo(f"saved {target} ({target.stat().st_size / 1024:.0f} KiB) in {time.perf_counter() - started:.1f} s")
