@@ -458,17 +458,19 @@ class SupervisedClassifier:
         class-weight power in ``weight_powers`` (0: none, 1: "balanced", 0.5:
         in between; default 0.5, 1) is scored by weighted F1 on ``holdout``
         (default 20 %) of the dialogues; the best is refitted on all. Other
-        keywords: ``embedder``, ``tasks``, ``seed``, ``max_iter``, ``verbose``.
+        keywords: ``embedder``, ``tasks``, ``seed``, ``max_iter``, ``verbose``,
+        ``threads`` (BLAS threads while fitting; default 1).
         """
         import warnings
 
         from sklearn.exceptions import ConvergenceWarning
         from threadpoolctl import threadpool_limits
 
-        # One BLAS thread: these fits are small, and on a shared CPU several BLAS threads per fit
-        # oversubscribe the cores (one MESC fit: 117 s wall with the default threads, 35 s with one,
-        # at load average ~10 on 2 cores).
-        with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
+        # One BLAS thread by default: these fits are small, and on a shared CPU several BLAS threads
+        # per fit oversubscribe the cores (one MESC fit: 117 s wall with the default threads, 35 s
+        # with one, at load average ~10 on 2 cores).
+        threads = kwargs.pop("threads", 1)
+        with warnings.catch_warnings(), threadpool_limits(limits=threads, user_api="blas"):
             # An lbfgs stopped at max_iter at this regularisation is still a good model (see info["tasks"]).
             warnings.simplefilter("ignore", ConvergenceWarning)
             return cls._fit(examples, taxonomy, **kwargs)
