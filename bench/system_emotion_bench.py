@@ -53,6 +53,8 @@ async def _run(args: argparse.Namespace) -> dict:
     from mesa.safety import SafetyPolicy
 
     examples = select_examples(load_mesc(args.data, "val"), args.turns, seed=args.seed)
+    if args.reverse:  # a second process can work from the other end of the same sample
+        examples = examples[::-1]
     out = Path(args.out) if args.out else None
     records = json.loads(out.read_text()) if out and out.exists() else []
     done = {r["id"] for r in records}
@@ -121,11 +123,19 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", default=None, help="LiteLLM model string (default: the embedded model)")
     parser.add_argument("--classifier", default=None, help="a trained model (.npz) for the agent (default: none)")
+    parser.add_argument("--reverse", action="store_true", help="run the sample from its last turn")
     parser.add_argument("--labels-only", action="store_true", help="skip the reply call (labels only, faster)")
     parser.add_argument("--call-timeout", type=float, default=180.0, help="seconds each model call may take")
     parser.add_argument("--out", default=None, help="write the per-turn records here as JSON (rewritten each turn)")
+    parser.add_argument(
+        "--summarize", nargs="+", default=None, help="only print the tables of these --out files (merged by turn id)"
+    )
     args = parser.parse_args()
-    result = asyncio.run(_run(args))
+    if args.summarize:
+        merged = {r["id"]: r for path in args.summarize for r in json.loads(Path(path).read_text())}
+        result = {"records": list(merged.values()), "model": args.model or "mesa-local/smollm2"}
+    else:
+        result = asyncio.run(_run(args))
     from mesa.taxonomy import MESC
 
     names = MESC.names("system_emotion")
