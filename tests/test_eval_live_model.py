@@ -113,3 +113,27 @@ def test_train_command_refuses_an_unknown_user_context(tmp_path):
     app.command("eval")(cli.eval_command)
     result = CliRunner().invoke(app, ["train", "--data", str(tmp_path), "--user-context", "gold-ish"])
     assert result.exit_code != 0 and "user-context" in result.output
+
+
+def test_train_command_uses_the_corpus_c_grid_chosen_on_held_out_train(monkeypatch, tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    from mesa.eval import cli
+
+    asked = {}
+
+    def fake_train(examples, taxonomy, **kwargs):
+        asked[taxonomy.name] = kwargs["c_grid"]
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(cli, "_load", lambda corpus, data, split: synthetic_examples(3))
+    monkeypatch.setattr(SupervisedClassifier, "train", staticmethod(fake_train))
+    app = typer.Typer()
+    app.command("train")(cli.train_command)
+    app.command("eval")(cli.eval_command)
+    for corpus in ("mesc", "esconv"):
+        CliRunner().invoke(
+            app, ["train", "--corpus", corpus, "--data", str(tmp_path), "--out", str(tmp_path / "m.npz")]
+        )
+    assert asked == {"mesc": [0.0005, 0.002, 0.02], "esconv": [0.0001, 0.02]}
