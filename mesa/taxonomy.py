@@ -16,11 +16,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "ESCONV",
-    "Label",
     "MESC",
+    "Label",
+    "SystemEmotionRule",
     "Taxonomy",
     "get_taxonomy",
+    "register_system_emotion_rule",
     "register_taxonomy",
+    "system_emotion_rule",
     "taxonomy_names",
 ]
 
@@ -212,6 +215,66 @@ ESCONV = Taxonomy(
 """ESConv (Liu et al. 2021): 8 strategies, 11 conversation-level emotions; system emotions as MESC."""
 
 _REGISTRY: dict[str, Taxonomy] = {"mesc": MESC, "esconv": ESCONV}
+
+
+class SystemEmotionRule(BaseModel):
+    """How the counsellor's own emotion is settled after a model proposed one.
+
+    A model (an LLM, even a small classifier) proposes a label; a counsellor's stance is
+    ``default`` unless the proposal is confident (``min_confidence``) and the label is one
+    counsellors of the corpus actually show (``base_rates[label] >= min_base_rate``). So
+    a tiny model that mirrors a user's fear or despair does not make the counsellor
+    fearful or despairing, and a capable model can still share a user's joy.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    default: str = "neutral"
+    base_rates: dict[str, float] = Field(default_factory=dict)
+    min_confidence: float = Field(default=0.9, ge=0.0, le=1.0)
+    min_base_rate: float = Field(default=0.005, ge=0.0, le=1.0)
+
+    def settle(self, label: str, confidence: float | None) -> tuple[str, str | None]:
+        """The label to keep and, when the proposal was overruled, why (``None`` when kept)."""
+        if label == self.default:
+            return label, None
+        rate = self.base_rates.get(label, 0.0)
+        if rate < self.min_base_rate:
+            return self.default, f"{label!r} is {rate:.2%} of counsellor turns; the counsellor stays {self.default}"
+        if confidence is None or confidence < self.min_confidence:
+            shown = "no confidence" if confidence is None else f"confidence {confidence:.2f}"
+            return self.default, f"{label!r} proposed with {shown} (< {self.min_confidence}); stays {self.default}"
+        return label, None
+
+
+# MESC's therapist emotions over all 10,326 therapist utterances (the dataset's counts). ESConv has
+# no system-emotion annotation; its supporters are counsellors too, so MESC's shares stand in.
+_COUNSELLOR_BASE_RATES = {
+    "neutral": 10099 / 10326,
+    "anger": 98 / 10326,
+    "joy": 57 / 10326,
+    "sadness": 56 / 10326,
+    "depression": 12 / 10326,
+    "fear": 2 / 10326,
+    "disgust": 2 / 10326,
+}
+_COUNSELLOR_RULE = SystemEmotionRule(default="neutral", base_rates=_COUNSELLOR_BASE_RATES)
+_RULES: dict[str, SystemEmotionRule] = {"mesc": _COUNSELLOR_RULE, "esconv": _COUNSELLOR_RULE}
+
+
+def system_emotion_rule(taxonomy: Taxonomy | str) -> SystemEmotionRule | None:
+    """The rule that settles the counsellor's emotion for ``taxonomy`` (``None``: the model's label stands)."""
+    name = taxonomy.name if isinstance(taxonomy, Taxonomy) else taxonomy
+    return _RULES.get(name.lower())
+
+
+def register_system_emotion_rule(taxonomy: Taxonomy | str, rule: SystemEmotionRule | None) -> None:
+    """Set (or with ``None`` remove) the system-emotion rule of a taxonomy, by its name."""
+    name = (taxonomy.name if isinstance(taxonomy, Taxonomy) else taxonomy).lower()
+    if rule is None:
+        _RULES.pop(name, None)
+    else:
+        _RULES[name] = rule
 
 
 def register_taxonomy(taxonomy: Taxonomy, *, replace: bool = False) -> None:

@@ -49,3 +49,91 @@ def test_training_records_its_history_protocol():
         synthetic_examples(9), MESC, embedder=HashEmbedder(), c_grid=(1.0,), weight_powers=(1.0,), history="gold"
     )
     assert gold.info["history"] == "gold"
+
+
+def test_the_live_model_reads_words_not_the_labels_the_history_carries(tmp_path):
+    """Live, the history's user labels come from whoever labelled them (an LLM, the model itself):
+    the default model ignores them and reads the previous user turn's words through its context model."""
+    import json
+
+    import numpy as np
+
+    from mesa.state import Message
+
+    clf = SupervisedClassifier.train(
+        synthetic_examples(12), MESC, embedder=HashEmbedder(), c_grid=(1.0,), weight_powers=(1.0,), holdout=0
+    )
+    assert clf.context is not None and clf.info["user_context"] == "distribution"
+    text = "I am not sure what I feel 4"
+
+    def history(label):
+        return [
+            Message(role="user", text="I am so angry at him 7", emotion=label),
+            Message(role="assistant", text="Tell me more.", strategy="Open question"),
+        ]
+
+    as_anger = clf.predict_distribution("user_emotion", text, history("anger"))
+    as_joy = clf.predict_distribution("user_emotion", text, history("joy"))
+    assert as_anger == as_joy == clf.predict_distribution("user_emotion", text, history(None))
+    # The previous user turn's words do count.
+    other = [Message(role="user", text="I got the job, I am happy 3"), history(None)[1]]
+    assert clf.predict_distribution("user_emotion", text, other) != as_anger
+    # Saved as format 2 with the context model; read back identical.
+    path = clf.save(tmp_path / "clf.npz")
+    with np.load(path, allow_pickle=False) as data:
+        header = json.loads(str(data["header"]))
+        assert header["version"] == 2 and header["context"] == clf.context.classes
+    loaded = SupervisedClassifier.load(path, embedder=HashEmbedder())
+    assert loaded.predict_distribution("user_emotion", text, other) == clf.predict_distribution(
+        "user_emotion", text, other
+    )
+
+
+def test_labels_mode_keeps_the_format_1_model():
+    clf = SupervisedClassifier.train(
+        synthetic_examples(9),
+        MESC,
+        embedder=HashEmbedder(),
+        c_grid=(1.0,),
+        weight_powers=(1.0,),
+        holdout=0,
+        user_context="labels",
+    )
+    assert clf.context is None and clf.info["user_context"] == "labels"
+
+
+def test_train_command_refuses_an_unknown_user_context(tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    from mesa.eval import cli
+
+    app = typer.Typer()
+    app.command("train")(cli.train_command)
+    app.command("eval")(cli.eval_command)
+    result = CliRunner().invoke(app, ["train", "--data", str(tmp_path), "--user-context", "gold-ish"])
+    assert result.exit_code != 0 and "user-context" in result.output
+
+
+def test_train_command_uses_the_corpus_c_grid_chosen_on_held_out_train(monkeypatch, tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    from mesa.eval import cli
+
+    asked = {}
+
+    def fake_train(examples, taxonomy, **kwargs):
+        asked[taxonomy.name] = kwargs["c_grid"]
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(cli, "_load", lambda corpus, data, split: synthetic_examples(3))
+    monkeypatch.setattr(SupervisedClassifier, "train", staticmethod(fake_train))
+    app = typer.Typer()
+    app.command("train")(cli.train_command)
+    app.command("eval")(cli.eval_command)
+    for corpus in ("mesc", "esconv"):
+        CliRunner().invoke(
+            app, ["train", "--corpus", corpus, "--data", str(tmp_path), "--out", str(tmp_path / "m.npz")]
+        )
+    assert asked == {"mesc": [0.0005, 0.002, 0.02], "esconv": [0.0001, 0.02]}

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["TASKS", "MajorityClassifier", "SupervisedClassifier"]
 
 TASKS = ("user_emotion", "strategy", "system_emotion")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the user-emotion context model (``context.*`` arrays); 1 files are still read
 _CONTEXT = 4  # history messages averaged into the context embedding
 _SPAN = 12  # history messages the label histograms look at
 
@@ -125,6 +125,33 @@ class _Featurizer:
             ]
             rows.append(np.concatenate(blocks))
         return np.stack(rows).astype(np.float32)
+
+
+def _without_user_labels(history: Sequence[Message]) -> list[Message]:
+    """The history with no user-emotion labels (what the context model and the heads see)."""
+    return [m.model_copy(update={"emotion": None}) if m.role == "user" and m.emotion else m for m in history]
+
+
+def _previous_user_turn(history: Sequence[Message]) -> tuple[str, list[Message]] | None:
+    """The last user message of ``history`` and the history before it (unlabelled), or ``None``."""
+    for index in range(len(history) - 1, -1, -1):
+        if history[index].role == "user":
+            return history[index].text, _without_user_labels(history[:index])
+    return None
+
+
+def _context_block(proba: np.ndarray, present: np.ndarray) -> np.ndarray:  # proba: one row per item
+    """The previous user turn's emotion distribution (and a flag that there was one), as head features.
+
+    Rows without a previous user turn are all zeros but the offset. The fixed scaling puts the
+    block on the scale of the standardised features.
+    """
+    import numpy as np
+
+    block = np.zeros((len(present), proba.shape[1] + 1), dtype=np.float32)
+    block[present, :-1] = proba[present]
+    block[present, -1] = 1.0
+    return (block - 0.15) * 4.0
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -224,6 +251,85 @@ def _out_of_fold_history(
     return [with_predicted_history(e, earlier(e)) for e in bare]
 
 
+def _out_of_fold_context(
+    z: np.ndarray,
+    gold: np.ndarray,
+    dialogue_ids: list[str],
+    z_previous: np.ndarray,
+    previous_rows: np.ndarray,
+    classes: list[str],
+    *,
+    folds: int,
+    seed: int,
+    max_iter: int,
+    steps: Any,
+) -> np.ndarray:
+    """Each example's previous user turn's emotion distribution, from a model that never saw its dialogue.
+
+    The context model reads the words (no user labels); fitted on all folds of the dialogues but
+    one, it gives the distributions of the previous user turns of that one. Trained on these, the
+    user-emotion head learns how much the model's own earlier reading is worth, as it will be live.
+    """
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    fold_of = {d: i % max(2, folds) for i, d in enumerate(np.random.default_rng(seed).permutation(sorted(set(dialogue_ids))).tolist())}
+    fold = np.array([fold_of[d] for d in dialogue_ids])
+    previous_fold = fold[previous_rows]
+    proba = np.zeros((len(previous_rows), len(classes)), dtype=np.float32)
+    for k in range(max(2, folds)):
+        train = (fold != k) & (gold != "")
+        if not (previous_fold == k).any() or len(set(gold[train].tolist())) < 2:
+            continue  # nothing to predict in this fold, or too few labels to learn from
+        model = LogisticRegression(C=0.02, class_weight="balanced", max_iter=max_iter)
+        model.fit(z[train], gold[train])
+        steps.update(1)
+        rows = model.predict_proba(z_previous[previous_fold == k])
+        for j, label in enumerate(model.classes_):
+            proba[previous_fold == k, classes.index(str(label))] = rows[:, j]
+    return proba
+
+
+def _has_user_labels(examples: Sequence[Example]) -> bool:
+    """Whether the histories carry per-turn user labels (MESC does; ESConv has none)."""
+    return any(m.role == "user" and m.emotion for e in examples for m in e.history)
+
+
+def _context_model(
+    examples: Sequence[Example],
+    z: np.ndarray,
+    featurize: _Featurizer,
+    mean: np.ndarray,
+    scale: np.ndarray,
+    taxonomy: Taxonomy,
+    **fit: Any,
+) -> tuple[_Head, np.ndarray]:
+    """The user-emotion context model (fitted on all) and the user-emotion head's features.
+
+    The head's features are ``z`` plus the previous user turn's distribution, out of fold.
+    """
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    names = taxonomy.names("user_emotion")
+    gold = np.array([e.user_emotion or "" for e in examples])
+    previous = [_previous_user_turn(e.history) for e in examples]
+    rows = np.array([i for i, p in enumerate(previous) if p is not None], dtype=int)
+    z_previous = (featurize([p for p in previous if p is not None]) - mean) / scale if len(rows) else z[:0]
+    dialogue_ids = [e.dialogue_id for e in examples]
+    proba = _out_of_fold_context(z, gold, dialogue_ids, z_previous, rows, names, **fit)
+    present = np.zeros(len(examples), dtype=bool)
+    present[rows] = True
+    full = np.zeros((len(examples), len(names)), dtype=np.float32)
+    full[rows] = proba
+    labelled = gold != ""
+    model = LogisticRegression(C=0.02, class_weight="balanced", max_iter=fit["max_iter"])
+    model.fit(z[labelled], gold[labelled])
+    fit["steps"].update(1)
+    head = _Head([str(c) for c in model.classes_], model.coef_.astype(np.float32), model.intercept_.astype(np.float32))
+    return head, np.hstack([z, _context_block(full, present)])
+
+
 class SupervisedClassifier:
     """Embeddings + logistic regression per label set; a :class:`~mesa.graphs.context.LabelClassifier`.
 
@@ -247,9 +353,13 @@ class SupervisedClassifier:
         embedding_model: str | None = None,
         embedder: Embedder | None = None,
         info: dict[str, Any] | None = None,
+        context: _Head | None = None,
     ) -> None:
         self.taxonomy = taxonomy
         self.heads = heads
+        # The user-emotion context model (see _out_of_fold_context); None in models of format 1,
+        # which read the user labels carried by the history instead.
+        self.context = context
         self.mean = mean
         self.scale = scale
         self.embedding_model = embedding_model
@@ -277,8 +387,25 @@ class SupervisedClassifier:
     # ------------------------------------------------------------------ batches
 
     def _z(self, items: Sequence[tuple[str, Sequence[Message]]]) -> np.ndarray:
+        if self.context is not None:  # labels in the history are ignored: the model reads the words
+            items = [(text, _without_user_labels(history)) for text, history in items]
         features = _Featurizer(self.taxonomy, self.embedder)(items)
         return (features - self.mean) / self.scale
+
+    def _proba(self, which: str, items: Sequence[tuple[str, Sequence[Message]]], z: np.ndarray) -> np.ndarray:
+        """One head's probabilities; the user-emotion head also sees the previous user turn's distribution."""
+        import numpy as np
+
+        if which != "user_emotion" or self.context is None:
+            return self.heads[which].proba(z)
+        previous = [_previous_user_turn(history) for _, history in items]
+        present = np.array([p is not None for p in previous])
+        names = self.taxonomy.names("user_emotion")
+        proba = np.zeros((len(items), len(names)), dtype=np.float32)
+        if present.any():
+            columns = [names.index(label) for label in self.context.classes]
+            proba[np.ix_(present, columns)] = self.context.proba(self._z([p for p in previous if p is not None]))
+        return self.heads[which].proba(np.hstack([z, _context_block(proba, present)]))
 
     def predict_distributions(
         self, which: str, items: Sequence[tuple[str, Sequence[Message]]]
@@ -289,7 +416,7 @@ class SupervisedClassifier:
         if not items:
             return []
         head = self.heads[which]
-        proba = head.proba(self._z(items))
+        proba = self._proba(which, items, self._z(items))
         names = self.taxonomy.names(which)  # type: ignore[arg-type]
         out = []
         for row in proba:
@@ -308,7 +435,7 @@ class SupervisedClassifier:
         for which, head in self.heads.items():
             names = self.taxonomy.names(which)  # type: ignore[arg-type]
             rows = []
-            for row in head.proba(z):
+            for row in self._proba(which, items, z):
                 dist = dict.fromkeys(names, 0.0)
                 for label, p in zip(head.classes, row, strict=True):
                     dist[label] = dist.get(label, 0.0) + float(p)
@@ -331,13 +458,19 @@ class SupervisedClassifier:
         class-weight power in ``weight_powers`` (0: none, 1: "balanced", 0.5:
         in between; default 0.5, 1) is scored by weighted F1 on ``holdout``
         (default 20 %) of the dialogues; the best is refitted on all. Other
-        keywords: ``embedder``, ``tasks``, ``seed``, ``max_iter``, ``verbose``.
+        keywords: ``embedder``, ``tasks``, ``seed``, ``max_iter``, ``verbose``,
+        ``threads`` (BLAS threads while fitting; default 1).
         """
         import warnings
 
         from sklearn.exceptions import ConvergenceWarning
+        from threadpoolctl import threadpool_limits
 
-        with warnings.catch_warnings():
+        # One BLAS thread by default: these fits are small, and on a shared CPU several BLAS threads
+        # per fit oversubscribe the cores (one MESC fit: 117 s wall with the default threads, 35 s
+        # with one, at load average ~10 on 2 cores).
+        threads = kwargs.pop("threads", 1)
+        with warnings.catch_warnings(), threadpool_limits(limits=threads, user_api="blas"):
             # An lbfgs stopped at max_iter at this regularisation is still a good model (see info["tasks"]).
             warnings.simplefilter("ignore", ConvergenceWarning)
             return cls._fit(examples, taxonomy, **kwargs)
@@ -359,20 +492,27 @@ class SupervisedClassifier:
         history: str = "predicted",
         folds: int = 4,
         progress: bool = False,
+        user_context: str = "distribution",
     ) -> SupervisedClassifier:
         """Fit one head per label set that has gold labels in ``examples``.
 
         For each head, every ``C`` in ``c_grid`` and class-weight power in
         ``weight_powers`` (0: none, 1: "balanced", 0.5: in between) is scored by
         weighted F1 on ``holdout`` of the dialogues; the best is refitted on all.
-        ``history="predicted"`` trains on the history the live chain will see
-        (:func:`_out_of_fold_history`); ``"gold"`` on the dataset's labels.
+        ``history="predicted"`` trains on what the live chain will have. With
+        ``user_context="distribution"`` (the default) no head sees user labels in the
+        history; the user-emotion head sees the previous user turn's emotion
+        distribution from a context model that reads the words (:func:`_out_of_fold_context`,
+        computed again by the model at run time). ``"labels"``: the history carries
+        out-of-fold predicted labels (:func:`_out_of_fold_history`, format 1).
+        ``"gold"`` history trains on the dataset's labels.
         """
         import numpy as np
         from sklearn.linear_model import LogisticRegression
         from sklearn.metrics import f1_score
 
         from mesa.eval.embeddings import default_embedder
+        from mesa.eval.protocol import with_predicted_history
 
         tax = get_taxonomy(taxonomy)
         embedder = embedder or default_embedder()
@@ -381,7 +521,15 @@ class SupervisedClassifier:
         _embed_corpus(embedder, examples, progress)
         embed_seconds = time.perf_counter() - started
         steps = _fits_bar(progress)
-        if history == "predicted":
+        with_context = (
+            history == "predicted"
+            and user_context == "distribution"
+            and _has_user_labels(examples)
+            and len({e.user_emotion for e in examples if e.user_emotion}) > 1  # else nothing to learn from
+        )
+        if with_context:
+            examples = [with_predicted_history(e, {}) for e in examples]  # no user label reaches any head
+        elif history == "predicted":
             examples = _out_of_fold_history(examples, featurize, folds=folds, seed=seed, max_iter=max_iter, steps=steps)
         items = [(e.text, e.history) for e in examples]
         features = featurize(items)
@@ -389,6 +537,11 @@ class SupervisedClassifier:
         scale = features.std(axis=0)
         scale[scale < 1e-6] = 1.0
         z = (features - mean) / scale
+        context, z_user = None, z
+        if with_context:
+            context, z_user = _context_model(
+                examples, z, featurize, mean, scale, tax, folds=folds, seed=seed, max_iter=max_iter, steps=steps
+            )
 
         dialogues = sorted({e.dialogue_id for e in examples})
         rng = np.random.default_rng(seed)
@@ -407,7 +560,7 @@ class SupervisedClassifier:
             if mask.sum() == 0:
                 continue
             y = np.array([g for g in gold if g is not None])
-            zx = z[mask]
+            zx = (z_user if which == "user_emotion" else z)[mask]
             held_mask = is_held[mask]
             classes = sorted(set(y.tolist()))
             if len(classes) == 1:
@@ -458,6 +611,7 @@ class SupervisedClassifier:
         steps.close()
         info["embed_seconds"] = round(embed_seconds, 2)
         info["history"] = history
+        info["user_context"] = "distribution" if with_context else ("labels" if history == "predicted" else "gold")
         info["train_seconds"] = round(time.perf_counter() - started, 2)
         return cls(
             tax,
@@ -467,6 +621,7 @@ class SupervisedClassifier:
             embedding_model=embedder.model_id,
             embedder=embedder,
             info=info,
+            context=context,
         )
 
     # ------------------------------------------------------------------ files
@@ -479,7 +634,7 @@ class SupervisedClassifier:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         header = {
             "format": "mesa.SupervisedClassifier",
-            "version": FORMAT_VERSION,
+            "version": FORMAT_VERSION if self.context is not None else 1,  # readable by older mesa when it can be
             "taxonomy": self.taxonomy.model_dump(mode="json"),
             "embedding_model": self.embedding_model,
             "heads": {which: head.classes for which, head in self.heads.items()},
@@ -489,6 +644,10 @@ class SupervisedClassifier:
         for which, head in self.heads.items():
             arrays[f"{which}.coef"] = head.coef
             arrays[f"{which}.intercept"] = head.intercept
+        if self.context is not None:
+            arrays["header"] = np.array(json.dumps({**header, "context": self.context.classes}))
+            arrays["context.coef"] = self.context.coef
+            arrays["context.intercept"] = self.context.intercept
         # Private from the first byte (0600), complete or absent: written aside, then renamed.
         partial = path.with_name(f".{path.name}.{os.getpid()}.part")
         descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -513,12 +672,17 @@ class SupervisedClassifier:
                 for which, classes in header["heads"].items()
             }
             mean, scale = data["mean"], data["scale"]
+            context = None
+            if header.get("context"):
+                context = _Head(list(header["context"]), data["context.coef"], data["context.intercept"])
         taxonomy = Taxonomy.model_validate(header["taxonomy"])
         for which, head in heads.items():
             # A label outside the model's own taxonomy would reach the graph unchecked.
             unknown = sorted(set(head.classes) - set(taxonomy.names(which)))
             if unknown:
                 raise ClassifierMismatchError(f"{path}: {which} labels {unknown} are not in its taxonomy")
+        if context is not None and set(context.classes) - set(taxonomy.names("user_emotion")):
+            raise ClassifierMismatchError(f"{path}: its context model's labels are not in its taxonomy")
         return cls(
             taxonomy,
             heads,
@@ -527,6 +691,7 @@ class SupervisedClassifier:
             embedding_model=header.get("embedding_model"),
             embedder=embedder,
             info=header.get("info"),
+            context=context,
         )
 
 

@@ -41,7 +41,7 @@ from mesa.state import (
     SupportState,
     check_text_size,
 )
-from mesa.taxonomy import LABEL_SETS, LabelSetName, Taxonomy
+from mesa.taxonomy import LABEL_SETS, LabelSetName, Taxonomy, system_emotion_rule
 
 __all__ = [
     "assess_safety",
@@ -58,6 +58,7 @@ __all__ = [
     "respond",
     "route_after_safety",
     "select_strategy",
+    "settle_system_emotion",
     "step_model",
     "tokens_unheard",
     "user_text",
@@ -228,13 +229,13 @@ def _valid_distribution(ctx: SupportContext, which: LabelSetName, dist: Any) -> 
     return valid
 
 
-def _classifier_prediction(ctx: SupportContext, which: LabelSetName, text: str, history: list[Message]) -> Prediction | None:
-    """The classifier's decision when it is used as the step, or ``None`` (then the LLM step decides).
+def _classifier_prediction(ctx: SupportContext, which: LabelSetName, text: str, history: list[Message], *, always: bool = False) -> Prediction | None:
+    """The classifier's decision when it is used as the step (or ``always``), or ``None`` (then the LLM step decides).
 
     Its top label must be a label of the taxonomy, as an LLM's must: a classifier whose best guess is
     anything else ("hacked", a label of another taxonomy) is not trusted for this turn (logged).
     """
-    if ctx.classifier is None or ctx.classifier_use != "step" or not ctx.classifier.supports(which):
+    if ctx.classifier is None or not (always or ctx.classifier_use == "step") or not ctx.classifier.supports(which):
         return None
     try:
         dist = dict(ctx.classifier.predict_distribution(which, text, history))
@@ -273,11 +274,13 @@ def _failed(state: SupportState, step: str, exc: Exception) -> dict[str, str]:
     return {**state.failed_steps, step: why}
 
 
-async def _label_step(state: SupportState, runtime: Runtime[SupportContext], which: LabelSetName, **values: Any) -> dict[str, Any]:
+async def _label_step(
+    state: SupportState, runtime: Runtime[SupportContext], which: LabelSetName, *, settle: Any = None, classifier_decides: bool = False, **values: Any
+) -> dict[str, Any]:
     start = time.perf_counter()
     ctx = _context(runtime)
     text = user_text(state)
-    prediction = _classifier_prediction(ctx, which, text, state.history)
+    prediction = _classifier_prediction(ctx, which, text, state.history, always=classifier_decides)
     if prediction is None:
         try:
             prediction = await _llm_prediction(state, ctx, which, text, values)
@@ -285,6 +288,8 @@ async def _label_step(state: SupportState, runtime: Runtime[SupportContext], whi
             if ctx.strict:
                 raise
             return {which: None, "failed_steps": _failed(state, which, exc), "timings": _elapsed(state, which, start)}
+    if settle is not None:
+        prediction = settle(ctx, prediction)
     _announce({which: prediction})
     return {which: prediction, "timings": _elapsed(state, which, start)}
 
@@ -379,12 +384,37 @@ async def select_strategy(state: SupportState, runtime: Runtime[SupportContext])
     return await _label_step(state, runtime, "strategy", user_emotion=emotion)
 
 
+def settle_system_emotion(ctx: SupportContext, prediction: Prediction) -> Prediction:
+    """The counsellor's emotion after the taxonomy's rule (:func:`mesa.taxonomy.system_emotion_rule`).
+
+    A proposed non-default emotion (a tiny model mirroring the user's fear, say) becomes the
+    rule's default (``neutral``) unless it was confident and counsellors of the corpus show it;
+    the proposal is kept in the rationale. Taxonomies without a rule keep the model's label.
+    """
+    rule = system_emotion_rule(ctx.taxonomy)
+    if rule is None or rule.default not in ctx.taxonomy.names("system_emotion"):
+        return prediction
+    label, why = rule.settle(prediction.label, prediction.confidence)
+    if why is None:
+        return prediction
+    said = f"{prediction.confidence:.2f}" if prediction.confidence is not None else "no confidence"
+    rationale = f"counsellor rule: the {prediction.source} proposed {prediction.label!r} ({said}); {why}"
+    return Prediction(label=label, confidence=rule.base_rates.get(label), rationale=rationale[:RATIONALE_MAX], source="rule")
+
+
 async def choose_system_emotion(state: SupportState, runtime: Runtime[SupportContext]) -> dict[str, Any]:
-    """Decide the emotion the reply carries, conditioned on the user's emotion and the strategy."""
+    """Decide the emotion the reply carries, conditioned on the user's emotion and the strategy.
+
+    A supervised classifier that predicts it decides (whatever ``classifier_use``: it learned the
+    corpus's base rates); else the LLM. Either way the taxonomy's rule settles it
+    (:func:`settle_system_emotion`): a counsellor is not made fearful by a fearful user.
+    """
     return await _label_step(
         state,
         runtime,
         "system_emotion",
+        settle=settle_system_emotion,
+        classifier_decides=True,
         user_emotion=state.user_emotion.label if state.user_emotion else "unknown",
         strategy=state.strategy.label if state.strategy else "unknown",
     )
@@ -474,12 +504,19 @@ class _UnsettledAnswer(Exception):
     """The streamed fused answer broke off or held a label outside the taxonomy before the reply began."""
 
 
-def _settled(labels: dict[str, Any]) -> dict[str, Prediction]:
+def _fused_predictions(ctx: SupportContext, labels: dict[str, Any]) -> dict[str, Prediction]:
+    """The fused answer's three labels as predictions, the counsellor's emotion settled by the taxonomy's rule."""
+    predictions = {which: Prediction(label=labels[which], source="fused") for which in LABEL_FIELDS}
+    predictions["system_emotion"] = settle_system_emotion(ctx, predictions["system_emotion"])
+    return predictions
+
+
+def _settled(ctx: SupportContext, labels: dict[str, Any]) -> dict[str, Prediction]:
     """The three labels as predictions, announced once; :class:`_UnsettledAnswer` when one is missing."""
     missing = [which for which in LABEL_FIELDS if which not in labels]
     if missing:
         raise _UnsettledAnswer(f"the response began before the labels {missing}")
-    return _announce({which: Prediction(label=labels[which], source="fused") for which in LABEL_FIELDS})
+    return _announce(_fused_predictions(ctx, labels))
 
 
 def _check_label(ctx: SupportContext, which: str, value: Any) -> Any:
@@ -509,7 +546,7 @@ async def _stream_fused(ctx: SupportContext, state: SupportState, messages: list
             if kind == "field" and name in LABEL_FIELDS:
                 labels[name] = _check_label(ctx, name, value)
             elif name == "response" and not predictions:
-                predictions = _settled(labels)
+                predictions = _settled(ctx, labels)
             if kind == "text" and reply.show(value):
                 break
     except _UnsettledAnswer:
@@ -556,7 +593,7 @@ async def _ask_fused(ctx: SupportContext, state: SupportState, messages: list[di
             raise why.__cause__
         log.info("fused stream unusable (%s); asking again without streaming", why)
     answer = await ctx.llm.astructured(messages, fused_model(ctx.taxonomy), max_tokens=STEP_MAX_TOKENS + REPLY_MAX_TOKENS)
-    return {which: Prediction(label=getattr(answer, which), source="fused") for which in LABEL_FIELDS}, answer.response.strip()
+    return _fused_predictions(ctx, {which: getattr(answer, which) for which in LABEL_FIELDS}), answer.response.strip()
 
 
 _tokens_heard: ContextVar[bool] = ContextVar("mesa_tokens_heard", default=True)
