@@ -240,3 +240,103 @@ def test_the_trained_classifier_flags_new_phrasings_it_never_saw():
         assert policy.llm_verdict_can_count(policy.assess_local(text), text), text
     for text, signal in zip(calm, calm_signals, strict=True):
         assert signal.level == "none" and not policy.assess_local(text).crisis, text
+
+
+# -- the low-rank adapter (merged into the numpy weights at load; numpy only) ---------------------------------------
+
+
+def _toy_weights():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    return {"encoder.layer.5.attention.self.query.weight": rng.standard_normal((4, 3)).astype(np.float32)}
+
+
+def _toy_adapter(tmp_path, weights, base_digest=None):
+    import numpy as np
+
+    from mesa.safety.minilm import adapter_base_digest, save_adapter
+
+    name = "encoder.layer.5.attention.self.query"
+    a, b = np.ones((2, 3), dtype=np.float32), np.full((4, 2), 0.5, dtype=np.float32)
+    digest = base_digest or adapter_base_digest(weights, [name])
+    save_adapter(tmp_path / "adapter.npz", {name: (a, b)}, scale=2.0, base_digest=digest, how="toy")
+    return tmp_path / "adapter.npz"
+
+
+@needs_numpy
+def test_an_adapter_is_merged_once_into_the_base_weights(tmp_path):
+    import numpy as np
+
+    from mesa.safety.minilm import load_adapter, merge_adapter
+
+    weights = _toy_weights()
+    before = weights["encoder.layer.5.attention.self.query.weight"].copy()
+    path = _toy_adapter(tmp_path, weights)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    with np.load(path, allow_pickle=False) as data:  # plain arrays: no pickle needed
+        assert data["encoder.layer.5.attention.self.query.A"].shape == (2, 3)
+    adapter = load_adapter(path)
+    digest = merge_adapter(weights, adapter)
+    assert digest == adapter["digest"] and len(digest) == 16
+    expected = before + np.full((4, 2), 0.5) @ np.ones((2, 3)) * 2.0  # W + B @ A * scale
+    assert np.allclose(weights["encoder.layer.5.attention.self.query.weight"], expected)
+
+
+@needs_numpy
+def test_an_adapter_made_for_other_base_weights_fails_loudly(tmp_path):
+    from mesa.safety.minilm import AdapterMismatchError, load_adapter, merge_adapter
+
+    weights = _toy_weights()
+    path = _toy_adapter(tmp_path, weights, base_digest="0123456789abcdef")
+    with pytest.raises(AdapterMismatchError, match="trained on base weights 0123456789abcdef"):
+        merge_adapter(weights, load_adapter(path))
+    with pytest.raises(AdapterMismatchError, match="lacks"):
+        merge_adapter({}, load_adapter(_toy_adapter(tmp_path, _toy_weights())))
+    (tmp_path / "junk.npz").write_bytes(b"not an npz")
+    with pytest.raises(AdapterMismatchError, match="not a MiniLM adapter"):
+        load_adapter(tmp_path / "junk.npz")
+
+
+def test_semantic_false_never_loads_the_layer(monkeypatch):
+    from mesa.safety import semantic
+
+    def refuse():
+        raise AssertionError("the semantic layer was loaded although semantic=False")
+
+    monkeypatch.setattr(semantic, "load_semantic_layer", refuse)
+    result = SafetyPolicy(semantic=False).assess_local(FAREWELL)
+    assert not result.crisis and not any(s.startswith("semantic") for s in result.sources)
+
+
+@needs_extra
+@pytest.mark.integration
+def test_the_packaged_adapter_changes_the_embeddings_and_the_classifier_refuses_the_base_encoder():
+    import numpy as np
+
+    from mesa.safety.minilm import AdapterMismatchError, MiniLM, packaged_adapter
+    from mesa.safety.semantic import SemanticLayer, load_classifier
+
+    classifier = load_classifier("packaged")
+    if not classifier["adapter"]:
+        pytest.skip("the packaged classifier runs on the base encoder (no adapter shipped)")
+    base, adapted = MiniLM(), MiniLM(adapter=packaged_adapter())
+    assert adapted.identity == f"all-MiniLM-L6-v2+{classifier['adapter']}" and base.identity == "all-MiniLM-L6-v2"
+    texts = ["i counted my tablets again tonight", "the weather is lovely today"]
+    cosines = (base.encode(texts) * adapted.encode(texts)).sum(1)
+    assert np.all(cosines < 0.9999) and np.all(cosines > 0.3), cosines  # changed, not destroyed
+    with pytest.raises(AdapterMismatchError):
+        SemanticLayer(encoder=base)  # heads trained on adapted embeddings must not read base ones
+
+
+@needs_extra
+@pytest.mark.integration
+def test_the_packaged_layer_runs_on_numpy_without_torch():
+    code = (
+        "import sys; sys.modules['torch'] = None\n"  # importing torch now raises: the layer must not need it
+        "from mesa.safety import SafetyPolicy\n"
+        "r = SafetyPolicy().assess_local('i have been saving up my sleeping tablets, there is a good pile now')\n"
+        "print(r.level, 'semantic' in r.sources)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[-1] == "True" and out[0] in ("none", "low", "elevated", "imminent")
