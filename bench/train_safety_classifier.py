@@ -141,7 +141,7 @@ def folds_of(rows: list[dict], folds: int) -> np.ndarray:
 # -- the model (torch, training only) ------------------------------------------------------------------------------
 
 
-def build_model(rank: int, ffn: bool, top: int):
+def build_model(rank: int, ffn: bool, top: int, hidden: int = 0):
     """MiniLM in torch, the same computation as :class:`mesa.safety.minilm.MiniLM`, with LoRA on its top layers.
 
     ``lower`` runs the frozen layers (its output is computed once per window and cached), ``upper`` the ``top``
@@ -168,9 +168,12 @@ def build_model(rank: int, ffn: bool, top: int):
         def __init__(self) -> None:
             super().__init__()
             self.lora = nn.ModuleDict({n.replace(".", "_"): LoRA(n) for n in targets})
-            self.risk = nn.Linear(384, 1)
+            if hidden:  # a small MLP risk head (numpy at inference: two products and a ReLU)
+                self.risk = nn.Sequential(nn.Linear(384, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+            else:
+                self.risk = nn.Linear(384, 1)
+                nn.init.zeros_(self.risk.weight)
             self.category = nn.Linear(384, len(CATEGORIES))
-            nn.init.zeros_(self.risk.weight)
             nn.init.zeros_(self.category.weight)
 
         def dense(self, x, name):
@@ -246,7 +249,7 @@ class LowerCache:
     """The frozen layers' output per distinct window (float16), computed once; kept in an npz between runs."""
 
     def __init__(self, path: Path | None, top: int) -> None:
-        self.path, self.top, self.states = path, top, {}
+        self.path, self.top, self.states, self.pooled = path, top, {}, {}
         if path is not None and path.exists():
             with np.load(path, allow_pickle=False) as data:
                 if int(data["top"]) == top:
@@ -293,13 +296,25 @@ def window_embeddings(model, cache: LowerCache, windows_of: list[list[list[int]]
     import torch
 
     flat = [w for ws in windows_of for w in ws]
+    if not model.lora:  # the frozen encoder: every window's embedding computed once, for every fold
+        missing = [w for w in flat if cache.key(w) not in cache.pooled]
+        if missing:
+            embeddings, _ = _upper_pass(model, cache, missing, batch)
+            cache.pooled.update({cache.key(w): e for w, e in zip(missing, embeddings, strict=True)})
+        return torch.stack([cache.pooled[cache.key(w)] for w in flat]), [len(ws) for ws in windows_of]
+    return _upper_pass(model, cache, flat, batch)[0], [len(ws) for ws in windows_of]
+
+
+def _upper_pass(model, cache: LowerCache, flat: list[list[int]], batch: int):
+    import torch
+
     order = sorted(range(len(flat)), key=lambda i: len(flat[i]))
     out = torch.zeros((len(flat), 384))
     with torch.no_grad():
         for start in range(0, len(order), batch):
             chosen = order[start : start + batch]
             out[chosen] = model.upper(*padded_states(cache.get([flat[i] for i in chosen])))
-    return out, [len(ws) for ws in windows_of]
+    return out, None
 
 
 def message_loss(model, embeddings, counts, labels, categories, pos_weight):
@@ -307,22 +322,34 @@ def message_loss(model, embeddings, counts, labels, categories, pos_weight):
     import torch
 
     logits = model.risk(embeddings).squeeze(1)
-    pieces = torch.split(logits, counts)
-    best = torch.stack([p.max() for p in pieces])
-    riskiest = torch.tensor([int(p.argmax()) for p in pieces]) + torch.tensor([0, *np.cumsum(counts)[:-1].tolist()])
+    index, padding = _window_index(counts)
+    per_message = logits[index].masked_fill(padding, float("-inf"))  # (messages, most windows)
+    best, riskiest = per_message.max(dim=1)
     loss = torch.nn.functional.binary_cross_entropy_with_logits(best, labels, pos_weight=pos_weight)
     risky = labels > 0.5
     if risky.any():
-        cat_logits = model.category(embeddings[riskiest[risky]])
-        loss = loss + 0.5 * torch.nn.functional.cross_entropy(cat_logits, categories[risky])
+        chosen = index[torch.arange(len(counts)), riskiest][risky]
+        loss = loss + 0.5 * torch.nn.functional.cross_entropy(model.category(embeddings[chosen]), categories[risky])
     return loss
+
+
+def _window_index(counts: list[int]):
+    """For messages with ``counts`` windows laid end to end: a (messages, most windows) index and its padding mask."""
+    import torch
+
+    counts_t = torch.tensor(counts)
+    starts = torch.cumsum(counts_t, 0) - counts_t
+    offsets = torch.arange(int(counts_t.max()))
+    padding = offsets[None, :] >= counts_t[:, None]
+    index = (starts[:, None] + offsets[None, :]).masked_fill(padding, 0)
+    return index, padding
 
 
 def train(rows: list[dict], windows_of, cache: LowerCache, index: list[int], args) -> object:
     import torch
 
     torch.manual_seed(SEED)
-    model = build_model(args.rank, args.ffn, args.top)
+    model = build_model(args.rank, args.ffn, args.top, args.hidden)
     labels = torch.tensor([float(rows[i]["risk"]) for i in index])
     categories = torch.tensor([CATEGORIES.index(rows[i]["category"]) if rows[i]["risk"] else 0 for i in index])
     pos_weight = (labels < 0.5).sum() / labels.sum().clamp(min=1.0)
@@ -332,7 +359,7 @@ def train(rows: list[dict], windows_of, cache: LowerCache, index: list[int], arg
         groups.append({"params": list(model.lora.parameters()), "lr": args.lora_lr, "weight_decay": 0.01})
     optimiser = torch.optim.AdamW(groups)
     frozen = None if args.rank else window_embeddings(model, cache, [windows_of[i] for i in index])
-    epochs = args.epochs if args.rank else args.epochs * 10  # heads alone are cheap: give them more passes
+    epochs = args.epochs if args.rank else args.epochs * 4  # heads alone are cheap: give them more passes
     rng = random.Random(SEED)
     steps = epochs * math.ceil(len(index) / args.batch)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=[g["lr"] for g in groups], total_steps=steps, pct_start=0.1)
@@ -353,7 +380,7 @@ def train(rows: list[dict], windows_of, cache: LowerCache, index: list[int], arg
             loss.backward()
             optimiser.step()
             scheduler.step()
-            total += float(loss) * len(chosen)
+            total += float(loss.detach()) * len(chosen)
         if args.rank or epoch == epochs - 1:
             print(f"    epoch {epoch + 1}/{epochs} loss {total / len(index):.4f}", file=sys.stderr, flush=True)
     return model
@@ -378,17 +405,39 @@ def message_scores(model, cache: LowerCache, windows_of, index: list[int]) -> np
     return np.array([p.max() for p in np.split(probabilities, np.cumsum(counts)[:-1])])
 
 
-def out_of_fold(rows: list[dict], windows_of, cache: LowerCache, args) -> np.ndarray:
+def out_of_fold(rows: list[dict], windows_of, cache: LowerCache, args) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold scores, and which rows have one (``--folds-run`` runs the first folds only, to save time)."""
     fold = folds_of(rows, args.folds)
     scores = np.zeros(len(rows))
-    for k in range(args.folds):
+    for k in range(args.folds_run or args.folds):
         started = time.perf_counter()
         train_index = [i for i in range(len(rows)) if fold[i] != k and rows[i].get("fit", True)]
         test_index = [i for i in range(len(rows)) if fold[i] == k]
         model = train(rows, windows_of, cache, train_index, args)
         scores[test_index] = message_scores(model, cache, windows_of, test_index)
         print(f"  fold {k + 1}/{args.folds} done ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
-    return scores
+    return scores, fold < (args.folds_run or args.folds)
+
+
+def nearest_rule_hits(rows: list[dict], windows_of, cache: LowerCache) -> np.ndarray:
+    """Where the bank's nearest-exemplar rule escalates (frozen encoder only: it reads base MiniLM embeddings, and
+    its thresholds were calibrated on them); bank rows are its own exemplars, so False."""
+    from mesa.safety.semantic import SemanticLayer
+
+    layer = SemanticLayer(encoder=_NoEncoder(), classifier=None)  # the packaged base-model bank embeddings
+    flat, counts = window_embeddings(build_model(0, False, cache.top), cache, windows_of)
+    sims = flat.numpy() @ layer.matrix.T
+    risk = sims[:, : layer.n_risk].max(1)
+    hit = (risk >= layer.risk_threshold) & (risk - sims[:, layer.n_risk :].max(1) >= layer.margin)
+    per_message = np.array([h.any() for h in np.split(hit, np.cumsum(counts)[:-1])])
+    return per_message & np.array([r["kind"] not in ("bank", "bank_safe") for r in rows])
+
+
+class _NoEncoder:
+    identity = "all-MiniLM-L6-v2"
+
+    def encode(self, texts):
+        raise RuntimeError("the packaged base-model bank embeddings are missing: run bench/safety_bench.py --rebuild-bank")
 
 
 # -- calibration and figures -----------------------------------------------------------------------------------
@@ -439,7 +488,8 @@ def report(rows: list[dict], scores: np.ndarray, rules: np.ndarray, t: float) ->
 def export(model, args, elevated: float, ask: float, n_rows: int) -> None:
     from safetensors.numpy import load_file
 
-    how = (f"bench/train_safety_classifier.py (seed {SEED}, rank {args.rank}, ffn {args.ffn}, {args.epochs} epochs): "
+    how = (f"bench/train_safety_classifier.py (seed {SEED}, rank {args.rank}, top {args.top}, ffn {args.ffn}, "
+           f"hidden {args.hidden}, nearest rule {args.nearest}, {args.epochs} epochs): "
            f"{n_rows} messages, thresholds from {args.folds}-fold grouped out-of-fold scores OR'd with the rules: "
            f"hard negatives <= {HARD_NEGATIVE_LIMIT:.0%}, MESC train sample <= {MESC_LIMIT:.0%}, ask <= {ASK_LIMIT:.0%}")
     adapter_digest = ""
@@ -450,9 +500,11 @@ def export(model, args, elevated: float, ask: float, n_rows: int) -> None:
                 for name in targets}
         adapter_digest = save_adapter(DATA / "adapter.npz", lora, scale=2.0, base_digest=adapter_base_digest(base, targets), how=how)
         print(f"wrote {DATA / 'adapter.npz'}")
-    save_classifier(DATA / "classifier.npz", model.risk.weight.detach().numpy()[0], float(model.risk.bias.detach()[0]),
+    output, hidden = (model.risk[2], model.risk[0]) if args.hidden else (model.risk, None)
+    save_classifier(DATA / "classifier.npz", output.weight.detach().numpy()[0], float(output.bias.detach()[0]),
                     model.category.weight.detach().numpy(), model.category.bias.detach().numpy(), CATEGORIES,
-                    elevated, ask, how, adapter=adapter_digest, nearest_rule=False)
+                    elevated, ask, how, adapter=adapter_digest, nearest_rule=args.nearest,
+                    hidden=None if hidden is None else (hidden.weight.detach().numpy(), hidden.bias.detach().numpy()))
     print(f"wrote {DATA / 'classifier.npz'}")
 
 
@@ -465,17 +517,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--top", type=int, default=2, help="adapt the top N of the 6 layers (the others are frozen, cached)")
     ap.add_argument("--cache", type=Path, default=None, help="keep the frozen layers' output in this npz between runs")
     ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--hidden", type=int, default=0, help="an MLP risk head with this many hidden units (0: linear)")
     ap.add_argument("--batch", type=int, default=32, help="messages per step")
     ap.add_argument("--lora-lr", type=float, default=1e-3)
     ap.add_argument("--head-lr", type=float, default=1e-2)
     ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--nearest", action="store_true", help="keep the nearest-exemplar rule beside it (--rank 0 only)")
+    ap.add_argument("--folds-run", type=int, default=0, help="run only the first N folds (figures on their rows)")
     ap.add_argument("--mesc-fit", type=int, default=1000, help="MESC sample turns trained on (all are scored)")
     ap.add_argument("--dry-run", action="store_true", help="print the CV figures, write nothing")
     ap.add_argument("--no-cv", action="store_true", help="skip CV (thresholds from --elevated/--ask)")
     ap.add_argument("--elevated", type=float, default=0.5)
     ap.add_argument("--ask", type=float, default=0.3)
     args = ap.parse_args(argv)
-    args.top = args.top if args.rank else 0  # the frozen encoder: every layer cached, the heads read the pooled output
+    if args.nearest and args.rank:
+        ap.error("--nearest reads base-model embeddings: only with --rank 0")
     import torch
 
     torch.set_num_threads(2)
@@ -491,10 +547,13 @@ def main(argv: list[str] | None = None) -> int:
     rules = np.array([policy.assess_rules(r["text"]).crisis for r in rows])
     elevated, ask = args.elevated, args.ask
     if not args.no_cv:
-        scores = out_of_fold(rows, windows_of, cache, args)
-        print(f"\nthe rules alone ({time.perf_counter() - start:.0f} s so far):")
-        report(rows, np.zeros(len(rows)), rules, 1.0)
-        elevated, ask = calibrate(rows, scores, rules)
+        scores, scored = out_of_fold(rows, windows_of, cache, args)
+        if args.nearest:
+            rules = rules | nearest_rule_hits(rows, windows_of, cache)
+        held_out = [r for r, s in zip(rows, scored, strict=True) if s]
+        print(f"\nthe rules alone ({time.perf_counter() - start:.0f} s so far; {len(held_out)} held-out messages):")
+        report(held_out, np.zeros(len(held_out)), rules[scored], 1.0)
+        elevated, ask = calibrate(held_out, scores[scored], rules[scored])
     if not args.dry_run:
         model = train(rows, windows_of, cache, [i for i, r in enumerate(rows) if r.get("fit", True)], args)
         export(model, args, elevated, ask, len(rows))

@@ -204,6 +204,29 @@ def test_a_buried_risk_window_decides_the_message(tmp_path):
 
 
 @needs_numpy
+def test_an_mlp_risk_head_is_read_from_the_npz_and_decides_per_window(tmp_path):
+    """A head with one hidden ReLU layer: the window's probability is sigmoid(w . relu(H x + c) + b), numpy only."""
+    import numpy as np
+
+    from mesa.safety.semantic import SemanticLayer, load_classifier, save_classifier
+
+    hidden = np.zeros((2, 384))
+    hidden[0, 0] = hidden[1, 1] = 1.0  # unit 0 fires on 'pills' windows, unit 1 on the others
+    categories = np.zeros((2, 384))
+    categories[0, 0] = 1.0
+    save_classifier(tmp_path / "mlp.npz", [8.0, -8.0], 0.0, categories, np.zeros(2), ["suicide", "abuse"], 0.9, 0.5,
+                    "toy mlp", nearest_rule=False, hidden=(hidden, np.zeros(2)))
+    loaded = load_classifier(tmp_path / "mlp.npz")
+    assert loaded["hidden_weights"].shape == (2, 384) and loaded["nearest_rule"] is False
+    bank = {"version": "t", "risk": {"suicide": {"means_access": ["a walk"]}}, "safe": {"everyday": ["the pills"]}}
+    layer = SemanticLayer(encoder=KeywordEncoder(), bank=bank, cache_dir=tmp_path, classifier=tmp_path / "mlp.npz")
+    risky = layer.assess("I have the pills counted out")
+    assert risky.level == "elevated" and risky.category == "suicide" and risky.score > 0.99
+    # the bank's nearest risk exemplar ("a walk") is near this one, but the rule is off for this classifier
+    assert layer.assess("a walk in the park").level == "none"
+
+
+@needs_numpy
 def test_without_a_classifier_the_nearest_exemplar_rule_still_decides(tmp_path):
     from mesa.safety.semantic import SemanticLayer
 

@@ -8,19 +8,22 @@ preparation and farewell, passive ideation and euphemism, self-harm in its own w
 a threat, abuse) and hard negatives (idioms, past recovery, third parties, professional talk, games,
 fiction about others, everyday sadness, therapy talk).
 
-Two deciders, each per window, the higher level wins:
+Deciders, each per window, the higher level wins:
 
-- a **trained linear classifier** (``data/classifier.npz``: logistic regression risk vs safe, plus a multinomial
-  category head; numpy at inference: a dot product and a sigmoid), trained by ``bench/train_safety_classifier.py``
-  on ~1,500 messages written for it (``tests/safety_batches/train_*.jsonl``), the tuning batch, the bank and a
-  seeded sample of MESC train client turns. Probability >= ``elevated`` gives ``elevated``; >= ``ask`` gives ``low``
-  (no crisis on its own, but the LLM judgement is worth asking and may confirm it);
-- the **nearest-exemplar rule**: a window whose nearest risk exemplar is close (``risk_threshold``) and clearly
-  closer than its nearest safe exemplar (``margin``) is ``elevated``; somewhat close (``ask_threshold``) is ``low``.
-  Thresholds in the bank's ``calibration`` (``bench/safety_bench.py --calibrate``).
+- a **trained classifier** (``data/classifier.npz``: a risk head, logistic, and a category head, softmax, over the
+  window's embedding; numpy at inference: a dot product and a sigmoid), trained by
+  ``bench/train_safety_classifier.py`` on the messages of ``tests/safety_batches/train_*.jsonl``, the tuning batch,
+  the bank and a seeded sample of MESC train client turns. When the classifier names an adapter, the encoder is
+  MiniLM with the low-rank adapter ``data/adapter.npz`` merged into its weights at load (fine-tuned with the heads;
+  see :mod:`mesa.safety.minilm`); heads and encoder that do not belong together raise ``AdapterMismatchError``.
+  Probability >= ``elevated`` gives ``elevated``; >= ``ask`` gives ``low`` (no crisis on its own, but the LLM
+  judgement is worth asking and may confirm it);
+- the **nearest-exemplar rule**, when the classifier was calibrated with it (``nearest_rule`` in its file) or no
+  classifier is loaded (``SemanticLayer(classifier=None)``): a window whose nearest risk exemplar is close
+  (``risk_threshold``) and clearly closer than its nearest safe exemplar (``margin``) is ``elevated``; somewhat close
+  (``ask_threshold``) is ``low``. Thresholds in the bank's ``calibration`` (``bench/safety_bench.py --calibrate``).
+  Either way the nearest risk exemplar is named in the evidence.
 
-On the training batches the two catch different messages, so the classifier's thresholds were calibrated with the
-rule and the rules beside it (out-of-fold). ``SemanticLayer(classifier=None)`` keeps the nearest-exemplar rule alone.
 A message's verdict is its riskiest window, so one buried sentence in a long ramble still counts.
 
 Size policy: a message is cut into windows of up to :data:`WINDOW_WORDS` words. Messages with more than
@@ -211,7 +214,8 @@ class SemanticLayer:
         two catch different messages; the thresholds were calibrated on both together)."""
         np = self._np
         c = self.classifier
-        probability = float(1.0 / (1.0 + np.exp(-(float(vector @ c["risk_weights"]) + c["risk_bias"]))))
+        features = vector if c["hidden_weights"] is None else np.maximum(c["hidden_weights"] @ vector + c["hidden_bias"], 0.0)
+        probability = float(1.0 / (1.0 + np.exp(-(float(features @ c["risk_weights"]) + c["risk_bias"]))))
         level = "elevated" if probability >= c["elevated"] else "low" if probability >= c["ask"] else "none"
         if c["nearest_rule"]:
             nearest = self._window_signal(vector, row, window)
@@ -260,16 +264,20 @@ def load_classifier(source: str | Path) -> dict[str, Any]:
             # absent from files older than the adapter: no adapter, and the nearest-exemplar rule beside the classifier
             "adapter": str(data["adapter"]) if "adapter" in data.files else "",
             "nearest_rule": bool(data["nearest_rule"]) if "nearest_rule" in data.files else True,
+            # an MLP risk head: one hidden ReLU layer before the logistic output (absent: the head is linear)
+            "hidden_weights": data["hidden_weights"].astype(np.float32) if "hidden_weights" in data.files else None,
+            "hidden_bias": data["hidden_bias"].astype(np.float32) if "hidden_bias" in data.files else None,
         }
 
 
 def save_classifier(path: Path, risk_weights: Any, risk_bias: float, category_weights: Any, category_bias: Any,
                     categories: list[str], elevated: float, ask: float, how: str, adapter: str = "",
-                    nearest_rule: bool = True) -> None:
+                    nearest_rule: bool = True, hidden: tuple[Any, Any] | None = None) -> None:
     """Write the classifier's weights and thresholds as an npz of plain arrays (readable with ``allow_pickle=False``).
 
     ``adapter``: the digest of the MiniLM adapter the heads were trained on ("" for the base model);
-    ``nearest_rule``: whether the nearest-exemplar rule decides beside the classifier (thresholds calibrated so)."""
+    ``nearest_rule``: whether the nearest-exemplar rule decides beside the classifier (thresholds calibrated so);
+    ``hidden``: ``(weights (h, 384), bias (h,))`` of an MLP risk head's ReLU layer (``risk_weights`` then has h)."""
     import numpy as np
 
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -287,6 +295,8 @@ def save_classifier(path: Path, risk_weights: Any, risk_bias: float, category_we
             how=np.array(how),
             adapter=np.array(adapter),
             nearest_rule=np.array(nearest_rule),
+            **({} if hidden is None else {"hidden_weights": np.asarray(hidden[0], dtype=np.float32),
+                                          "hidden_bias": np.asarray(hidden[1], dtype=np.float32)}),
         )
 
 
