@@ -451,15 +451,16 @@ def calibrate(rows: list[dict], scores: np.ndarray, rules: np.ndarray) -> tuple[
     own_negative = np.array([r["kind"] == "hard_negative" for r in rows])
     mesc = np.array([r["kind"] == "mesc" for r in rows])
     elevated = ask = None
-    for t in np.arange(0.05, 0.9991, 0.001):
+    # every score seen is a candidate (a fixed grid stops short when the limit needs a threshold above 0.999)
+    for t in np.unique(np.concatenate([np.arange(0.05, 1.0, 0.001), scores[scores >= 0.05]])):
         hit = rules | (scores >= t)
         if elevated is None and rate(hit, own_negative) <= HARD_NEGATIVE_LIMIT and rate(hit, mesc) <= MESC_LIMIT:
-            elevated = float(round(t, 3))
+            elevated = float(t)
         if ask is None and rate(scores >= t, mesc) <= ASK_LIMIT:
-            ask = float(round(t, 3))
-    elevated = elevated if elevated is not None else 0.999
+            ask = float(t)
+    elevated = elevated if elevated is not None else 1.0
     ask = min(ask if ask is not None else elevated, elevated)
-    print(f"\ncalibrated: elevated >= {elevated:.3f}, ask the LLM >= {ask:.3f}")
+    print(f"\ncalibrated: elevated >= {elevated:.6f}, ask the LLM >= {ask:.6f}")
     report(rows, scores, rules, elevated)
     return elevated, ask
 
@@ -498,14 +499,14 @@ def export(model, args, elevated: float, ask: float, n_rows: int) -> None:
         targets = lora_targets(args.ffn, args.top)
         lora = {name: (model.lora[name.replace(".", "_")].A.detach().numpy(), model.lora[name.replace(".", "_")].B.detach().numpy())
                 for name in targets}
-        adapter_digest = save_adapter(DATA / "adapter.npz", lora, scale=2.0, base_digest=adapter_base_digest(base, targets), how=how)
-        print(f"wrote {DATA / 'adapter.npz'}")
+        adapter_digest = save_adapter(args.out / "adapter.npz", lora, scale=2.0, base_digest=adapter_base_digest(base, targets), how=how)
+        print(f"wrote {args.out / 'adapter.npz'}")
     output, hidden = (model.risk[2], model.risk[0]) if args.hidden else (model.risk, None)
-    save_classifier(DATA / "classifier.npz", output.weight.detach().numpy()[0], float(output.bias.detach()[0]),
+    save_classifier(args.out / "classifier.npz", output.weight.detach().numpy()[0], float(output.bias.detach()[0]),
                     model.category.weight.detach().numpy(), model.category.bias.detach().numpy(), CATEGORIES,
                     elevated, ask, how, adapter=adapter_digest, nearest_rule=args.nearest,
                     hidden=None if hidden is None else (hidden.weight.detach().numpy(), hidden.bias.detach().numpy()))
-    print(f"wrote {DATA / 'classifier.npz'}")
+    print(f"wrote {args.out / 'classifier.npz'}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -525,6 +526,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nearest", action="store_true", help="keep the nearest-exemplar rule beside it (--rank 0 only)")
     ap.add_argument("--folds-run", type=int, default=0, help="run only the first N folds (figures on their rows)")
     ap.add_argument("--mesc-fit", type=int, default=1000, help="MESC sample turns trained on (all are scored)")
+    ap.add_argument("--out", type=Path, default=DATA, help="folder for classifier.npz (and adapter.npz)")
     ap.add_argument("--dry-run", action="store_true", help="print the CV figures, write nothing")
     ap.add_argument("--no-cv", action="store_true", help="skip CV (thresholds from --elevated/--ask)")
     ap.add_argument("--elevated", type=float, default=0.5)
