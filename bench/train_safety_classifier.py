@@ -76,6 +76,8 @@ CATEGORY_OF = {
 }
 MESC_SAMPLE = 3000
 DATA = ROOT / "mesa" / "safety" / "data"
+LORA_SCALE = 2.0
+"""alpha / rank of the adapter (alpha = 2 * rank); the same factor is written into adapter.npz for the merge."""
 HARD_NEGATIVE_LIMIT = 0.04
 MESC_LIMIT = 0.01
 ASK_LIMIT = 0.05
@@ -170,7 +172,7 @@ def build_model(rank: int, ffn: bool, top: int, hidden: int = 0):
             self.B = nn.Parameter(torch.zeros(out_dim, rank))  # zero: training starts from the base model exactly
 
         def forward(self, x):
-            return (x @ self.A.T) @ self.B.T * (2.0 / rank)  # alpha = 2 * rank: scale 2
+            return (x @ self.A.T) @ self.B.T * LORA_SCALE
 
     class Encoder(nn.Module):
         def __init__(self) -> None:
@@ -507,7 +509,7 @@ def export(model, args, elevated: float, ask: float, n_rows: int) -> None:
         targets = lora_targets(args.ffn, args.top)
         lora = {name: (model.lora[name.replace(".", "_")].A.detach().numpy(), model.lora[name.replace(".", "_")].B.detach().numpy())
                 for name in targets}
-        adapter_digest = save_adapter(args.out / "adapter.npz", lora, scale=2.0, base_digest=adapter_base_digest(base, targets), how=how)
+        adapter_digest = save_adapter(args.out / "adapter.npz", lora, scale=LORA_SCALE, base_digest=adapter_base_digest(base, targets), how=how)
         print(f"wrote {args.out / 'adapter.npz'}")
     output, hidden = (model.risk[2], model.risk[0]) if args.hidden else (model.risk, None)
     save_classifier(args.out / "classifier.npz", output.weight.detach().numpy()[0], float(output.bias.detach()[0]),

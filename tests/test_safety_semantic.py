@@ -363,3 +363,37 @@ def test_the_packaged_layer_runs_on_numpy_without_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out[-1] == "True" and out[0] in ("none", "low", "elevated", "imminent")
+
+
+@needs_extra
+@pytest.mark.integration
+def test_the_trainers_lora_forward_equals_the_numpy_merge(tmp_path):
+    """What bench/train_safety_classifier.py trains (torch, LoRA beside the frozen weights) is what the layer runs
+    (numpy, the adapter merged into the weights): same embeddings once the adapter is written and loaded."""
+    torch = pytest.importorskip("torch")
+    from importlib import util
+    from pathlib import Path
+
+    from safetensors.numpy import load_file
+
+    from mesa.safety.minilm import MiniLM, adapter_base_digest, default_model_dir, save_adapter
+
+    spec = util.spec_from_file_location("trainer", Path(__file__).parents[1] / "bench" / "train_safety_classifier.py")
+    trainer = util.module_from_spec(spec)
+    spec.loader.exec_module(trainer)
+    torch.manual_seed(1)
+    model = trainer.build_model(8, True, 2)
+    with torch.no_grad():
+        for lora in model.lora.values():
+            lora.B.normal_(0, 0.05)  # B starts at zero: give the adapter an effect to check
+    targets = trainer.lora_targets(True, 2)
+    layers = {n: (model.lora[n.replace(".", "_")].A.detach().numpy(), model.lora[n.replace(".", "_")].B.detach().numpy())
+              for n in targets}
+    base = load_file(str(default_model_dir() / "model.safetensors"))
+    save_adapter(tmp_path / "adapter.npz", layers, trainer.LORA_SCALE, adapter_base_digest(base, targets), "test")
+    texts = ["i counted my tablets again tonight", "The weather is lovely today and I will go out."]
+    with torch.no_grad():
+        trained = torch.cat([model.embed(*trainer.padded(ws)) for ws in trainer.tokenised_windows([{"text": t} for t in texts])])
+    merged = MiniLM(adapter=tmp_path / "adapter.npz").encode([windows(t)[0] for t in texts])
+    assert (trained.numpy() * merged).sum(1).min() > 1 - 1e-4
+    assert (MiniLM().encode([windows(t)[0] for t in texts]) * merged).sum(1).max() < 0.99  # the adapter changed them
