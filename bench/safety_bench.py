@@ -18,7 +18,7 @@ Usage::
     python bench/safety_bench.py data.csv --rules-only          # the rule layer alone
     python bench/safety_bench.py data.csv --calibrate           # choose thresholds on tune.jsonl (+ MESC train sample)
     python bench/safety_bench.py --rebuild-bank                  # after editing mesa/safety/data/exemplars.json
-    python bench/train_safety_classifier.py data.csv             # retrain the classifier (after the bank or batches changed)
+    python bench/train_safety_classifier.py data.csv             # retrain adapter + classifier (then --rebuild-bank)
 """
 
 from __future__ import annotations
@@ -123,18 +123,19 @@ def calibrate(policy: SafetyPolicy, tune: list[dict], mesc_sample: list[str]) ->
 
 
 def rebuild_bank() -> None:
-    """Recompute the packaged exemplar embeddings after the bank changed."""
-    from mesa.safety.minilm import MiniLM
-    from mesa.safety.semantic import _bank_text, bank_digest, save_bank_embeddings
+    """Recompute the packaged exemplar embeddings after the bank or the adapter changed (with the encoder the packaged
+    layer runs: MiniLM with the packaged adapter when the classifier names one)."""
+    from mesa.safety.semantic import _bank_text, bank_digest, default_encoder, save_bank_embeddings
     from mesa.safety.textfold import fold
 
     raw = _bank_text()
     bank = json.loads(raw)
     texts = [t for kinds in bank["risk"].values() for ts in kinds.values() for t in ts]
     texts += [t for ts in bank["safe"].values() for t in ts]
-    matrix = MiniLM().encode([fold(t) for t in texts])
+    encoder = default_encoder()
+    matrix = encoder.encode([fold(t) for t in texts])
     target = HERE.parent / "mesa" / "safety" / "data" / "exemplars.npz"
-    save_bank_embeddings(target, matrix, bank_digest(raw))
+    save_bank_embeddings(target, matrix, bank_digest(raw, encoder.identity))
     print(f"wrote {target} ({len(texts)} exemplars)")
 
 

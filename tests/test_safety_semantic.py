@@ -204,6 +204,29 @@ def test_a_buried_risk_window_decides_the_message(tmp_path):
 
 
 @needs_numpy
+def test_an_mlp_risk_head_is_read_from_the_npz_and_decides_per_window(tmp_path):
+    """A head with one hidden ReLU layer: the window's probability is sigmoid(w . relu(H x + c) + b), numpy only."""
+    import numpy as np
+
+    from mesa.safety.semantic import SemanticLayer, load_classifier, save_classifier
+
+    hidden = np.zeros((2, 384))
+    hidden[0, 0] = hidden[1, 1] = 1.0  # unit 0 fires on 'pills' windows, unit 1 on the others
+    categories = np.zeros((2, 384))
+    categories[0, 0] = 1.0
+    save_classifier(tmp_path / "mlp.npz", [8.0, -8.0], 0.0, categories, np.zeros(2), ["suicide", "abuse"], 0.9, 0.5,
+                    "toy mlp", nearest_rule=False, hidden=(hidden, np.zeros(2)))
+    loaded = load_classifier(tmp_path / "mlp.npz")
+    assert loaded["hidden_weights"].shape == (2, 384) and loaded["nearest_rule"] is False
+    bank = {"version": "t", "risk": {"suicide": {"means_access": ["a walk"]}}, "safe": {"everyday": ["the pills"]}}
+    layer = SemanticLayer(encoder=KeywordEncoder(), bank=bank, cache_dir=tmp_path, classifier=tmp_path / "mlp.npz")
+    risky = layer.assess("I have the pills counted out")
+    assert risky.level == "elevated" and risky.category == "suicide" and risky.score > 0.99
+    # the bank's nearest risk exemplar ("a walk") is near this one, but the rule is off for this classifier
+    assert layer.assess("a walk in the park").level == "none"
+
+
+@needs_numpy
 def test_without_a_classifier_the_nearest_exemplar_rule_still_decides(tmp_path):
     from mesa.safety.semantic import SemanticLayer
 
@@ -240,3 +263,137 @@ def test_the_trained_classifier_flags_new_phrasings_it_never_saw():
         assert policy.llm_verdict_can_count(policy.assess_local(text), text), text
     for text, signal in zip(calm, calm_signals, strict=True):
         assert signal.level == "none" and not policy.assess_local(text).crisis, text
+
+
+# -- the low-rank adapter (merged into the numpy weights at load; numpy only) ---------------------------------------
+
+
+def _toy_weights():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    return {"encoder.layer.5.attention.self.query.weight": rng.standard_normal((4, 3)).astype(np.float32)}
+
+
+def _toy_adapter(tmp_path, weights, base_digest=None):
+    import numpy as np
+
+    from mesa.safety.minilm import adapter_base_digest, save_adapter
+
+    name = "encoder.layer.5.attention.self.query"
+    a, b = np.ones((2, 3), dtype=np.float32), np.full((4, 2), 0.5, dtype=np.float32)
+    digest = base_digest or adapter_base_digest(weights, [name])
+    save_adapter(tmp_path / "adapter.npz", {name: (a, b)}, scale=2.0, base_digest=digest, how="toy")
+    return tmp_path / "adapter.npz"
+
+
+@needs_numpy
+def test_an_adapter_is_merged_once_into_the_base_weights(tmp_path):
+    import numpy as np
+
+    from mesa.safety.minilm import load_adapter, merge_adapter
+
+    weights = _toy_weights()
+    before = weights["encoder.layer.5.attention.self.query.weight"].copy()
+    path = _toy_adapter(tmp_path, weights)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    with np.load(path, allow_pickle=False) as data:  # plain arrays: no pickle needed
+        assert data["encoder.layer.5.attention.self.query.A"].shape == (2, 3)
+    adapter = load_adapter(path)
+    digest = merge_adapter(weights, adapter)
+    assert digest == adapter["digest"] and len(digest) == 16
+    expected = before + np.full((4, 2), 0.5) @ np.ones((2, 3)) * 2.0  # W + B @ A * scale
+    assert np.allclose(weights["encoder.layer.5.attention.self.query.weight"], expected)
+
+
+@needs_numpy
+def test_an_adapter_made_for_other_base_weights_fails_loudly(tmp_path):
+    from mesa.safety.minilm import AdapterMismatchError, load_adapter, merge_adapter
+
+    weights = _toy_weights()
+    path = _toy_adapter(tmp_path, weights, base_digest="0123456789abcdef")
+    with pytest.raises(AdapterMismatchError, match="trained on base weights 0123456789abcdef"):
+        merge_adapter(weights, load_adapter(path))
+    with pytest.raises(AdapterMismatchError, match="lacks"):
+        merge_adapter({}, load_adapter(_toy_adapter(tmp_path, _toy_weights())))
+    (tmp_path / "junk.npz").write_bytes(b"not an npz")
+    with pytest.raises(AdapterMismatchError, match="not a MiniLM adapter"):
+        load_adapter(tmp_path / "junk.npz")
+
+
+def test_semantic_false_never_loads_the_layer(monkeypatch):
+    from mesa.safety import semantic
+
+    def refuse():
+        raise AssertionError("the semantic layer was loaded although semantic=False")
+
+    monkeypatch.setattr(semantic, "load_semantic_layer", refuse)
+    result = SafetyPolicy(semantic=False).assess_local(FAREWELL)
+    assert not result.crisis and not any(s.startswith("semantic") for s in result.sources)
+
+
+@needs_extra
+@pytest.mark.integration
+def test_the_packaged_adapter_changes_the_embeddings_and_the_classifier_refuses_the_base_encoder():
+    import numpy as np
+
+    from mesa.safety.minilm import AdapterMismatchError, MiniLM, packaged_adapter
+    from mesa.safety.semantic import SemanticLayer, load_classifier
+
+    classifier = load_classifier("packaged")
+    if not classifier["adapter"]:
+        pytest.skip("the packaged classifier runs on the base encoder (no adapter shipped)")
+    base, adapted = MiniLM(), MiniLM(adapter=packaged_adapter())
+    assert adapted.identity == f"all-MiniLM-L6-v2+{classifier['adapter']}" and base.identity == "all-MiniLM-L6-v2"
+    texts = ["i counted my tablets again tonight", "the weather is lovely today"]
+    cosines = (base.encode(texts) * adapted.encode(texts)).sum(1)
+    assert np.all(cosines < 0.9999) and np.all(cosines > 0.3), cosines  # changed, not destroyed
+    with pytest.raises(AdapterMismatchError):
+        SemanticLayer(encoder=base)  # heads trained on adapted embeddings must not read base ones
+
+
+@needs_extra
+@pytest.mark.integration
+def test_the_packaged_layer_runs_on_numpy_without_torch():
+    code = (
+        "import sys; sys.modules['torch'] = None\n"  # importing torch now raises: the layer must not need it
+        "from mesa.safety import SafetyPolicy\n"
+        "r = SafetyPolicy().assess_local('i have been saving up my sleeping tablets, there is a good pile now')\n"
+        "print(r.level, 'semantic' in r.sources)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[-1] == "True" and out[0] in ("none", "low", "elevated", "imminent")
+
+
+@needs_extra
+@pytest.mark.integration
+def test_the_trainers_lora_forward_equals_the_numpy_merge(tmp_path):
+    """What bench/train_safety_classifier.py trains (torch, LoRA beside the frozen weights) is what the layer runs
+    (numpy, the adapter merged into the weights): same embeddings once the adapter is written and loaded."""
+    torch = pytest.importorskip("torch")
+    from importlib import util
+    from pathlib import Path
+
+    from safetensors.numpy import load_file
+
+    from mesa.safety.minilm import MiniLM, adapter_base_digest, default_model_dir, save_adapter
+
+    spec = util.spec_from_file_location("trainer", Path(__file__).parents[1] / "bench" / "train_safety_classifier.py")
+    trainer = util.module_from_spec(spec)
+    spec.loader.exec_module(trainer)
+    torch.manual_seed(1)
+    model = trainer.build_model(8, True, 2)
+    with torch.no_grad():
+        for lora in model.lora.values():
+            lora.B.normal_(0, 0.05)  # B starts at zero: give the adapter an effect to check
+    targets = trainer.lora_targets(True, 2)
+    layers = {n: (model.lora[n.replace(".", "_")].A.detach().numpy(), model.lora[n.replace(".", "_")].B.detach().numpy())
+              for n in targets}
+    base = load_file(str(default_model_dir() / "model.safetensors"))
+    save_adapter(tmp_path / "adapter.npz", layers, trainer.LORA_SCALE, adapter_base_digest(base, targets), "test")
+    texts = ["i counted my tablets again tonight", "The weather is lovely today and I will go out."]
+    with torch.no_grad():
+        trained = torch.cat([model.embed(*trainer.padded(ws)) for ws in trainer.tokenised_windows([{"text": t} for t in texts])])
+    merged = MiniLM(adapter=tmp_path / "adapter.npz").encode([windows(t)[0] for t in texts])
+    assert (trained.numpy() * merged).sum(1).min() > 1 - 1e-4
+    assert (MiniLM().encode([windows(t)[0] for t in texts]) * merged).sum(1).max() < 0.99  # the adapter changed them

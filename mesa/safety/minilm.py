@@ -6,19 +6,33 @@ real tokens, L2-normalised, exactly as ``sentence_transformers`` computes it (ch
 ``tests/test_safety_semantic.py`` to 1e-4 cosine). Loading takes well under a second; one short message
 takes a few milliseconds on a laptop CPU.
 
+A low-rank adapter (``data/adapter.npz``, trained by ``bench/train_safety_classifier.py``) can be merged into the
+weights at load: ``W + B @ A * scale`` for each adapted layer, once, so a turn costs the same as with the base model
+and needs numpy only. The adapter carries a digest of the base weights it was trained on; a different base model
+raises :class:`AdapterMismatchError` instead of silently producing other embeddings.
+
 Needs the ``safety`` extra: ``pip install "mesa-esc[safety]"``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
+import os
 from pathlib import Path
 from typing import Any
 
-from mesa.errors import MissingExtraError
+from mesa.errors import MesaError, MissingExtraError
 
-__all__ = ["MiniLM", "default_model_dir"]
+__all__ = ["AdapterMismatchError", "MiniLM", "default_model_dir", "load_adapter", "save_adapter"]
+
+BASE_NAME = "all-MiniLM-L6-v2"
+"""The base model's name, part of every embedding identity (cached bank embeddings are keyed by it)."""
+
+
+class AdapterMismatchError(MesaError, ValueError):
+    """An adapter that cannot be merged: trained on other base weights, or a file that is not an adapter."""
 
 MAX_TOKENS = 256
 """Longest input (word pieces, with [CLS] and [SEP]) the model reads, as sentence-transformers sets it."""
@@ -67,7 +81,7 @@ def default_model_dir() -> Path:
 class MiniLM:
     """``MiniLM().encode(["text", ...])`` → an ``(n, 384)`` float32 array of unit vectors."""
 
-    def __init__(self, model_dir: str | Path | None = None) -> None:
+    def __init__(self, model_dir: str | Path | None = None, adapter: str | Path | None = None) -> None:
         np, load_file, Tokenizer = _imports()
         self._np = np
         folder = Path(model_dir) if model_dir is not None else default_model_dir()
@@ -75,6 +89,10 @@ class MiniLM:
         self.tokenizer.enable_truncation(MAX_TOKENS)
         self.tokenizer.no_padding()
         self.weights: dict[str, Any] = load_file(str(folder / "model.safetensors"))
+        self.identity = BASE_NAME
+        """What these embeddings are: the base model, plus the adapter's digest when one is merged."""
+        if adapter is not None:
+            self.identity = f"{BASE_NAME}+{merge_adapter(self.weights, load_adapter(adapter))}"
         # dense layers pre-transposed once: x @ W.T is the hot path
         for name in list(self.weights):
             if name.endswith(".weight") and self.weights[name].ndim == 2 and not name.startswith("embeddings."):
@@ -158,3 +176,76 @@ class MiniLM:
             x = self._layer(x, mask_bias, i)
         pooled = (x * mask[:, :, None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1.0)
         return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+
+
+# -- the low-rank adapter ------------------------------------------------------------------------------------------
+
+
+def packaged_adapter() -> Any:
+    """The adapter shipped in ``mesa/safety/data`` (a resource, readable from a wheel or a zip)."""
+    from importlib import resources
+
+    return resources.files("mesa.safety").joinpath("data", "adapter.npz")
+
+
+def adapter_base_digest(weights: dict[str, Any], targets: list[str]) -> str:
+    """A digest of the base weights an adapter changes (as the safetensors file stores them: ``(out, in)``)."""
+    import numpy as np
+
+    digest = hashlib.sha256(BASE_NAME.encode())
+    for name in sorted(targets):
+        digest.update(name.encode() + np.ascontiguousarray(weights[name + ".weight"], dtype=np.float32).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def save_adapter(path: Path, lora: dict[str, tuple[Any, Any]], scale: float, base_digest: str, how: str) -> str:
+    """Write ``{layer: (A, B)}`` as an npz of plain arrays, private (0600); returns the adapter's own digest."""
+    import numpy as np
+
+    arrays = {}
+    for name, (a, b) in sorted(lora.items()):
+        arrays[f"{name}.A"] = np.asarray(a, dtype=np.float32)
+        arrays[f"{name}.B"] = np.asarray(b, dtype=np.float32)
+    own = hashlib.sha256(b"".join(arrays[k].tobytes() for k in sorted(arrays)) + base_digest.encode()).hexdigest()[:16]
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        np.savez(handle, **arrays, scale=np.array(scale), base_digest=np.array(base_digest), digest=np.array(own),
+                 how=np.array(how))
+    return own
+
+
+def load_adapter(source: Any) -> dict[str, Any]:
+    """``"packaged"``, a path, or a resource → ``{"layers": {name: (A, B)}, "scale", "base_digest", "digest"}``."""
+    import numpy as np
+
+    file = packaged_adapter() if source == "packaged" else Path(source) if isinstance(source, str) else source
+    try:
+        with file.open("rb") as handle, np.load(handle, allow_pickle=False) as data:
+            names = sorted({key[:-2] for key in data.files if key.endswith((".A", ".B"))})
+            layers = {name: (data[name + ".A"], data[name + ".B"]) for name in names}
+            return {"layers": layers, "scale": float(data["scale"]), "base_digest": str(data["base_digest"]),
+                    "digest": str(data["digest"])}
+    except (KeyError, ValueError) as exc:
+        raise AdapterMismatchError(f"{file} is not a MiniLM adapter written by save_adapter: {exc}") from exc
+
+
+def merge_adapter(weights: dict[str, Any], adapter: dict[str, Any]) -> str:
+    """Add ``B @ A * scale`` to each adapted layer of the weights as loaded (``(out, in)``), once; returns the
+    adapter's digest.
+
+    The base digest is checked first, so an adapter trained on another base model fails here rather than producing
+    embeddings the classifier was never trained on."""
+    layers = adapter["layers"]
+    missing = [name for name in layers if name + ".weight" not in weights]
+    if missing:
+        raise AdapterMismatchError(f"the adapter names layers the base model lacks: {missing[:3]}")
+    found = adapter_base_digest(weights, list(layers))
+    if found != adapter["base_digest"]:
+        raise AdapterMismatchError(
+            f"the safety adapter was trained on base weights {adapter['base_digest']}, these are {found}: "
+            f"install the {BASE_NAME} weights it was made for, or retrain it (bench/train_safety_classifier.py)"
+        )
+    for name, (a, b) in layers.items():
+        weights[name + ".weight"] = weights[name + ".weight"] + (b @ a) * adapter["scale"]
+    return adapter["digest"]

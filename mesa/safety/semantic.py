@@ -8,19 +8,22 @@ preparation and farewell, passive ideation and euphemism, self-harm in its own w
 a threat, abuse) and hard negatives (idioms, past recovery, third parties, professional talk, games,
 fiction about others, everyday sadness, therapy talk).
 
-Two deciders, each per window, the higher level wins:
+Deciders, each per window, the higher level wins:
 
-- a **trained linear classifier** (``data/classifier.npz``: logistic regression risk vs safe, plus a multinomial
-  category head; numpy at inference: a dot product and a sigmoid), trained by ``bench/train_safety_classifier.py``
-  on ~1,500 messages written for it (``tests/safety_batches/train_*.jsonl``), the tuning batch, the bank and a
-  seeded sample of MESC train client turns. Probability >= ``elevated`` gives ``elevated``; >= ``ask`` gives ``low``
-  (no crisis on its own, but the LLM judgement is worth asking and may confirm it);
-- the **nearest-exemplar rule**: a window whose nearest risk exemplar is close (``risk_threshold``) and clearly
-  closer than its nearest safe exemplar (``margin``) is ``elevated``; somewhat close (``ask_threshold``) is ``low``.
-  Thresholds in the bank's ``calibration`` (``bench/safety_bench.py --calibrate``).
+- a **trained classifier** (``data/classifier.npz``: a risk head, logistic, and a category head, softmax, over the
+  window's embedding; numpy at inference: a dot product and a sigmoid), trained by
+  ``bench/train_safety_classifier.py`` on the messages of ``tests/safety_batches/train_*.jsonl``, the tuning batch,
+  the bank and a seeded sample of MESC train client turns. When the classifier names an adapter, the encoder is
+  MiniLM with the low-rank adapter ``data/adapter.npz`` merged into its weights at load (fine-tuned with the heads;
+  see :mod:`mesa.safety.minilm`); heads and encoder that do not belong together raise ``AdapterMismatchError``.
+  Probability >= ``elevated`` gives ``elevated``; >= ``ask`` gives ``low`` (no crisis on its own, but the LLM
+  judgement is worth asking and may confirm it);
+- the **nearest-exemplar rule**, when the classifier was calibrated with it (``nearest_rule`` in its file) or no
+  classifier is loaded (``SemanticLayer(classifier=None)``): a window whose nearest risk exemplar is close
+  (``risk_threshold``) and clearly closer than its nearest safe exemplar (``margin``) is ``elevated``; somewhat close
+  (``ask_threshold``) is ``low``. Thresholds in the bank's ``calibration`` (``bench/safety_bench.py --calibrate``).
+  Either way the nearest risk exemplar is named in the evidence.
 
-On the training batches the two catch different messages, so the classifier's thresholds were calibrated with the
-rule and the rules beside it (out-of-fold). ``SemanticLayer(classifier=None)`` keeps the nearest-exemplar rule alone.
 A message's verdict is its riskiest window, so one buried sentence in a long ramble still counts.
 
 Size policy: a message is cut into windows of up to :data:`WINDOW_WORDS` words. Messages with more than
@@ -42,6 +45,8 @@ from pathlib import Path
 from typing import Any
 
 from mesa.safety.textfold import fold
+
+BASE_NAME = "all-MiniLM-L6-v2"  # as mesa.safety.minilm names it (not imported here: that module needs the extra)
 
 __all__ = ["SemanticLayer", "SemanticSignal", "load_semantic_layer", "save_classifier"]
 
@@ -135,10 +140,10 @@ class SemanticLayer:
     ) -> None:
         import numpy as np
 
-        from mesa.safety.minilm import MiniLM
-
         self._np = np
-        self.encoder = encoder or MiniLM()
+        self.classifier = load_classifier(classifier) if classifier is not None else None
+        self.encoder = encoder or _encoder_for(classifier, self.classifier)
+        _check_encoder(self.encoder, self.classifier)
         raw = _bank_text() if bank is None else json.dumps(bank, sort_keys=True)
         self.bank = json.loads(raw)
         self.version = self.bank.get("version", "custom")
@@ -154,13 +159,12 @@ class SemanticLayer:
         for kind, texts in self.bank["safe"].items():
             self.labels += [("none", kind, t) for t in texts]
         self.matrix = self._bank_embeddings(raw, cache_dir)
-        self.classifier = load_classifier(classifier) if classifier is not None else None
         self._assess_cached = lru_cache(maxsize=64)(self._assess)
 
     def _bank_embeddings(self, raw: str, cache_dir: str | Path | None) -> Any:
         """The exemplars' embeddings: shipped with the package for the built-in bank, else computed once and
         cached (npz, no pickle) under the mesa cache folder, keyed by the bank's digest."""
-        digest = bank_digest(raw)
+        digest = bank_digest(raw, getattr(self.encoder, "identity", BASE_NAME))
         packaged = resources.files("mesa.safety").joinpath("data", "exemplars.npz")
         folder = Path(cache_dir) if cache_dir is not None else _cache_root()
         cached = folder / f"safety-bank-{digest}.npz"
@@ -210,11 +214,13 @@ class SemanticLayer:
         two catch different messages; the thresholds were calibrated on both together)."""
         np = self._np
         c = self.classifier
-        probability = float(1.0 / (1.0 + np.exp(-(float(vector @ c["risk_weights"]) + c["risk_bias"]))))
+        features = vector if c["hidden_weights"] is None else np.maximum(c["hidden_weights"] @ vector + c["hidden_bias"], 0.0)
+        probability = float(1.0 / (1.0 + np.exp(-(float(features @ c["risk_weights"]) + c["risk_bias"]))))
         level = "elevated" if probability >= c["elevated"] else "low" if probability >= c["ask"] else "none"
-        nearest = self._window_signal(vector, row, window)
-        if _LEVEL_RANK[nearest.level] > _LEVEL_RANK[level]:
-            return nearest
+        if c["nearest_rule"]:
+            nearest = self._window_signal(vector, row, window)
+            if _LEVEL_RANK[nearest.level] > _LEVEL_RANK[level]:
+                return nearest
         if level == "none":
             return SemanticSignal("none", "none", "classifier", probability, probability - c["elevated"], window, "")
         category = c["categories"][int(np.argmax(c["category_weights"] @ vector + c["category_bias"]))]
@@ -244,7 +250,7 @@ def load_classifier(source: str | Path) -> dict[str, Any]:
     """The linear classifier's weights (npz, no pickle): ``"packaged"`` or a path written by :func:`save_classifier`."""
     import numpy as np
 
-    file = resources.files("mesa.safety").joinpath("data", "classifier.npz") if source == "packaged" else Path(source)
+    file = _classifier_file(source)
     with file.open("rb") as handle, np.load(handle, allow_pickle=False) as data:
         return {
             "risk_weights": data["risk_weights"].astype(np.float32),
@@ -255,12 +261,23 @@ def load_classifier(source: str | Path) -> dict[str, Any]:
             "elevated": float(data["elevated"]),
             "ask": float(data["ask"]),
             "how": str(data["how"]),
+            # absent from files older than the adapter: no adapter, and the nearest-exemplar rule beside the classifier
+            "adapter": str(data["adapter"]) if "adapter" in data.files else "",
+            "nearest_rule": bool(data["nearest_rule"]) if "nearest_rule" in data.files else True,
+            # an MLP risk head: one hidden ReLU layer before the logistic output (absent: the head is linear)
+            "hidden_weights": data["hidden_weights"].astype(np.float32) if "hidden_weights" in data.files else None,
+            "hidden_bias": data["hidden_bias"].astype(np.float32) if "hidden_bias" in data.files else None,
         }
 
 
 def save_classifier(path: Path, risk_weights: Any, risk_bias: float, category_weights: Any, category_bias: Any,
-                    categories: list[str], elevated: float, ask: float, how: str) -> None:
-    """Write the classifier's weights and thresholds as an npz of plain arrays (readable with ``allow_pickle=False``)."""
+                    categories: list[str], elevated: float, ask: float, how: str, adapter: str = "",
+                    nearest_rule: bool = True, hidden: tuple[Any, Any] | None = None) -> None:
+    """Write the classifier's weights and thresholds as an npz of plain arrays (readable with ``allow_pickle=False``).
+
+    ``adapter``: the digest of the MiniLM adapter the heads were trained on ("" for the base model);
+    ``nearest_rule``: whether the nearest-exemplar rule decides beside the classifier (thresholds calibrated so);
+    ``hidden``: ``(weights (h, 384), bias (h,))`` of an MLP risk head's ReLU layer (``risk_weights`` then has h)."""
     import numpy as np
 
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -276,6 +293,10 @@ def save_classifier(path: Path, risk_weights: Any, risk_bias: float, category_we
             elevated=np.array(elevated),
             ask=np.array(ask),
             how=np.array(how),
+            adapter=np.array(adapter),
+            nearest_rule=np.array(nearest_rule),
+            **({} if hidden is None else {"hidden_weights": np.asarray(hidden[0], dtype=np.float32),
+                                          "hidden_bias": np.asarray(hidden[1], dtype=np.float32)}),
         )
 
 
@@ -287,9 +308,39 @@ def _cache_root() -> Path:
     return Path(base)
 
 
-def bank_digest(raw: str) -> str:
-    """What identifies a bank's embeddings: its text and the model."""
-    return hashlib.sha256(("all-MiniLM-L6-v2\n" + raw).encode("utf-8")).hexdigest()[:16]
+def bank_digest(raw: str, encoder: str = BASE_NAME) -> str:
+    """What identifies a bank's embeddings: its text and the model (with its adapter, if any)."""
+    return hashlib.sha256((encoder + "\n" + raw).encode("utf-8")).hexdigest()[:16]
+
+
+def _classifier_file(source: str | Path) -> Any:
+    return resources.files("mesa.safety").joinpath("data", "classifier.npz") if source == "packaged" else Path(source)
+
+
+def _encoder_for(source: str | Path | None, classifier: dict[str, Any] | None) -> Any:
+    """The MiniLM the classifier was trained on: with its adapter (shipped beside it as ``adapter.npz``) or the base."""
+    from mesa.safety.minilm import MiniLM, packaged_adapter
+
+    if classifier is None or not classifier["adapter"]:
+        return MiniLM()
+    return MiniLM(adapter=packaged_adapter() if source == "packaged" else Path(source).with_name("adapter.npz"))
+
+
+def _check_encoder(encoder: Any, classifier: dict[str, Any] | None) -> None:
+    """Heads trained on adapted embeddings are meaningless on other ones: refuse a MiniLM without that adapter."""
+    from mesa.safety.minilm import AdapterMismatchError
+
+    identity = getattr(encoder, "identity", None)
+    if classifier is None or identity is None:
+        return  # no heads, or a stand-in encoder (tests) that says nothing about itself
+    wanted = f"{BASE_NAME}+{classifier['adapter']}" if classifier["adapter"] else BASE_NAME
+    if identity != wanted:
+        raise AdapterMismatchError(f"the safety classifier was trained on {wanted} embeddings, the encoder gives {identity}")
+
+
+def default_encoder() -> Any:
+    """The encoder the packaged layer runs (MiniLM with the packaged adapter when the classifier names one)."""
+    return _encoder_for("packaged", load_classifier("packaged"))
 
 
 def save_bank_embeddings(path: Path, matrix: Any, digest: str) -> None:
