@@ -108,13 +108,26 @@ def test_fused_turn_streams_escapes_cut_across_chunks(make_agent, small_chunks):
 
 
 def test_fused_labels_are_announced_once_each_before_the_first_token(make_agent, small_chunks):
-    script = ScriptedModel(user_emotion="anger", strategy="Approval", system_emotion="joy", reply="Well done for speaking up.")
+    script = ScriptedModel(user_emotion="anger", strategy="Approval", system_emotion="neutral", reply="Well done for speaking up.")
     events = list(make_agent(model=script, mode="fused").stream("I told my boss no", thread_id="once"))
     kinds = [e.stage if e.type == "stage" else e.type for e in events]
     assert kinds.count("user_emotion") == kinds.count("strategy") == kinds.count("system_emotion") == 1
     assert kinds.index("system_emotion") < kinds.index("token")
     stages = {e.stage: e.prediction.label for e in events if e.type == "stage"}
-    assert stages == {"user_emotion": "anger", "strategy": "Approval", "system_emotion": "joy"}
+    assert stages == {"user_emotion": "anger", "strategy": "Approval", "system_emotion": "neutral"}
+
+
+@pytest.mark.parametrize("streamed", [True, False])
+def test_the_fused_counsellor_emotion_is_settled_by_the_taxonomy_rule(make_agent, streamed):
+    # a fused answer carries no confidence, so a non-neutral stance the rule does not let through becomes neutral
+    script = ScriptedModel(user_emotion="fear", strategy="Restatement", system_emotion="fear", reply="That sounds frightening.")
+    agent = make_agent(model=script, mode="fused")
+    if streamed:
+        reply = [e for e in agent.stream("I'm scared of the dark house", thread_id="rule-s")][-1].reply
+    else:
+        reply = agent.respond("I'm scared of the dark house", thread_id="rule-r")
+    assert reply.system_emotion.label == "neutral" and reply.system_emotion.source == "rule"
+    assert "'fear'" in reply.system_emotion.rationale
 
 
 def test_an_invalid_first_label_falls_back_to_one_structured_call_and_is_never_shown(make_agent, small_chunks):

@@ -228,7 +228,7 @@ class FixedClassifier:
 def test_classifier_as_step_replaces_the_llm_call(make_agent):
     script = ScriptedModel()
     agent = make_agent(model=script, classifier=FixedClassifier(), classifier_use="step")
-    reply = agent.respond("nothing matters")
+    reply = agent.respond("my exams went badly")
     assert reply.user_emotion.label == "depression" and reply.user_emotion.source == "classifier"
     assert reply.strategy.label == "Interpretation"
     assert script.calls_for("UserEmotion") == [] and len(script.calls_for("SystemEmotion")) == 1
@@ -241,7 +241,7 @@ def test_classifier_as_prior_and_demonstrations_reach_the_prompts(make_agent):
 
     script = ScriptedModel()
     agent = make_agent(model=script, classifier=FixedClassifier(), demonstrations=Demos())
-    agent.respond("nothing matters")
+    agent.respond("my exams went badly")
     emotion_prompt = script.calls_for("UserEmotion")[0].prompt
     assert "depression (0.70)" in emotion_prompt and "I lost my dog" in emotion_prompt
     assert "Interpretation (0.60)" in script.calls_for("Strategy")[0].prompt

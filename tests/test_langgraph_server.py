@@ -7,13 +7,12 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from _servers import free_port, stop, wait_until_ready
 
 from mesa.graphs.context import ClientContextPolicy, ContextNotAllowed, SupportContext
 from mesa.llm import DEFAULT_MODEL
@@ -106,12 +105,6 @@ async def test_server_graphs_keep_chat_messages_from_either_input(server_module)
 # -- the real dev server -------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _langgraph_cli() -> str | None:
     beside = Path(sys.executable).with_name("langgraph")
     return str(beside) if beside.exists() else shutil.which("langgraph")
@@ -124,7 +117,7 @@ def dev_server(tmp_path):
     cli = _langgraph_cli()
     if cli is None or subprocess.run([cli, "dev", "--help"], check=False, capture_output=True).returncode != 0:
         pytest.skip("needs langgraph dev: pip install 'mesa-esc[server]' (langgraph-cli[inmem])")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MESA_SCRIPTED": json.dumps({"user_emotion": "fear", "reply": "You are not alone."})}
     env.pop("MESA_MODEL", None)
     log = (tmp_path / "server.log").open("wb")
@@ -133,30 +126,11 @@ def dev_server(tmp_path):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_ready(url, process, tmp_path / "server.log")
+        wait_until_ready(url + "/ok", process, tmp_path / "server.log", lambda status, _: status == 200, name="langgraph dev")
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
         log.close()
-
-
-def _wait_until_ready(url: str, process: subprocess.Popen, log: Path) -> None:
-    import urllib.request
-
-    for _ in range(300):  # generous: the graphs import LiteLLM and the safety policy at load
-        if process.poll() is not None:
-            pytest.fail("langgraph dev exited:\n" + log.read_text(errors="replace")[-3000:])
-        try:
-            with urllib.request.urlopen(url + "/ok", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(1)
-    pytest.fail("langgraph dev did not become ready:\n" + log.read_text(errors="replace")[-3000:])
 
 
 async def _drive(url: str) -> dict:

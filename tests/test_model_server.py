@@ -12,14 +12,12 @@ import asyncio
 import json
 import re
 import shlex
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from _servers import free_port, stop, wait_until_ready
 from pydantic import create_model
 
 from mesa import LLM, SupportAgent
@@ -70,12 +68,6 @@ def test_the_docs_recipe_has_what_this_test_relies_on():
 # -- the server -----------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _server_command(port: int) -> list[str]:
     """The docs' command with this interpreter, the GGUF the docs' own line finds, and a free port."""
     find_gguf, command = docs_commands()
@@ -86,38 +78,20 @@ def _server_command(port: int) -> list[str]:
     return [words.get(word, word) for word in command]
 
 
-def _wait_until_ready(base: str, process: subprocess.Popen, log: Path) -> None:
-    for _ in range(READY_LIMIT):
-        if process.poll() is not None:
-            pytest.fail("the model server exited:\n" + log.read_text(errors="replace")[-3000:])
-        try:
-            with urllib.request.urlopen(base + "/models", timeout=2) as response:
-                if "smollm2" in response.read().decode():
-                    return
-        except OSError:
-            time.sleep(1)
-    pytest.fail("the model server did not answer /v1/models:\n" + log.read_text(errors="replace")[-3000:])
-
-
 @pytest.fixture(scope="module")
 def api_base(tmp_path_factory):
     """A running llama-cpp-python server started by the docs' command; its ``/v1`` URL."""
     pytest.importorskip("llama_cpp.server.app", reason="needs llama-cpp-python's server: pip install 'mesa-esc[model-server]'")
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path_factory.mktemp("model-server") / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(_server_command(port), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
         try:
             base = f"http://127.0.0.1:{port}/v1"
-            _wait_until_ready(base, process, log_path)
+            wait_until_ready(base + "/models", process, log_path, lambda _, body: "smollm2" in body, name="the model server", limit=READY_LIMIT)
             yield base
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=30)
+            stop(process)
 
 
 def _server_llm(api_base: str, **kwargs) -> LLM:

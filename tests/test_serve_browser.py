@@ -53,7 +53,7 @@ def server(make_agent):
         async def aclassify(self, text):
             return self.classify(text)
 
-    script = ScriptedModel(user_emotion="sadness", strategy="Restatement", system_emotion="fear", reply="That sounds really hard.")
+    script = ScriptedModel(user_emotion="sadness", strategy="Restatement", system_emotion="sadness", reply="That sounds really hard.")
     agent = make_agent(model=script, perception=Perception(text_emotion=SteadyTextEmotion(), cache=False))
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(agent), host="127.0.0.1", port=port, log_level="warning"))
@@ -98,7 +98,7 @@ def test_the_page_streams_a_labelled_reply_then_shows_crisis_resources(server, p
     sync_api.expect(reply).to_have_attribute("data-done", "true", timeout=WAIT_MS)
     sync_api.expect(reply.locator(".label-user-emotion")).to_contain_text("sadness 90%")
     sync_api.expect(reply.locator(".label-strategy")).to_contain_text("Restatement")
-    sync_api.expect(reply.locator(".label-system-emotion")).to_contain_text("fear")
+    sync_api.expect(reply.locator(".label-system-emotion")).to_contain_text("sadness")
     sync_api.expect(reply.locator(".safety")).to_contain_text("none")
     sync_api.expect(reply.locator(".cue").first).to_contain_text("sadness")
     assert page.locator("#crisis-panel").is_hidden()
