@@ -14,8 +14,9 @@
     ├── MediaError                 (also a ValueError) media that cannot be perceived (recorded as the cue's error)
     ├── CallCancelledError         a perception call was cancelled (its deadline passed)
     ├── ContextNotAllowed          (mesa.graphs.context) a server client's run context asked for what the operator forbids
-    ├── ClassifierFileError        (mesa.eval.store, also a ValueError) a stored classifier that cannot be used
+    ├── ClassifierFileError        (also a ValueError) a stored classifier that cannot be used
     │   └── ClassifierMismatchError  its labels are not the taxonomy's
+    ├── AdapterMismatchError       (also a ValueError) an encoder adapter for other base weights (mesa.safety.minilm)
     └── BadTurn, UploadTooLarge, UnsupportedUpload   (mesa.serve) a request the chat server refuses
 """
 
@@ -132,3 +133,18 @@ class CallCancelledError(MesaError):
 
 
 __all__ += ["BackendError", "BackendNotFoundError", "CallCancelledError", "MediaError"]
+
+
+class ClassifierFileError(MesaError, ValueError):
+    """A file that is not a classifier mesa can read (another format, a newer version)."""
+
+
+class ClassifierMismatchError(ClassifierFileError):
+    """A stored classifier was trained on other labels than the taxonomy it is meant for."""
+
+
+class AdapterMismatchError(MesaError, ValueError):
+    """An encoder adapter that cannot be merged: trained on other base weights, or a file that is not an adapter."""
+
+
+__all__ += ["AdapterMismatchError", "ClassifierFileError", "ClassifierMismatchError"]

@@ -15,9 +15,7 @@ import mesa
 ROOT = Path(mesa.__file__).resolve().parent
 
 # Cycles through function-level imports that are known and owned elsewhere: (modules in the cycle) → why.
-DEFERRED_CYCLES_ALLOWED = {
-    ("mesa.eval.classifier", "mesa.eval.store"): "store loads a saved classifier lazily; eval owns it",
-}
+DEFERRED_CYCLES_ALLOWED: dict[tuple[str, ...], str] = {}
 
 
 def _module_name(path: Path) -> str:

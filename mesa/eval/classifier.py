@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mesa.eval.store import ClassifierFileError, ClassifierMismatchError
+from mesa.errors import ClassifierFileError, ClassifierMismatchError
 from mesa.state import Message
 from mesa.taxonomy import MESC, Taxonomy, get_taxonomy
 

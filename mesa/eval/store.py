@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mesa.errors import MesaError
+from mesa.errors import ClassifierFileError, ClassifierMismatchError, MesaError
 from mesa.taxonomy import Taxonomy, get_taxonomy
 
 if TYPE_CHECKING:
@@ -26,14 +26,6 @@ __all__ = [
     "find_classifier",
     "resolve_classifier",
 ]
-
-
-class ClassifierFileError(MesaError, ValueError):
-    """A file that is not a classifier mesa can read (another format, a newer version)."""
-
-
-class ClassifierMismatchError(ClassifierFileError):
-    """A stored classifier was trained on other labels than the taxonomy it is meant for."""
 
 
 def classifier_path(taxonomy: Taxonomy | str) -> Path:

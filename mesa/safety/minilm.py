@@ -23,7 +23,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from mesa.errors import MesaError, MissingExtraError
+from mesa.errors import AdapterMismatchError, MissingExtraError
 
 __all__ = ["AdapterMismatchError", "MiniLM", "default_model_dir", "load_adapter", "save_adapter"]
 
@@ -31,8 +31,6 @@ BASE_NAME = "all-MiniLM-L6-v2"
 """The base model's name, part of every embedding identity (cached bank embeddings are keyed by it)."""
 
 
-class AdapterMismatchError(MesaError, ValueError):
-    """An adapter that cannot be merged: trained on other base weights, or a file that is not an adapter."""
 
 MAX_TOKENS = 256
 """Longest input (word pieces, with [CLS] and [SEP]) the model reads, as sentence-transformers sets it."""
