@@ -334,22 +334,19 @@ def test_semantic_false_never_loads_the_layer(monkeypatch):
 
 @needs_extra
 @pytest.mark.integration
-def test_the_packaged_adapter_changes_the_embeddings_and_the_classifier_refuses_the_base_encoder():
-    import numpy as np
+def test_the_packaged_classifier_runs_on_the_encoder_it_was_trained_on():
+    from mesa.safety.minilm import AdapterMismatchError
+    from mesa.safety.semantic import SemanticLayer, default_encoder, load_classifier
 
-    from mesa.safety.minilm import AdapterMismatchError, MiniLM, packaged_adapter
-    from mesa.safety.semantic import SemanticLayer, load_classifier
+    adapter = load_classifier("packaged")["adapter"]
+    wanted = f"all-MiniLM-L6-v2+{adapter}" if adapter else "all-MiniLM-L6-v2"  # none ships today: the base encoder
+    assert default_encoder().identity == wanted
 
-    classifier = load_classifier("packaged")
-    if not classifier["adapter"]:
-        pytest.skip("the packaged classifier runs on the base encoder (no adapter shipped)")
-    base, adapted = MiniLM(), MiniLM(adapter=packaged_adapter())
-    assert adapted.identity == f"all-MiniLM-L6-v2+{classifier['adapter']}" and base.identity == "all-MiniLM-L6-v2"
-    texts = ["i counted my tablets again tonight", "the weather is lovely today"]
-    cosines = (base.encode(texts) * adapted.encode(texts)).sum(1)
-    assert np.all(cosines < 0.9999) and np.all(cosines > 0.3), cosines  # changed, not destroyed
+    class OtherEncoder:
+        identity = "all-MiniLM-L6-v2+someone-elses-adapter"
+
     with pytest.raises(AdapterMismatchError):
-        SemanticLayer(encoder=base)  # heads trained on adapted embeddings must not read base ones
+        SemanticLayer(encoder=OtherEncoder())  # heads trained on one encoder's embeddings must not read another's
 
 
 @needs_extra
