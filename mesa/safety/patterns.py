@@ -303,7 +303,7 @@ PATTERNS: tuple[RiskPattern, ...] = (
         "suicide_means_acquired",
         r"\b(?:bought|got|buying|ordered|getting) (?:a |some |the )?(?:rope|noose)\b|"
         r"\b(?:vodka|alcohol|whiskey|wine|booze|drinks?) and (?:my |the |some |all my |a bunch of )?(?:sleeping )?(?:pills|meds|tablets)\b|"
-        r"\btonight(?:'s| is) the night\b(?=.*\b(?:pills|rope|gun|end|die|goodbye|bridge|blade)\b)|\b(?:pills|rope|gun|bridge|blade)\b.*\btonight(?:'s| is) the night\b",
+        r"\btonight(?:'s| is) the night\b(?=.{0,400}\b(?:pills|rope|gun|end|die|goodbye|bridge|blade)\b)|\b(?:pills|rope|gun|bridge|blade)\b.{0,400}\btonight(?:'s| is) the night\b",
         "suicide",
     ),
     RiskPattern(
@@ -466,8 +466,8 @@ PATTERNS: tuple[RiskPattern, ...] = (
         "abuse",
     ),
     RiskPattern(
-        "harm_others_revenge_armed",
-        r"\bmake (?:them|him|her|everyone|those \w+) (?:all )?pay\b(?=.*\b(?:gun|rifle|pistol|knife|bomb|shoot|kill)\b)|\b(?:gun|rifle|pistol|knife|bomb)\b.*\bmake (?:them|him|her|everyone) (?:all )?pay\b",
+        "harm_others_revenge_armed",  # reach bounded (400 characters) so a long text stays linear
+        r"\bmake (?:them|him|her|everyone|those \w+) (?:all )?pay\b(?=.{0,400}\b(?:gun|rifle|pistol|knife|bomb|shoot|kill)\b)|\b(?:gun|rifle|pistol|knife|bomb)\b.{0,400}\bmake (?:them|him|her|everyone) (?:all )?pay\b",
         "harm_to_others",
         negatable=False,
     ),
