@@ -163,3 +163,63 @@ def test_assessment_type():
     assert isinstance(result, SafetyAssessment)
     assert result.sources == ["rules"]
     assert assess_rules("hello there").level == "none"
+
+
+# -- explicit harm to others and abuse (issue 10): a fresh batch written, then split at random into a dev half
+# (the rules were extended on its misses) and a test half (measured once, after the change) -------------------
+
+_BATCHES = __import__("pathlib").Path(__file__).parent / "safety_batches"
+
+
+def _rule_rates(name: str) -> dict:
+    from mesa.safety.measure import load_batch, rates
+
+    policy = SafetyPolicy(semantic=False)
+    result = rates(load_batch(_BATCHES / name), lambda text: policy.assess_local(text).crisis)
+    return {k: g["rate"] for k, g in result["groups"].items()} | {"misses": [m["text"] for m in result["misses"]]}
+
+
+def test_rules_catch_every_explicit_harm_to_others_and_abuse_message_of_the_dev_half():
+    got = _rule_rates("explicit2_dev.jsonl")
+    assert got["explicit/harm_to_others"] == 1.0, got["misses"]
+    assert got["explicit/abuse"] == 1.0, got["misses"]
+    assert got["hard_negative"] == 0.0, got["misses"]
+
+
+# Measured once on the test half after the change (rules alone; before it: 42.5 % harm to others, 35.0 % abuse,
+# 0/43 hard negatives escalated). The goal is 100 %: these are floors that keep the measured level, not the goal.
+# The one false alarm is "my grandad beat me in 12 moves" (chess), left as measured rather than tuned on this half.
+EXPLICIT2_TEST_FLOORS = {"explicit/harm_to_others": 29 / 40, "explicit/abuse": 30 / 40, "hard_negative": 1 / 43}
+
+
+def test_rules_keep_their_measured_level_on_the_test_half():
+    got = _rule_rates("explicit2_test.jsonl")
+    assert got["explicit/harm_to_others"] >= EXPLICIT2_TEST_FLOORS["explicit/harm_to_others"], got["misses"]
+    assert got["explicit/abuse"] >= EXPLICIT2_TEST_FLOORS["explicit/abuse"], got["misses"]
+    assert got["hard_negative"] <= EXPLICIT2_TEST_FLOORS["hard_negative"], got["misses"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "listen, i'm not joking, i'm going to kill my husband. help",  # "not joking" is no hyperbole
+        "my grandad's wife hits him and takes his medication",  # an elder in the writer's family
+        "my mum's new bf hits my little brother, he's 4",  # a child at home
+        "he had his hands round my neck yesterday till i nearly passed out",
+    ],
+)
+def test_rules_escalate_harm_to_others_and_abuse_said_plainly(text):
+    assert assess_rules(text).level in ("elevated", "imminent")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my coworker's husband hits her, what should i do",  # someone else's household
+        "i'm going to beat my brother at mario kart tonight",
+        "my mum will murder me when she sees my exam results",
+        "my ex used to hit me but i left him five years ago",
+    ],
+)
+def test_rules_do_not_escalate_lookalikes_of_harm_and_abuse(text):
+    assert assess_rules(text).level in ("none", "low")

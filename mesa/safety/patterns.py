@@ -67,20 +67,79 @@ _ACT_SELF_WEAK = (
 )
 _SELF_HARM_ACT = r"(?:cut(?:ting)?|burn(?:ing|t)?|hurt(?:ing)?|harm(?:ing)?|scratch(?:ing)?|hit(?:ting)?|punch(?:ing)?|bit(?:e|ing)|punish(?:ing)? and hurt(?:ing)?|starv(?:e|ing)|mutilat(?:e|ing)|carv(?:e|ing) (?:into )?)"
 _SELF_HARM_PAST = r"(?:cut|burned|burnt|hurt|harmed|scratched|starved|carved into|punched|hit)"
+# A modifier word before a person noun ("my ex's new girlfriend", "the kid who ..."): never a preposition, so
+# "kill my time with friends" does not reach "friends".
+_MODIFIER = r"(?:(?!(?:with|for|at|in|on|to|of|from|and|or|by|about)\b)[\w'-]+ )"
+_PERSON_NOUN = (
+    r"(?:wife|husband|ex|boyfriend|girlfriend|bf|gf|partner|fianc[eé]e?|lover|boss|manager|supervisor|mom|mum|mother|dad|"
+    r"father|parents?|brother|sister|son|daughter|kid|kids|baby|newborn|toddler|child|children|neighbou?r|teacher|coworker|"
+    r"co-worker|colleague|roommate|flatmate|housemate|friend|family|classmates?|class|school|bully|bullies|stepdad|stepfather|"
+    r"stepmom|stepmum|stepmother|stepbrother|stepsister|uncle|aunt|grandad|granddad|grandpa|grandfather|grandma|grandmother|"
+    r"gran|nan|cousin|nephew|niece|landlord|guy|guys|girl|girls|man|men|woman|women|bloke|lad|kid|bitch|bastard|carer|"
+    r"social worker|nurse|doctor|driver|cyclist|in-laws?|mother-in-law|father-in-law|brother-in-law|sister-in-law|mother in law|"
+    r"father in law|brother in law|sister in law|dealer|ex-wife|ex-husband)"
+)
 _PERSON = (
-    r"(?:him|her|them|someone|somebody|everyone|everybody|people|myself and (?:him|her|them)|"
-    r"(?:my|his|her|that|this|the|our) (?:\w+ )?(?:wife|husband|ex|boyfriend|girlfriend|partner|boss|mom|mum|mother|dad|father|"
-    r"brother|sister|son|daughter|kid|kids|baby|child|children|neighbou?r|teacher|coworker|co-worker|roommate|friend|family|"
-    r"classmates?|class|school|bully|bullies|stepdad|stepfather|stepmom|uncle|aunt|guy|girl|man|woman|bitch|bastard)s?)"
+    r"(?:him|her|them|someone|somebody|everyone|everybody|people|anyone|myself and (?:him|her|them)|"
+    rf"(?:my|his|her|that|this|the|those|these|our|their|your) {_MODIFIER}{{0,3}}?{_PERSON_NOUN}s?)"
 )
-_ABUSER = (
-    r"(?:he|she|they|my (?:\w+ )?(?:husband|wife|boyfriend|girlfriend|partner|dad|father|mom|mum|mother|stepdad|stepfather|"
-    r"stepmom|step-dad|step-mom|uncle|aunt|brother|sister|ex|parents?|family|teacher|coach|boss|grandpa|grandfather|cousin|"
-    r"fianc[eé]e?|roommate|landlord|pimp|guardian|carer|caregiver))"
+_ABUSER_NOUN = (
+    r"(?:husband|wife|boyfriend|girlfriend|bf|gf|partner|fianc[eé]e?|dad|father|mom|mum|mother|stepdad|stepfather|stepmom|"
+    r"stepmum|stepmother|step-dad|step-mom|step-mum|step dad|step mum|stepbrother|step brother|stepsister|uncle|aunt|brother|"
+    r"sister|ex|parents?|family|teacher|coach|boss|grandpa|grandfather|grandad|granddad|grandma|nan|cousin|fianc[eé]e?|"
+    r"roommate|flatmate|landlord|pimp|guardian|carers?|caregivers?|care workers?|nurses|mother-in-law|father-in-law|"
+    r"mother in law|father in law|in-laws|foster (?:dad|mum|mom|parents?|carers?))"
 )
-_HARM_VERB_3P = r"(?:hits|beats|physically hurts|chokes|strangles|kicks|slaps|punches|rapes|abuses|molests|burns|attacks|assaults|bruises|locks me (?:up|in)|starves)"
-_HARM_VERB_PAST = r"(?:hit|beat|physically hurt|choked|strangled|kicked|slapped|punched|raped|abused|molested|burned|attacked|assaulted|shoved|pushed)"
+_ABUSER = rf"(?:he|she|they|(?:my|our) {_MODIFIER}{{0,3}}?{_ABUSER_NOUN}|the (?:carers?|nurses|care workers?|staff))"
+# someone the writer speaks for: a child, sibling or elder being hurt now
+_VICTIM_NAMED = (
+    rf"(?:my {_MODIFIER}{{0,2}}?(?:brother|sister|son|daughter|baby|kids?|children|child|mum|mom|mother|dad|father|nan|"
+    r"gran|grandma|grandad|grandpa|grandmother|grandfather|siblings?)|(?:her|his|the) (?:baby|kids|children))"
+)
+_VICTIM_PRONOUN = (
+    r"(?:him|her|them)(?=\s*(?:$|[.,;!?)]|and\b|when\b|if\b|every\b|again\b|until\b|till\b|so\b|too\b|really\b|all the\b|"
+    r"while\b|because\b|cos\b|hard\b|in front\b|but\b|whenever\b|daily\b|at night\b|with (?:a|his|her|the) (?:belt|cable|stick|spoon|wooden|iron|cigarette)))"
+)
+_VICTIM = rf"(?:me|us|{_VICTIM_NAMED}|{_VICTIM_PRONOUN})"
+# who hurts "him"/"her" in the writer's own family: "my grandad's wife", "my daughter's dad", "my stepdad" (not
+# "my coworker's husband", someone else's household)
+_KIN_ABUSER = (
+    r"(?:he|she|they|(?:my|our) (?:(?:grandad|granddad|grandpa|grandma|nan|gran|dad|mum|mom|brother|sister|son|daughter|"
+    rf"baby|kids?|children)'s )?(?:(?!(?:with|for|at|in|on|to|of|from|and|or|by|about)\b)[\w-]+ ){{0,2}}?{_ABUSER_NOUN})"
+)
+_HARM_VERB_3P = r"(?:hits|beats|physically hurts|chokes|strangles|kicks|slaps|punches|rapes|abuses|molests|burns|attacks|assaults|bruises|starves|pinches|smacks|bites|whips|headbutts)"
+_HARM_VERB_ING = r"(?:hitting|beating|raping|abusing|hurting|choking|strangling|molesting|kicking|slapping|punching|burning|bruising|pinching|starving|attacking)"
+_HARM_VERB_PAST = r"(?:hit|beat|physically hurt|choked|strangled|kicked|slapped|punched|raped|abused|molested|burned|attacked|assaulted|shoved|pushed|drugged|headbutted|bit)"
 _NOT_FIGURATIVE = r"(?! up\b| back\b| like\b| as\b| that\b| out\b| at\b| in (?:a|the|every|chess|cards)\b| to (?:it|the)\b| by\b| away\b| around\b| aside\b| with(?: (?:a|the|his|her|their|this|that) (?:\w+ )?(?:question|news|request|idea|offer|bill|fine|lawsuit|deadline|joke|comment|line|fact|truth)\b|\s*[,.!?]|\s*$))"
+
+# intent, plan or urge to act against another person ("gonna", "plotting to", "i keep imagining")
+_HARM_INTENT = (
+    r"(?:going to|gonna|will|'ll|want to|wanna|plan(?:ning)? to|plotting to|(?:planning|plotting|working out|worked out|"
+    r"figured out|looking up|looked up) how to|about to|ready to|need to|have to|(?:keep )?think(?:ing)? (?:about|of)|"
+    r"(?:keep )?imagin(?:e|ing)|dream(?:ing)? (?:about|of)|fantasi[sz](?:e|ing) about|feel like|urges? to|tempted to|"
+    r"decided to|swear i'll|swear i will|could easily|literally could)"
+)
+# "go round my ex's house and ...", "go next door and ..."
+_GO_AND = r"(?:(?:go|come|drive|walk|head|get) [^.,;!?]{0,40}? and )"
+# an act of violence against a person (the object always named, so "beat my brother at mario kart" is not one)
+_VIOLENCE = (
+    rf"(?:(?:kill(?:ing)?|murder(?:ing)?|shoot(?:ing)?|stab(?:bing)?|strangl(?:e|ing)|poison(?:ing)?|hurt(?:ing)?|attack(?:ing)?|"
+    r"harm(?:ing)?|choke|choking|drown(?:ing)?|suffocat(?:e|ing)|smother(?:ing)?|punch(?:ing)?|slap(?:ping)?|kick(?:ing)?|"
+    r"glass(?:ing)?|knife|batter(?:ing)?|hunt(?:ing)? (?:\w+ )?down|jump(?:ing)?|torture|torturing|run (?:over|down)|"
+    rf"ram(?:ming)?|beat(?:ing)? up) {_PERSON}\b(?! (?:feelings|chances|career|reputation|pride|ego|business|sales|up|back|at)\b)|"
+    rf"hit(?:ting)? {_PERSON}(?! up\b| back\b| with (?:the|a|this|that) (?:news|question|idea|truth|bill|fact))\b|"
+    rf"(?:beat|batter|kick|stab|punch) {_PERSON}\b[^.!?]{{0,40}}?\b(?:to death|until|till|senseless|unconscious|black and blue|bloody|to a pulp|half to death)\b|"
+    rf"beat the (?:shit|crap|hell|life|living daylights) out of {_PERSON}|"
+    rf"(?:push|throw|shove) {_PERSON} (?:down|off|out of|in front of|into|under)\b|"
+    rf"(?:put|send) {_PERSON} in (?:the |a )?(?:hospital|ground|grave|coffin|wheelchair|morgue)|"
+    rf"end (?:him|her|them)\b|throw acid (?:at|on|in) {_PERSON}|"
+    rf"smash {_PERSON}\b(?=[^.!?]{{0,60}}\b(?:bat|hammer|crowbar|bottle|brick|head|face|skull)\b)|smash (?:his|her|their) (?:head|face|skull)|"
+    r"(?:burn|torch) (?:his|her|their|my \w+'s) (?:house|flat|home|place)|set fire to (?:his|her|their|my \w+'s) (?:house|flat|home|place|car)|"
+    rf"(?:burn|torch|set fire to) [^.!?]{{0,30}} with (?:him|her|them) (?:in|inside) it)"
+)
+
+# "my husband comes home and ...", "my mum's partner gets drunk then ...": a short run before the act
+_ABUSE_GAP = r"(?:[^.,;!?]{0,50}? (?:and|then) )"
 
 PATTERNS: tuple[RiskPattern, ...] = (
     # -------- suicide: imminent (means, plan, time, attempt in progress) --------
@@ -244,7 +303,7 @@ PATTERNS: tuple[RiskPattern, ...] = (
         "suicide_means_acquired",
         r"\b(?:bought|got|buying|ordered|getting) (?:a |some |the )?(?:rope|noose)\b|"
         r"\b(?:vodka|alcohol|whiskey|wine|booze|drinks?) and (?:my |the |some |all my |a bunch of )?(?:sleeping )?(?:pills|meds|tablets)\b|"
-        r"\btonight(?:'s| is) the night\b(?=.*\b(?:pills|rope|gun|end|die|goodbye|bridge|blade)\b)|\b(?:pills|rope|gun|bridge|blade)\b.*\btonight(?:'s| is) the night\b",
+        r"\btonight(?:'s| is) the night\b(?=.{0,400}\b(?:pills|rope|gun|end|die|goodbye|bridge|blade)\b)|\b(?:pills|rope|gun|bridge|blade)\b.{0,400}\btonight(?:'s| is) the night\b",
         "suicide",
     ),
     RiskPattern(
@@ -307,7 +366,7 @@ PATTERNS: tuple[RiskPattern, ...] = (
     # -------- harm to others --------
     RiskPattern(
         "harm_others_mass",
-        r"\b(?:shoot(?:ing)? up|bomb(?:ing)?|blow(?:ing)? up|attack(?:ing)?|shoot(?:ing)? everyone (?:at|in)|kill(?:ing)? everyone (?:at|in)) (?:the |my |our |that |this )?(?:school|class|classroom|office|work|workplace|mall|church|mosque|synagogue|campus|concert|party|building|station)\b|"
+        r"\b(?:shoot(?:ing)? up|bomb(?:ing)?|blow(?:ing)? up|attack(?:ing)?|shoot(?:ing)? everyone (?:at|in)|kill(?:ing)? everyone (?:at|in)) (?:the |my |our |that |this )?(?:old |new |former )?(?:school|class|classroom|office|work|workplace|mall|church|mosque|synagogue|campus|concert|party|building|station)\b|"
         r"\bbring(?:ing)? (?:a|my|the|dad's|my dad's) (?:gun|rifle|knife|weapon|bomb) to (?:school|class|work|the office|campus|church)\b|\b(?:they'll|they will|everyone will) (?:all )?(?:pay|be sorry)\b(?= .*\b(?:gun|kill|shoot|bomb|knife|die)\b)",
         "harm_to_others",
         "imminent",
@@ -315,16 +374,28 @@ PATTERNS: tuple[RiskPattern, ...] = (
     ),
     RiskPattern(
         "harm_others_intent",
-        rf"\b(?:i(?:'m| am|'ll| will|'d| would)? )?{_ADV}(?:going to|gonna|will|'ll|want to|wanna|plan(?:ning)? to|about to|ready to|need to|have to|(?:keep )?think(?:ing)? (?:about|of)|dream(?:ing)? (?:about|of)|fantasi[sz]e about|dream about|feel like|urges? to|tempted to) {_ADV}"
-        rf"(?:kill(?:ing)?|murder(?:ing)?|shoot(?:ing)?|stab(?:bing)?|strangl(?:e|ing)|poison(?:ing)?|hurt(?:ing)?|beat(?:ing)? up|attack(?:ing)?|harm(?:ing)?|choke|choking|run over|drown|suffocate|smother) {_PERSON}\b(?! (?:feelings|chances|career|reputation|pride|ego|business|sales))",
+        rf"\b(?:i(?:'m| am|'ll| will|'d| would)? )?{_ADV}{_HARM_INTENT} {_ADV}{_GO_AND}?{_ADV}{_VIOLENCE}",
         "harm_to_others",
         first_person=True,
     ),
     RiskPattern(
         "harm_others_afraid_of_self",
-        rf"\b(?:afraid|scared|terrified|worried|fear) (?:that )?i(?:'ll| will| might| could| am going to|'m going to) (?:\w+ )?(?:hurt|kill|harm|snap and hurt|shake|lose it and hurt) (?:my (?:baby|child|kids?|son|daughter|wife|husband|partner|mom|dad|dog)|him|her|them|someone|somebody)\b|"
-        rf"\bfeel like i (?:could|might|will|'m going to) (?:\w+ )?(?:kill|hurt|murder|strangle|harm) {_PERSON}\b|\b(?:urges?|thoughts?|fantasies) (?:about|of) (?:killing|hurting|stabbing|shooting|harming) (?:someone|somebody|people|him|her|them|my \w+)\b",
+        rf"\b(?:afraid|scared|terrified|worried|fear) (?:that )?i(?:'ll| will| might| could| am going to|'m going to) (?:\w+ )?(?:hurt|kill|harm|snap and hurt|shake|lose it and hurt|drown|smother|suffocate|hit|strangle) (?:my (?:baby|newborn|toddler|child|kids?|son|daughter|wife|husband|partner|mom|dad|dog)|him|her|them|someone|somebody)\b|"
+        rf"\bfeel like i (?:could|might|will|'m going to) (?:\w+ )?(?:kill|hurt|murder|strangle|harm|drown|smother|suffocate|shake|stab) {_PERSON}\b|"
+        rf"\b(?:urges?|thoughts?|fantasies|images?) (?:about|of|to) (?:killing|hurting|stabbing|shooting|harming|smothering|drowning|suffocating|strangling|shaking|poisoning|kill|hurt|stab|shoot|harm|smother|drown|suffocate|strangle|poison) {_PERSON}\b|"
+        r"\b(?:put|putting|held|holding|pressed|pressing) (?:a|the) (?:pillow|cushion|bag|blanket|hand) over (?:my|his|her) (?:\w+ )?(?:baby|newborn|son|daughter|child|toddler|kid|wife|husband|partner)(?:'s)? (?:face|mouth|head)\b",
         "harm_to_others",
+    ),
+    RiskPattern(
+        "harm_others_means_for_person",
+        rf"\b(?:gun|guns|knife|rifle|pistol|shotgun|weapon|poison|rat poison|bleach|antifreeze|acid|bat|hammer|crowbar|machete|axe)\b[^.!?]{{0,30}}?\b(?:to|for) (?:kill|shoot|stab|poison|hurt|use on|deal with|attack) {_PERSON}|"
+        rf"\b(?:poison|rat poison|bleach|antifreeze|arsenic|cyanide|(?:crushed |ground )?(?:\w+ )?(?:pills|tablets))\b[^.!?]{{0,40}}?\b(?:in|into) (?:my|his|her|their) [^.!?]{{0,30}}?\b(?:food|drink|tea|coffee|meal|dinner|water|wine|beer|cup|bottle)\b|"
+        r"\b(?:rat poison|poison|bleach|antifreeze|arsenic|cyanide)\b[^.!?]{0,20}?\b(?:it's|its|it is|is|are) for (?:him|her|them|my \w+)\b|"
+        r"\b(?:cut|cutting|tamper(?:ed|ing)? with|mess(?:ed|ing)? with|sabotag\w*) (?:the )?brakes? (?:on|of|in) (?:my|his|her|their)\b|"
+        r"\bi(?:'m| am) (?:\w+ ){0,3}?(?:waiting|hiding|sat|sitting|parked|outside|going|go|heading|driving|walking|coming)\b[^.!?]{0,60}?\bwith (?:a|my|the|his|dad's|my dad's) (?:knife|gun|bat|baseball bat|hammer|crowbar|machete|rifle|pistol|blade|axe)\b|"
+        r"\bi (?:have|'ve got|got|own) (?:a|my|the|dad's|my dad's) (?:gun|rifle|pistol|shotgun|knife)\b[^.!?]{0,20}\band i know where (?:he|she|they|my|the|that|this)\b",
+        "harm_to_others",
+        first_person=True,
     ),
     RiskPattern(
         "harm_others_weapon",
@@ -336,31 +407,67 @@ PATTERNS: tuple[RiskPattern, ...] = (
     # -------- abuse / danger from others --------
     RiskPattern(
         "abuse_ongoing",
-        rf"\b{_ABUSER} (?:[^.,;!?]{{0,50}}? (?:and|then) )?(?:(?:still|always|often|keeps?|sometimes|constantly|regularly|again|just|also|even) )*(?:{_HARM_VERB_3P}) me\b{_NOT_FIGURATIVE}|\b{_ABUSER} (?:keeps?|kept) (?:hitting|beating|hurting|choking|touching|raping|abusing) me\b",
+        rf"\b{_ABUSER} {_ABUSE_GAP}?(?:(?:still|always|often|keeps?|sometimes|constantly|regularly|again|just|also|even) )*(?:{_HARM_VERB_3P}) me\b{_NOT_FIGURATIVE}|"
+        rf"\b{_ABUSER}(?:'s|'re|'ve)? {_ABUSE_GAP}?(?:(?:has|have|is|are|keeps?|kept|started|starting|been|always|still|now|again) )*{_HARM_VERB_ING} (?:me|us|{_VICTIM_NAMED})\b{_NOT_FIGURATIVE}|"
+        rf"\b{_KIN_ABUSER}(?:'s|'re|'ve)? {_ABUSE_GAP}?(?:(?:has|have|is|are|keeps?|kept|started|starting|been|always|still|now|again) )*{_HARM_VERB_ING} {_VICTIM_PRONOUN}|"
+        rf"\b{_ABUSER} {_ABUSE_GAP}?(?:(?:still|always|often|keeps?|sometimes|constantly|regularly|just|also|even) )*(?:{_HARM_VERB_3P}|hurts|shakes) {_VICTIM_NAMED}(?! up\b| back\b| at\b| in (?:a|the) (?:game|match|race)\b)|"
+        rf"\b{_KIN_ABUSER} {_ABUSE_GAP}?(?:(?:still|always|often|keeps?|sometimes|constantly|regularly|just|also|even) )*(?:{_HARM_VERB_3P}|hurts|shakes) {_VICTIM_PRONOUN}|"
+        rf"\b{_ABUSER} {_ABUSE_GAP}?(?:grabs|grabbed|throws|threw|pushes|pushed|shoves|shoved|pins|pinned|drags|dragged) me (?:\w+ )?(?:against|into|onto|down|across|to the (?:floor|ground)|by (?:the|my) (?:throat|neck|hair))\b|"
+        rf"\b{_ABUSER} {_ABUSE_GAP}?(?:throws|threw|throwing) (?:[\w-]+ ){{1,3}}(?:at|over) me\b|"
+        rf"\b{_ABUSER}(?:'s|'re)? {_ABUSE_GAP}?(?:puts|put|had|has|wraps|wrapped|got|gets|keeps) (?:his|her|their|both) hands? (?:round|around|on) my (?:neck|throat)\b",
         "abuse",
         past_sensitive=True,
     ),
     RiskPattern(
         "abuse_recent",
-        rf"\b{_ABUSER} (?:just |again )?(?:{_HARM_VERB_PAST}) me(?: again)?\b{_NOT_FIGURATIVE}",
+        rf"\b{_ABUSER} {_ABUSE_GAP}?(?:just |again |nearly |almost |tried to |has |have |'s )?(?:{_HARM_VERB_PAST}) me(?: again)?\b{_NOT_FIGURATIVE}",
         "abuse",
     ),
     RiskPattern(
         "abuse_threat",
-        r"\b(?:threaten(?:ed|s|ing)? to|(?:said|says|keeps saying|told me) (?:that )?(?:he|she|they)(?:'d| would|'ll| will| is going to| was going to)) (?:kill|hurt|beat|hit|burn|shoot|stab|rape) (?:me|us|my (?:kids?|children|baby|son|daughter|mom|dog|family))\b|"
+        r"\b(?:threaten(?:ed|s|ing)? to|(?:said|says|saying|keeps saying|told me|tells me) (?:that )?(?:if [^.,;!?]{0,40}? )?(?:he|she|they)(?:'d| would|'ll| will| is going to| was going to)) (?:kill|hurt|beat|hit|burn|shoot|stab|rape|throw acid (?:at|on|in)) "
+        r"(?:me|us|my (?:\w+ )?(?:kids?|children|baby|son|daughter|mom|mum|mother|dad|nan|gran|sister|brother|dog|cat|family|pets?))\b|"
+        r"\b(?:threaten(?:ed|s|ing)? to|(?:said|says|saying|told me|tells me) (?:that )?(?:if [^.,;!?]{0,40}? )?(?:he|she|they)(?:'d| would|'ll| will)) (?:have|get) me deported\b|"
         r"\b(?:scared|afraid|terrified|frightened) (?:that |of what )?(?:he|she|they|my (?:\w+ )?(?:husband|wife|boyfriend|girlfriend|partner|dad|father|mom|mother|stepdad|ex|brother))(?:'ll| will| is going to|'s going to| are going to| might| could| would| is gonna)? (?:\w+ )?(?:kill|hurt|hit|beat|rape|do to) me\b|"
-        r"\b(?:he|she|they)(?:'s| is| are|'re)? (?:going to|gonna) kill me (?:if i (?:leave|tell|go to|call|report|try)|when (?:he|she|they) (?:gets?|comes?) (?:home|back|out))\b",
+        r"\b(?:he|she|they)(?:'s| is| are|'re)? (?:going to|gonna) kill me (?:if i (?:leave|tell|go to|call|report|try)|when (?:he|she|they) (?:gets?|comes?) (?:home|back|out))\b|"
+        rf"\b{_ABUSER} {_ABUSE_GAP}?(?:says |said |saying |keeps saying )?(?:(?:he|she|they)(?:'s| is| are|'re) )?(?:coming|going to come) (?:for|after) me\b|"
+        rf"\b{_ABUSER} {_ABUSE_GAP}?(?:put|puts|held|holds|pressed|presses|pointed|points|waved|waves) (?:a|his|her|their|the) (?:knife|gun|blade|razor|pistol|shotgun|rifle) (?:to|at|against) (?:my (?:throat|head|neck|face|chest)|me)\b",
         "abuse",
     ),
     RiskPattern(
         "abuse_sexual",
-        r"\b(?:my )?(?:uncle|stepdad|step-dad|stepfather|stepbrother|dad|father|brother|cousin|grandpa|grandfather|teacher|coach|neighbou?r|babysitter|priest|"
-        r"mom's boyfriend|mum's boyfriend|boss|pastor|tutor)(?:'s friend)? (?:keeps |still |always |sometimes |often )?(?:touch(?:es|ed|ing)|grop(?:e|es|ed|ing)|molest\w*|fondl\w*) me\b",
+        rf"\b(?:my |a |the |this |that )?(?:uncle|stepdad|step-dad|step dad|stepfather|stepbrother|step brother|dad|father|brother|cousin|grandpa|grandfather|grandad|teacher|coach|neighbou?r|babysitter|priest|"
+        rf"mom's boyfriend|mum's boyfriend|mom's friend|mum's friend|dad's friend|foster \w+|boss|pastor|tutor|man|guy|lad|adult)(?:'s friend)? (?:[\w']+ ){{0,5}}?{_ABUSE_GAP}?(?:keeps |still |always |sometimes |often )?(?:touch(?:es|ed|ing)|grop(?:e|es|ed|ing)|molest\w*|fondl\w*) me\b|"
+        r"\b(?:forces?|forced|forcing) (?:himself|herself|themselves) on me\b|\b(?:drugged|spiked) (?:me|my drink)\b|"
+        r"\b(?:had|has|have|having) sex with me (?:while|when) i (?:was|am|'m) (?:asleep|sleeping|out of it|unconscious|passed out|drunk|too drunk|high|crying)\b",
         "abuse",
     ),
     RiskPattern(
-        "harm_others_revenge_armed",
-        r"\bmake (?:them|him|her|everyone|those \w+) (?:all )?pay\b(?=.*\b(?:gun|rifle|pistol|knife|bomb|shoot|kill)\b)|\b(?:gun|rifle|pistol|knife|bomb)\b.*\bmake (?:them|him|her|everyone) (?:all )?pay\b",
+        "abuse_control",
+        rf"\b(?:he|she|(?:my|our) {_MODIFIER}{{0,2}}?(?:husband|wife|boyfriend|girlfriend|bf|gf|partner|fianc[eé]e?|ex)) {_ABUSE_GAP}?(?:(?:always|still|now|also) )?(?:controls?|takes?|took|has taken|keeps?|holds?|checks?|reads?|tracks?|monitors?|smashes|smashed) (?:all )?(?:of )?(?:my|the) (?:whole )?(?:money|wages?|salary|pay|benefits|pension|bank cards?|cards|phone|messages|texts|location|passport|documents|car keys)\b|"
+        rf"\b(?:he|she|(?:my|our) {_MODIFIER}{{0,2}}?(?:husband|wife|boyfriend|girlfriend|bf|gf|partner|fianc[eé]e?)) {_ABUSE_GAP}?controls? (?:everything|all the money|all my money|the money|my money|what i eat|who i see)\b|"
+        rf"\b(?:{_ABUSER}|they)(?:'s|'ve)? {_ABUSE_GAP}?(?:has |have )?(?:took|taken|takes|take|hid|hidden|hides|keeps?|kept|burnt|burned) my passport\b|"
+        r"\b(?:making|forcing|force|forced|make|makes|forces) me (?:to )?(?:marry|get married)\b|"
+        r"\bnot allowed (?:to )?(?:leave the (?:house|flat)|go out|out of the (?:house|flat)) (?:without|unless|on my own|alone)\b|\bnot allowed (?:a|my own|to have a) (?:phone|bank card|bank account|money)\b|"
+        r"\b(?:won't|doesn't|does not|will not|don't|wont) let me (?:eat|have (?:my own |any )?money|leave the (?:house|flat)|out of the (?:house|flat)|see (?:my )?(?:friends|family) or)\b",
+        "abuse",
+    ),
+    RiskPattern(
+        "abuse_neglect",
+        rf"\b(?:{_ABUSER}|(?:the )?(?:carers?|nurses|staff)) (?:(?:at|in|from) [^.,;!?]{{0,40}}? )?{_ABUSE_GAP}?(?:(?:always|often|still|just|sometimes) )?(?:leaves?|leaving|left) (?:me|him|her|them|{_VICTIM_NAMED}) (?:in|lying in) (?:soiled|dirty|wet|soaked) (?:sheets|clothes|bed|nappies|pads)\b|"
+        rf"\b{_ABUSER} {_ABUSE_GAP}?(?:doesn't|don't|won't|never|refuses? to) (?:feed|give (?:me|him|her|them) (?:food|water|(?:his|her|their|my) (?:meds|medication|medicine))) (?:me|{_VICTIM})\b",
+        "abuse",
+    ),
+    RiskPattern(
+        "abuse_locked_in",
+        rf"\b{_ABUSER}(?:'s|'ve)? {_ABUSE_GAP}?(?:(?:always|still|often|sometimes|has|have|keeps?) )?(?:locks?|locking|locked|shuts?|shut) (?:me|us|{_VICTIM}) (?:up|in|inside|out)\b(?! of (?:my|the|his|her) (?:account|computer|laptop|phone|car|game))|"
+        r"\b(?:nails?|nailed|screws?|screwed|locks?|locked) the (?:windows|doors?) (?:shut )?(?:and|so) (?:locks? me|i can't (?:get out|leave))\b|"
+        r"\bi(?:'m| am) (?:locked|trapped|shut) in\b[^.!?]{0,40}\b(?:he|she|they) (?:took|has|'s got|locked|won't)\b",
+        "abuse",
+    ),
+    RiskPattern(
+        "harm_others_revenge_armed",  # reach bounded (400 characters) so a long text stays linear
+        r"\bmake (?:them|him|her|everyone|those \w+) (?:all )?pay\b(?=.{0,400}\b(?:gun|rifle|pistol|knife|bomb|shoot|kill)\b)|\b(?:gun|rifle|pistol|knife|bomb)\b.{0,400}\bmake (?:them|him|her|everyone) (?:all )?pay\b",
         "harm_to_others",
         negatable=False,
     ),
@@ -522,7 +629,7 @@ THIRD_PARTY_SUBJECT = (
 )
 FIRST_PERSON_SUBJECT = r"\b(?:i|i'm|i've|i'd|i'll|me|myself|my)\b"
 
-HYPERBOLE = r"(?:\blol\b|\blmao\b|\blmfao\b|\bhaha\w*|\bhehe\w*|\bjk\b|\bjust kidding\b|\bjoking\b|😂|🤣|😆|😅|🙄|\bxd\b)"
+HYPERBOLE = r"(?:\blol\b|\blmao\b|\blmfao\b|\bhaha\w*|\bhehe\w*|\bjk\b|\bjust kidding\b|(?<!not )(?<!n't )(?<!not even )\bjoking\b|😂|🤣|😆|😅|🙄|\bxd\b)"
 
 SPELLING = {
     # shorthand and contractions without apostrophes
