@@ -16,7 +16,7 @@ ROOT = Path(mesa.__file__).resolve().parent
 
 
 def _old_style_parameters(path: Path) -> list[str]:
-    """Command parameters whose default is a ``typer.Option(...)``/``typer.Argument(...)`` call (the pre-Annotated style)."""
+    """Parameters whose default is a ``typer.Option(...)`` or ``typer.Argument(...)`` call (the pre-Annotated style)."""
     found = []
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.FunctionDef):
@@ -37,7 +37,7 @@ def test_eval_runs_every_llm_row_on_the_llm_subset_under_both_protocols(tmp_path
 
     fake = HashEmbedder()
     monkeypatch.setattr(embeddings, "default_embedder", lambda model=None, cache_dir=None: fake)
-    script = ScriptedModel(user_emotion="anger", strategy="Approval", system_emotion="neutral", reply="That sounds hard.")
+    script = ScriptedModel(user_emotion="anger", strategy="Approval", system_emotion="neutral", reply="Hard.")
     data = write_mesc_csv(tmp_path / "mesc.csv")
     out = tmp_path / "report"
     rows = "majority,classifier,llm,llm+demos,llm+prior"

@@ -314,7 +314,9 @@ def _eval_report(settings: _EvalSettings, data: _EvalData, results: dict[str, li
         "table_title": f"{s.corpus} {s.split}, {_PROTOCOL_NAMES[headline]}"
         + (f" (LLM rows on a seeded random subset of {len(data.subset)})" if s.llm_limit else ""),
         "rows": scored_by[headline],
-        "tables": [{"title": f"{s.corpus} {s.split}, {_PROTOCOL_NAMES[p]}", "rows": scored_by[p]} for p in s.protocols[1:]],
+        "tables": [
+            {"title": f"{s.corpus} {s.split}, {_PROTOCOL_NAMES[p]}", "rows": scored_by[p]} for p in s.protocols[1:]
+        ],
     }
     if len(s.protocols) > 1:
         report["protocol_rows"] = scored_by
@@ -354,7 +356,8 @@ def eval_command(
     ] = None,
     rows: Annotated[str, typer.Option("--rows", help=f"comma list of: {', '.join(ROWS)}")] = "majority,classifier",
     classifier: Annotated[
-        Path | None, typer.Option("--classifier", help="a model from `mesa train` (default: train one on the train split)")
+        Path | None,
+        typer.Option("--classifier", help="a model from `mesa train` (default: train one on the train split)"),
     ] = None,
     model: Annotated[str, typer.Option("--model", help="LiteLLM model string for the LLM rows")] = "mesa-local/smollm2",
     mode: Annotated[str, typer.Option("--mode", help="graph mode for the LLM rows: stepwise | fused")] = "stepwise",
@@ -408,8 +411,9 @@ def eval_command(
     from mesa.eval.report import write_report
 
     settings = _EvalSettings(
-        corpus=corpus, data=data, split=_default_split(corpus, split), rows=_parse_rows(rows), protocols=_parse_history(history),
-        classifier=classifier, model=model, mode=mode, limit=limit, llm_limit=llm_limit, seed=seed,
+        corpus=corpus, data=data, split=_default_split(corpus, split),
+        rows=_parse_rows(rows), protocols=_parse_history(history), classifier=classifier,
+        model=model, mode=mode, limit=limit, llm_limit=llm_limit, seed=seed,
         concurrency=concurrency, out=out, train_split=train_split, demos=demos, taxonomy=taxonomy,
         plots=plots, resume=resume, progress=progress, safety=safety,
     )  # fmt: skip
@@ -461,7 +465,9 @@ def _print_training(clf: Any, target: Path, started: float, taxonomy_name: str, 
     """Where the model went, whether SupportAgent finds it by itself, and what each head's tuning chose."""
     typer.echo(f"saved {target} ({target.stat().st_size / 1024:.0f} KiB) in {time.perf_counter() - started:.1f} s")
     if found_by_agent:
-        typer.echo(f"SupportAgent(taxonomy={taxonomy_name!r}) now uses it (classifier='auto'; classifier=None to opt out)")
+        typer.echo(
+            f"SupportAgent(taxonomy={taxonomy_name!r}) now uses it (classifier='auto'; classifier=None to opt out)"
+        )
     for which, info in clf.info["tasks"].items():
         if info.get("holdout_weighted_f1") is not None:
             typer.echo(
