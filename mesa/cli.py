@@ -45,12 +45,22 @@ def _check_taxonomy(value: str) -> str:
     raise typer.BadParameter(f"{value!r} is not one of: {', '.join(taxonomy_names())}, or an existing taxonomy .json file")
 
 
-ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="LiteLLM model string; default: the embedded mesa-local/smollm2")]
+ModelOpt = Annotated[
+    str | None, typer.Option("--model", "-m", help="LiteLLM model string; default: the embedded mesa-local/smollm2")
+]
 ModeOpt = Annotated[str, typer.Option("--mode", help="stepwise or fused", callback=_check_mode)]
-TaxonomyOpt = Annotated[str, typer.Option("--taxonomy", help="mesc, esconv, or a taxonomy JSON file", callback=_check_taxonomy)]
-ThreadOpt = Annotated[str | None, typer.Option("--thread", help="conversation id; the same id continues a conversation")]
-MemoryOpt = Annotated[str | None, typer.Option("--memory", help="where conversations are kept: a SQLite file (or a database URI)")]
-PerceptionOpt = Annotated[bool, typer.Option("--perception/--no-perception", help="run the installed perception backends on media")]
+TaxonomyOpt = Annotated[
+    str, typer.Option("--taxonomy", help="mesc, esconv, or a taxonomy JSON file", callback=_check_taxonomy)
+]
+ThreadOpt = Annotated[
+    str | None, typer.Option("--thread", help="conversation id; the same id continues a conversation")
+]
+MemoryOpt = Annotated[
+    str | None, typer.Option("--memory", help="where conversations are kept: a SQLite file (or a database URI)")
+]
+PerceptionOpt = Annotated[
+    bool, typer.Option("--perception/--no-perception", help="run the installed perception backends on media")
+]
 
 
 def _quiet_litellm() -> None:
