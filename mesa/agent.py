@@ -177,7 +177,9 @@ class SupportAgent:
         n_demonstrations: how many demonstrations each prompt gets.
         classifier: a small supervised model for emotion and/or strategy (see ``mesa.eval``); ``"auto"``
             (default) uses the model ``mesa train`` stored for the taxonomy if there is one, ``None`` none.
-        classifier_use: ``"prior"`` (the LLM sees its distribution) or ``"step"`` (it decides).
+        classifier_use: ``"prior"`` (the LLM sees its distribution) or ``"step"`` (it decides). Either way a
+            classifier that predicts the counsellor's emotion decides that label (it learned the corpus's base
+            rates); the taxonomy's rule then settles it (``mesa.taxonomy.system_emotion_rule``).
         cache: ``True``, a folder, or a ``mesa.cache.DiskCache``: label steps with the same inputs
             are answered from disk.
         graph: your own uncompiled ``StateGraph`` (of ``SupportState``) instead of a mode's.
