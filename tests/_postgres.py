@@ -12,11 +12,12 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from _servers import free_port
 
 SERVER_USER = "postgres"
 
@@ -42,12 +43,6 @@ def skip_reason() -> str | None:
         except KeyError:
             return f"running as root and there is no {SERVER_USER!r} user to run the server as"
     return None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -91,7 +86,7 @@ def start_server() -> PostgresServer:
     if os.geteuid() == 0:
         entry = pwd.getpwnam(SERVER_USER)
         os.chown(folder, entry.pw_uid, entry.pw_gid)
-    server = PostgresServer(bin_dir=bin_dir, folder=folder, port=_free_port())
+    server = PostgresServer(bin_dir=bin_dir, folder=folder, port=free_port())
     data = folder / "data"
     try:
         _as_server_user([str(bin_dir / "initdb"), "-D", str(data), "-U", server.user, "-A", "trust", "-E", "UTF8"])

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import threading
 
 import pytest
+from _servers import free_port
 
 pytest.importorskip("starlette", reason="needs the serve extra: pip install 'mesa-esc[serve]'")
 pytest.importorskip("uvicorn", reason="needs the serve extra: pip install 'mesa-esc[serve]'")
@@ -24,12 +24,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 WAIT_MS = 60_000  # generous: the machine is shared; nothing here asserts speed
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -55,7 +49,7 @@ def server(make_agent):
 
     script = ScriptedModel(user_emotion="sadness", strategy="Restatement", system_emotion="sadness", reply="That sounds really hard.")
     agent = make_agent(model=script, perception=Perception(text_emotion=SteadyTextEmotion(), cache=False))
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(agent), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
