@@ -48,7 +48,40 @@ _EXPORTS: dict[str, str] = {
     "InvalidThreadIdError": "mesa.errors",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__"])
+__all__ = [
+    "ESCONV",
+    "LLM",
+    "MESC",
+    "AgentClosedError",
+    "InputTooLargeError",
+    "InvalidThreadIdError",
+    "LLMError",
+    "LLMTimeoutError",
+    "Label",
+    "MediaRef",
+    "MesaError",
+    "Message",
+    "MissingExtraError",
+    "PerceptionResult",
+    "Prediction",
+    "PromptSet",
+    "Reply",
+    "SafetyAssessment",
+    "SafetyPolicy",
+    "StreamEvent",
+    "StructuredOutputError",
+    "SupportAgent",
+    "SupportContext",
+    "SupportState",
+    "Taxonomy",
+    "Turn",
+    "TurnTimeoutError",
+    "__version__",
+    "build_graph",
+    "compile_graph",
+    "get_taxonomy",
+    "register_taxonomy",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -2,9 +2,9 @@
 embedded model and the real perception backends. The cues must land in the state and in the prompts
 the LLM received."""
 
+import _media as M
 import pytest
 
-import _media as M
 from mesa import LLM, SupportAgent
 
 pytestmark = pytest.mark.integration
