@@ -95,7 +95,7 @@ def fold_of(dialogues, seed=1):
 
 
 def proba(model, z):
-    out = np.zeros((len(z), len(NAMES)))
+    out = np.zeros((z.shape[0], len(NAMES)))
     out[:, [NAMES.index(c) for c in model.classes_]] = model.predict_proba(z)
     return out
 
@@ -326,3 +326,91 @@ def run_holdout(data, user_context, fold_k=0):
 
 if __name__ == "__main__" and sys.argv[2] == "holdout":
     run_holdout(sys.argv[1], sys.argv[3], int(sys.argv[4]) if len(sys.argv) > 4 else 0)
+
+
+def oof_reply(data, c):
+    """Per-turn readings from a user message's words AND the therapist's answer to it (when one followed)."""
+    from pathlib import Path
+
+    from mesa.eval.datasets import load_dialogues
+
+    f = load()
+    dialogues = {d.id: d for d in load_dialogues(Path(data) / "mesc_train_val.csv", taxonomy=MESC, split="train")}
+    embedder = default_embedder()
+    replies = []
+    for d, p in zip(f["dialogue"].tolist(), f["position"].tolist(), strict=True):
+        utterances = dialogues[d].utterances
+        nxt = utterances[p + 1] if p + 1 < len(utterances) else None
+        replies.append(nxt.text if nxt is not None and nxt.speaker == "system" else None)
+    texts = sorted({r for r in replies if r})
+    vectors = dict(zip(texts, embedder.encode(texts), strict=True))
+    dim = f["x"].shape[1]
+    reply_block = np.stack([vectors[r] if r else np.zeros(384, dtype=np.float32) for r in replies])
+    x = np.hstack([f["x"][:, :384], reply_block, np.array([[r is not None] for r in replies], dtype=np.float32)])
+    z = (x - x.mean(0)) / np.maximum(x.std(0), 1e-6)
+    folds = fold_of(f["dialogue"])
+    fold = np.array([folds[d] for d in f["dialogue"]])
+    p = np.zeros((len(z), len(NAMES)))
+    for k in range(FOLDS):
+        train = (fold != k) & (f["gold"] != "")
+        model = LogisticRegression(C=c, class_weight="balanced", max_iter=300).fit(z[train], f["gold"][train])
+        p[fold == k] = proba(model, z[fold == k])
+        log("oof-reply fold", k, "C", c, dim)
+    np.save(f"{SCRATCH}-oof-{c}-reply.npy", p)
+
+
+if __name__ == "__main__" and sys.argv[2] == "oof-reply":
+    oof_reply(sys.argv[1], float(sys.argv[3]))
+
+
+def oof_tfidf(data, c):
+    """Per-turn readings from the words as TF-IDF word and character n-grams (not the sentence embedding)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import FeatureUnion
+
+    items, _, _, _ = user_turns(load_mesc(data, "train"))
+    texts = [text for text, _ in items.values()]
+    f = load()
+    assert len(texts) == len(f["gold"])
+    folds = fold_of(f["dialogue"])
+    fold = np.array([folds[d] for d in f["dialogue"]])
+    p = np.zeros((len(texts), len(NAMES)))
+    for k in range(FOLDS):
+        train = (fold != k) & (f["gold"] != "")
+        vec = FeatureUnion([
+            ("w", TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)),
+            ("c", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), min_df=3, sublinear_tf=True)),
+        ])
+        xt = vec.fit_transform([texts[i] for i in np.flatnonzero(train)])
+        model = LogisticRegression(C=c, class_weight="balanced", max_iter=300).fit(xt, f["gold"][train])
+        p[fold == k] = proba(model, vec.transform([texts[i] for i in np.flatnonzero(fold == k)]))
+        log("oof-tfidf fold", k, "C", c, "wF1", round(100 * wf1(f["gold"][fold == k], p[fold == k]), 1))
+    np.save(f"{SCRATCH}-oof-{c}-tfidf.npy", p)
+
+
+if __name__ == "__main__" and sys.argv[2] == "oof-tfidf":
+    oof_tfidf(sys.argv[1], float(sys.argv[3]))
+
+
+def run_hybrid3(c_history, c_turn, c_extra, tau_h, taus_extra):
+    """The hybrid with a second reading of the current turn multiplied in (weight tau_extra)."""
+    f = load()
+    ph, pt, px = (np.load(f"{SCRATCH}-oof-{c}.npy") for c in (c_history, c_turn, c_extra))
+    folds = fold_of(f["dialogue"])
+    ex_fold = np.array([folds[d] for d in f["example_dialogue"]])
+    last_row = np.array([rows[rows >= 0][-1] for rows in f["seq"]])
+    y = f["gold"][last_row]
+    res = {}
+    for k in range(FOLDS):
+        transition, start = transitions(f["gold"], f["dialogue"], f["position"], {d for d, i in folds.items() if i != k})
+        m = ex_fold == k
+        before = predictive(ph, f["seq"][m], transition, start, tau_h)
+        for t3 in taus_extra:
+            res.setdefault(t3, []).append(wf1(y[m], before * pt[last_row][m] * np.power(px[last_row][m], t3)))
+    for t3, v in res.items():
+        print(f"hybrid3 history {c_history} tau={tau_h} turn {c_turn} extra {c_extra} tau={t3}: {100 * np.mean(v):.1f}",
+              [round(100 * x, 1) for x in v], flush=True)
+
+
+if __name__ == "__main__" and sys.argv[2] == "hybrid3":
+    run_hybrid3(sys.argv[3], sys.argv[4], sys.argv[5], float(sys.argv[6]), [float(t) for t in sys.argv[7].split(",")])
