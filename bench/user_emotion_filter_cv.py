@@ -14,6 +14,7 @@ Embeddings come from the mesa cache ($MESA_CACHE_DIR); one BLAS thread. Weighted
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import warnings
@@ -89,9 +90,28 @@ def load():
     return dict(np.load(SCRATCH + "-features.npz", allow_pickle=False))
 
 
+# MESA_FOLDS=episode: folds group whole episodes (every dialogue of one session on one side), a harder
+# test of generalisation than folds of dialogues (sibling dialogues of a session share patient and topic).
+BY_EPISODE = os.environ.get("MESA_FOLDS") == "episode"
+if BY_EPISODE:
+    SCRATCH += "-episode"
+
+
+def _episodes():
+    import csv
+
+    with open(os.path.join(sys.argv[1], "mesc_train_val.csv"), newline="", encoding="utf-8") as handle:
+        return {row["Dialogue_ID"]: f"{row['Season']}-{row['Episode']}" for row in csv.DictReader(handle)}
+
+
 def fold_of(dialogues, seed=1):
-    order = np.random.default_rng(seed).permutation(sorted(set(dialogues.tolist())))
-    return {d: i % FOLDS for i, d in enumerate(order.tolist())}
+    if not BY_EPISODE:
+        order = np.random.default_rng(seed).permutation(sorted(set(dialogues.tolist())))
+        return {d: i % FOLDS for i, d in enumerate(order.tolist())}
+    episode = _episodes()
+    ids = sorted(set(dialogues.tolist()))
+    order = np.random.default_rng(seed).permutation(sorted({episode[d.split("-")[-1]] for d in ids})).tolist()
+    return {d: order.index(episode[d.split("-")[-1]]) % FOLDS for d in ids}
 
 
 def proba(model, z):
@@ -254,11 +274,14 @@ def run_stack(c, head_c, decays, betas):
         model = LogisticRegression(C=head_c, class_weight="balanced", max_iter=300).fit(s[tr], y[tr])
         q = proba(model, s[~tr])
         for b in betas:
-            scores[b].append(wf1(y[~tr], q * prior ** b))
+            scores[b].append(wf1(y[~tr], q * prior**b))
         log("stack fold", k, {b: round(100 * v[-1], 1) for b, v in scores.items()})
     for b in betas:
-        print(f"stack C={c} head C={head_c} decays={decays} prior^{b}: {100 * np.mean(scores[b]):.1f}",
-              [round(100 * v, 1) for v in scores[b]], flush=True)
+        print(
+            f"stack C={c} head C={head_c} decays={decays} prior^{b}: {100 * np.mean(scores[b]):.1f}",
+            [round(100 * v, 1) for v in scores[b]],
+            flush=True,
+        )
 
 
 if __name__ == "__main__" and sys.argv[2] == "stack":
@@ -288,7 +311,9 @@ def run_hybrid(c_history, c_turn, taus, taus_turn):
     y = f["gold"][last_row]
     res = {}
     for k in range(FOLDS):
-        transition, start = transitions(f["gold"], f["dialogue"], f["position"], {d for d, i in folds.items() if i != k})
+        transition, start = transitions(
+            f["gold"], f["dialogue"], f["position"], {d for d, i in folds.items() if i != k}
+        )
         m = ex_fold == k
         for tau in taus:
             before = predictive(ph, f["seq"][m], transition, start, tau)
@@ -296,12 +321,17 @@ def run_hybrid(c_history, c_turn, taus, taus_turn):
                 res.setdefault((tau, t2), []).append(wf1(y[m], before * np.power(pt[last_row][m], t2)))
         log("hybrid fold", k)
     for key, v in res.items():
-        print(f"hybrid history {c_history} tau={key[0]} turn {c_turn} tau={key[1]}: {100 * np.mean(v):.1f}",
-              [round(100 * x, 1) for x in v], flush=True)
+        print(
+            f"hybrid history {c_history} tau={key[0]} turn {c_turn} tau={key[1]}: {100 * np.mean(v):.1f}",
+            [round(100 * x, 1) for x in v],
+            flush=True,
+        )
 
 
 if __name__ == "__main__" and sys.argv[2] == "hybrid":
-    run_hybrid(sys.argv[3], sys.argv[4], [float(t) for t in sys.argv[5].split(",")], [float(t) for t in sys.argv[6].split(",")])
+    run_hybrid(
+        sys.argv[3], sys.argv[4], [float(t) for t in sys.argv[5].split(",")], [float(t) for t in sys.argv[6].split(",")]
+    )
 
 
 def run_holdout(data, user_context, fold_k=0):
@@ -314,13 +344,17 @@ def run_holdout(data, user_context, fold_k=0):
     folds = fold_of(np.array([e.dialogue_id for e in examples]))
     fit = [e for e in examples if folds[e.dialogue_id] != fold_k]
     held = [e for e in examples if folds[e.dialogue_id] == fold_k]
-    clf = SupervisedClassifier.train(fit, MESC, c_grid=(0.0005, 0.002, 0.02), weight_powers=(1.0,),
-                                     user_context=user_context)
+    clf = SupervisedClassifier.train(
+        fit, MESC, c_grid=(0.0005, 0.002, 0.02), weight_powers=(1.0,), user_context=user_context
+    )
     log("trained", user_context, clf.info["tasks"]["user_emotion"]["C"], clf.info["tasks"]["strategy"]["C"])
     for protocol in ("predicted", "gold"):
         row = score_run(run_predictor(ClassifierPredictor(clf), held, progress=False, history=protocol), held, MESC)
-        figures = {w: {m: round(100 * row[w][m], 1) for m in ("accuracy", "weighted_f1", "macro_f1")}
-                   for w in ("user_emotion", "strategy", "system_emotion") if w in row}
+        figures = {
+            w: {m: round(100 * row[w][m], 1) for m in ("accuracy", "weighted_f1", "macro_f1")}
+            for w in ("user_emotion", "strategy", "system_emotion")
+            if w in row
+        }
         print(user_context, "fold", fold_k, protocol, figures, flush=True)
 
 
@@ -377,10 +411,12 @@ def oof_tfidf(data, c):
     p = np.zeros((len(texts), len(NAMES)))
     for k in range(FOLDS):
         train = (fold != k) & (f["gold"] != "")
-        vec = FeatureUnion([
-            ("w", TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)),
-            ("c", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), min_df=3, sublinear_tf=True)),
-        ])
+        vec = FeatureUnion(
+            [
+                ("w", TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)),
+                ("c", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), min_df=3, sublinear_tf=True)),
+            ]
+        )
         xt = vec.fit_transform([texts[i] for i in np.flatnonzero(train)])
         model = LogisticRegression(C=c, class_weight="balanced", max_iter=300).fit(xt, f["gold"][train])
         p[fold == k] = proba(model, vec.transform([texts[i] for i in np.flatnonzero(fold == k)]))
@@ -402,14 +438,19 @@ def run_hybrid3(c_history, c_turn, c_extra, tau_h, taus_extra):
     y = f["gold"][last_row]
     res = {}
     for k in range(FOLDS):
-        transition, start = transitions(f["gold"], f["dialogue"], f["position"], {d for d, i in folds.items() if i != k})
+        transition, start = transitions(
+            f["gold"], f["dialogue"], f["position"], {d for d, i in folds.items() if i != k}
+        )
         m = ex_fold == k
         before = predictive(ph, f["seq"][m], transition, start, tau_h)
         for t3 in taus_extra:
             res.setdefault(t3, []).append(wf1(y[m], before * pt[last_row][m] * np.power(px[last_row][m], t3)))
     for t3, v in res.items():
-        print(f"hybrid3 history {c_history} tau={tau_h} turn {c_turn} extra {c_extra} tau={t3}: {100 * np.mean(v):.1f}",
-              [round(100 * x, 1) for x in v], flush=True)
+        print(
+            f"hybrid3 history {c_history} tau={tau_h} turn {c_turn} extra {c_extra} tau={t3}: {100 * np.mean(v):.1f}",
+            [round(100 * x, 1) for x in v],
+            flush=True,
+        )
 
 
 if __name__ == "__main__" and sys.argv[2] == "hybrid3":

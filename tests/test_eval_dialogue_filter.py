@@ -31,14 +31,21 @@ def _persistent_dialogues(n: int, start: int = 0, turns: int = 9):
         utterances = []
         for t in range(turns):
             utterances.append(Utterance(speaker="user", text=OPENERS[emotion] if t == 0 else FILLER, emotion=emotion))
-            utterances.append(Utterance(speaker="system", text="Go on.", emotion="neutral", strategy="Communication Skills"))
+            utterances.append(
+                Utterance(speaker="system", text="Go on.", emotion="neutral", strategy="Communication Skills")
+            )
         dialogues.append(Dialogue(id=f"d{d}", utterances=utterances, split="train"))
     return dialogues_to_examples(dialogues, corpus="toy")
 
 
 def _train(user_context: str = "filter"):
     return SupervisedClassifier.train(
-        _persistent_dialogues(30), MESC, embedder=HashEmbedder(), c_grid=(1.0,), weight_powers=(1.0,), holdout=0,
+        _persistent_dialogues(30),
+        MESC,
+        embedder=HashEmbedder(),
+        c_grid=(1.0,),
+        weight_powers=(1.0,),
+        holdout=0,
         user_context=user_context,
     )
 
@@ -102,7 +109,8 @@ def test_the_filter_reads_only_the_turns_so_far():
     assert max(after, key=after.__getitem__) == "anger"
     assert clf.predict_distribution("user_emotion", FILLER, history) == now
     # The earlier turns count: another opener, another belief.
-    other = clf.predict_distribution("user_emotion", FILLER, [Message(role="user", text=OPENERS["depression"]), *history[1:]])
+    opened_low = [Message(role="user", text=OPENERS["depression"]), *history[1:]]
+    other = clf.predict_distribution("user_emotion", FILLER, opened_low)
     assert max(other, key=other.__getitem__) == "depression"
 
 

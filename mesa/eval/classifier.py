@@ -193,7 +193,7 @@ class _Words:
     Kept as vocabularies and idf weights (arrays, no pickle); the n-grams come from scikit-learn's own
     analyzers, built again at load time, so a message is read exactly as in training. On held-out MESC
     train dialogues these n-grams told a message's emotion better than its MiniLM embedding did (weighted
-    F1 28.8 against 24.2 for one message alone; bench/user_emotion_filter_cv.py).
+    F1 28.7 against 24.2 for one message alone; bench/user_emotion_filter_cv.py).
     """
 
     SETTINGS = (
@@ -201,24 +201,33 @@ class _Words:
         {"analyzer": "char_wb", "ngram_range": (2, 4), "min_df": 3, "sublinear_tf": True},
     )
 
-    def __init__(self, vocabularies: list[list[str]], idfs: list[np.ndarray]) -> None:
+    def __init__(
+        self, vocabularies: list[list[str]], idfs: list[np.ndarray], settings: Sequence[dict[str, Any]] = SETTINGS
+    ) -> None:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         self.vocabularies = vocabularies
         self.idfs = idfs
+        self.settings = [dict(block) for block in settings]
         self._index = [{gram: i for i, gram in enumerate(vocabulary)} for vocabulary in vocabularies]
-        self._analyzers = [TfidfVectorizer(**settings).build_analyzer() for settings in self.SETTINGS]
+        self._analyzers = [TfidfVectorizer(**block).build_analyzer() for block in self.settings]
 
     @classmethod
     def fit(cls, texts: list[str]) -> _Words:
+        """Fit the vocabularies; on a corpus too small for ``min_df`` every n-gram seen once counts."""
         from sklearn.feature_extraction.text import TfidfVectorizer
 
-        vocabularies, idfs = [], []
+        vocabularies, idfs, used = [], [], []
         for settings in cls.SETTINGS:
-            vectorizer = TfidfVectorizer(**settings).fit(texts)
+            try:
+                vectorizer = TfidfVectorizer(**settings).fit(texts)
+            except ValueError:  # nothing left after pruning (a toy corpus): keep every n-gram
+                settings = {**settings, "min_df": 1}
+                vectorizer = TfidfVectorizer(**settings).fit(texts)
             vocabularies.append(vectorizer.get_feature_names_out().tolist())
             idfs.append(vectorizer.idf_.astype("float32"))
-        return cls(vocabularies, idfs)
+            used.append(settings)
+        return cls(vocabularies, idfs, used)
 
     def transform(self, texts: list[str]) -> Any:
         """A sparse matrix: per block sublinear tf times idf, L2-normalised (as TfidfVectorizer does)."""
@@ -291,7 +300,8 @@ class _DialogueFilter:
             for turns in earlier
         ])
         own = readings[[row[t] for t in texts]]
-        posterior = before * np.power(np.maximum(turn, 1e-9), self.tau_turn) * np.power(np.maximum(own, 1e-9), self.tau_words)
+        posterior = before * np.power(np.maximum(turn, 1e-9), self.tau_turn)
+        posterior *= np.power(np.maximum(own, 1e-9), self.tau_words)
         return posterior / posterior.sum(axis=1, keepdims=True)
 
 
@@ -506,7 +516,8 @@ def _dialogue_filter(examples: Sequence[Example], classes: list[str], **fit: Any
     model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=fit["max_iter"])
     model.fit(words.transform([text for text, _ in labelled]), [gold for _, gold in labelled])
     fit["steps"].update(1)
-    emission = _Head([str(c) for c in model.classes_], model.coef_.astype(np.float32), model.intercept_.astype(np.float32))
+    labels = [str(c) for c in model.classes_]
+    emission = _Head(labels, model.coef_.astype(np.float32), model.intercept_.astype(np.float32))
     transition, start = _transitions([[gold for _, _, gold in sequence] for sequence in turns.values()], classes)
     return _DialogueFilter(classes, words, emission, transition, start)
 
@@ -583,7 +594,9 @@ class SupervisedClassifier:
     # ------------------------------------------------------------------ batches
 
     def _z(self, items: Sequence[tuple[str, Sequence[Message]]]) -> np.ndarray:
-        if self.context is not None or self.filter is not None:  # history labels ignored: the model reads words
+        reads_words = self.info.get("user_context") in ("filter", "distribution")
+        if self.context is not None or self.filter is not None or reads_words:
+            # history labels ignored: the model reads words (it was trained without them)
             items = [(text, _without_user_labels(history)) for text, history in items]
         features = _Featurizer(self.taxonomy, self.embedder)(items)
         return (features - self.mean) / self.scale
@@ -814,9 +827,12 @@ class SupervisedClassifier:
             }
         dialogue_filter = None
         if reads_words and user_context == "filter" and "user_emotion" in heads:
-            dialogue_filter = _dialogue_filter(
-                gold_examples, heads["user_emotion"].classes, max_iter=max_iter, steps=steps
-            )
+            try:
+                dialogue_filter = _dialogue_filter(
+                    gold_examples, heads["user_emotion"].classes, max_iter=max_iter, steps=steps
+                )
+            except ValueError as exc:  # no words to read at all (empty messages): the head alone decides
+                info["filter_skipped"] = str(exc)
         steps.close()
         info["embed_seconds"] = round(embed_seconds, 2)
         info["history"] = history
@@ -878,7 +894,7 @@ class SupervisedClassifier:
         f = self.filter
         assert f is not None
         taus = {"tau_history": f.tau_history, "tau_turn": f.tau_turn, "tau_words": f.tau_words}
-        return {"classes": f.classes, "emission": f.emission.classes, "words": list(_Words.SETTINGS), **taus}
+        return {"classes": f.classes, "emission": f.emission.classes, "words": f.words.settings, **taus}
 
     def _filter_arrays(self) -> dict[str, Any]:
         import numpy as np
@@ -894,13 +910,20 @@ class SupervisedClassifier:
 
     @staticmethod
     def _read_filter(spec: dict[str, Any], data: Any) -> _DialogueFilter:
-        if spec.get("words") != json.loads(json.dumps(_Words.SETTINGS)):  # n-grams this mesa does not make
-            raise ClassifierFileError(f"its filter reads words with settings this mesa lacks: {spec.get('words')}")
-        blocks = range(len(_Words.SETTINGS))
-        words = _Words([data[f"filter.vocabulary{i}"].tolist() for i in blocks], [data[f"filter.idf{i}"] for i in blocks])
+        settings = spec.get("words")
+        known = [{key for key in block if key != "min_df"} for block in json.loads(json.dumps(_Words.SETTINGS))]
+        if not isinstance(settings, list) or [set(block) - {"min_df"} for block in settings] != known:
+            raise ClassifierFileError(f"its filter reads words with settings this mesa lacks: {settings}")
+        for block in settings:  # JSON gave lists where scikit-learn wants tuples
+            block["ngram_range"] = tuple(block["ngram_range"])
+        blocks = range(len(settings))
+        words = _Words(
+            [data[f"filter.vocabulary{i}"].tolist() for i in blocks], [data[f"filter.idf{i}"] for i in blocks], settings
+        )
         emission = _Head(list(spec["emission"]), data["filter.coef"], data["filter.intercept"])
         taus = {key: float(spec[key]) for key in ("tau_history", "tau_turn", "tau_words")}
-        return _DialogueFilter(list(spec["classes"]), words, emission, data["filter.transition"], data["filter.start"], **taus)
+        transition, start = data["filter.transition"], data["filter.start"]
+        return _DialogueFilter(list(spec["classes"]), words, emission, transition, start, **taus)
 
     @classmethod
     def load(cls, path: str | Path, *, embedder: Embedder | None = None) -> SupervisedClassifier:
