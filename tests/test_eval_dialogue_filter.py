@@ -21,7 +21,7 @@ OPENERS = {
 FILLER = "mm okay I see"  # the same words in every dialogue: only the dialogue's start tells the emotion
 
 
-def _persistent_dialogues(n: int, start: int = 0, turns: int = 9):
+def _persistent_dialogues(n: int, start: int = 0, turns: int = 12):
     """Dialogues whose first user turn names the emotion, which then persists through words that do not."""
     from mesa.eval.datasets import Dialogue, Utterance, dialogues_to_examples
 
@@ -51,8 +51,9 @@ def _train(user_context: str = "filter"):
 
 
 def _late_turn_accuracy(clf) -> float:
-    """Accuracy on the late turns of unseen dialogues, where the opener is long out of the 12-message window."""
-    late = [e for e in _persistent_dialogues(6, start=100) if e.turn_index >= 14]
+    """Accuracy on the late turns of unseen dialogues, where the opener is out of the 12-message window of
+    this turn and of the previous user turn (which format 2 reads)."""
+    late = [e for e in _persistent_dialogues(6, start=100) if e.turn_index >= 19]
     predicted = [clf.predict("user_emotion", e.text, e.history) for e in late]
     return float(np.mean([p == e.user_emotion for p, e in zip(predicted, late, strict=True)]))
 
