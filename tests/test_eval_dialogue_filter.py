@@ -38,7 +38,9 @@ def _persistent_dialogues(n: int, start: int = 0, turns: int = 12):
     return dialogues_to_examples(dialogues, corpus="toy")
 
 
-def _train(user_context: str = "filter"):
+def _train(user_context: str | None = None):
+    """The model trained on the toy dialogues; ``None``: mesa train's default (the filter)."""
+    chosen = {"user_context": user_context} if user_context else {}
     return SupervisedClassifier.train(
         _persistent_dialogues(30),
         MESC,
@@ -46,7 +48,7 @@ def _train(user_context: str = "filter"):
         c_grid=(1.0,),
         weight_powers=(1.0,),
         holdout=0,
-        user_context=user_context,
+        **chosen,
     )
 
 
@@ -75,7 +77,7 @@ def test_forward_filter_carries_an_early_reading_through_uninformative_turns():
 
 def test_the_filter_remembers_what_the_dialogue_said_long_ago():
     """The format-2 model (previous user turn only) cannot tell these late turns apart; the filter can."""
-    filtered = _train("filter")
+    filtered = _train()  # the default
     assert filtered.filter is not None and filtered.info["user_context"] == "filter"
     assert _late_turn_accuracy(filtered) == 1.0
     previous_only = _train("distribution")
