@@ -141,10 +141,13 @@ def test_format_3_round_trips_and_a_foreign_filter_is_refused(tmp_path):
 
 def test_support_agent_filters_across_a_threads_turns(make_agent):
     """The agent keeps the thread's history in its state; the classifier's filter reads it turn after turn."""
+    from mesa.safety import SafetyPolicy
     from mesa.testing import ScriptedModel
 
     clf = _train()
-    agent = make_agent(model=ScriptedModel(), classifier=clf, classifier_use="step")
+    # The rule layer only: no per-turn LLM safety call to wait on (this test is about the emotion step).
+    safety = SafetyPolicy(llm_assessment=False)
+    agent = make_agent(model=ScriptedModel(), classifier=clf, classifier_use="step", safety=safety)
     for emotion in ("anger", "depression"):
         thread = f"t-{emotion}"
         agent.respond(OPENERS[emotion], thread_id=thread)
