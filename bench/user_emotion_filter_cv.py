@@ -5,11 +5,21 @@ Val is never read. Every user message of every train dialogue is featurised as t
 dialogues gives the emotion distributions of the 4th. Then, for each example (one therapist turn, the
 user message before it), variants combine the distributions of the user messages so far:
 
-    python bench/user_emotion_filter_cv.py DATA/mesc features        # featurise once (scratch file in /tmp)
-    python bench/user_emotion_filter_cv.py DATA/mesc oof 0.002       # out-of-fold per-turn distributions, per C
-    python bench/user_emotion_filter_cv.py DATA/mesc filter 0.002    # the filter grid and the decision rule
+    python bench/user_emotion_filter_cv.py DATA/mesc features          # featurise once (scratch files in /tmp)
+    python bench/user_emotion_filter_cv.py DATA/mesc oof 0.002         # per-turn model on the full features, C
+    python bench/user_emotion_filter_cv.py DATA/mesc oof 0.02 0:384    # ... on the message's MiniLM embedding
+    python bench/user_emotion_filter_cv.py DATA/mesc oof-tfidf 1.0     # ... on its TF-IDF word/char n-grams
+    python bench/user_emotion_filter_cv.py DATA/mesc oof-reply 0.02    # ... MiniLM of it and of the answer to it
+    python bench/user_emotion_filter_cv.py DATA/mesc filter TAG TAUS MIXES      # one model reads every turn
+    python bench/user_emotion_filter_cv.py DATA/mesc hybrid TAG_EARLIER TAG_TURN TAUS_EARLIER TAUS_TURN
+    python bench/user_emotion_filter_cv.py DATA/mesc hybrid3 TAG_EARLIER TAG_TURN TAG_EXTRA TAU_EARLIER TAUS_EXTRA
+    python bench/user_emotion_filter_cv.py DATA/mesc stack TAG HEAD_C DECAYS BETAS  # running averages, stacked
+    python bench/user_emotion_filter_cv.py DATA/mesc holdout filter 0  # the real training, scored on fold 0
 
-Embeddings come from the mesa cache ($MESA_CACHE_DIR); one BLAS thread. Weighted F1 in %.
+TAG names an ``oof`` result (``0.002``, ``0.02-0-384``, ``1.0-tfidf``, ``0.02-reply``). MESA_FOLDS=episode
+groups the folds by episode instead of dialogue (its own scratch files; copy the features file first).
+Embeddings come from the mesa cache ($MESA_CACHE_DIR); one BLAS thread. Weighted F1 in %. The figures and
+the settings chosen are in docs/evaluation.md ("Live figures first").
 """
 
 from __future__ import annotations
