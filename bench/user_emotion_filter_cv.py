@@ -17,7 +17,7 @@ user message before it), variants combine the distributions of the user messages
     python bench/user_emotion_filter_cv.py DATA/mesc holdout filter 0  # the real training, scored on fold 0
 
 TAG names an ``oof`` result (``0.002``, ``0.02-0-384``, ``1.0-tfidf``, ``0.02-reply``). MESA_FOLDS=episode
-groups the folds by episode instead of dialogue (its own scratch files; copy the features file first).
+groups the folds by episode instead of dialogue (its own scratch files of out-of-fold results).
 Embeddings come from the mesa cache ($MESA_CACHE_DIR); one BLAS thread. Weighted F1 in %. The figures and
 the settings chosen are in docs/evaluation.md ("Live figures first").
 """
@@ -46,6 +46,7 @@ from mesa.eval.embeddings import default_embedder
 from mesa.taxonomy import MESC
 
 SCRATCH = "/tmp/mesa-ue-filter"
+FEATURES = SCRATCH + "-features.npz"  # the same for either kind of folds
 NAMES = MESC.names("user_emotion")
 FOLDS = 4
 t0 = time.time()
@@ -85,7 +86,7 @@ def features(data):
         seq[j, : len(keys_j)] = [row[k] for k in keys_j]
     # the turn's position among the user messages of its dialogue (position in the dialogue orders them)
     np.savez(
-        SCRATCH + "-features.npz",
+        FEATURES,
         x=x,
         gold=np.array([gold[k] or "" for k in keys]),
         dialogue=np.array([dialogue[k] for k in keys]),
@@ -97,7 +98,8 @@ def features(data):
 
 
 def load():
-    return dict(np.load(SCRATCH + "-features.npz", allow_pickle=False))
+    # The features do not depend on the folds: episode folds reuse those of the `features` mode.
+    return dict(np.load(FEATURES, allow_pickle=False))
 
 
 # MESA_FOLDS=episode: folds group whole episodes (every dialogue of one session on one side), a harder
