@@ -53,7 +53,8 @@ def test_training_records_its_history_protocol():
 
 def test_the_live_model_reads_words_not_the_labels_the_history_carries(tmp_path):
     """Live, the history's user labels come from whoever labelled them (an LLM, the model itself):
-    the default model ignores them and reads the previous user turn's words through its context model."""
+    the format-2 model ignores them and reads the previous user turn's words through its context model
+    (the default format 3 does too, through its filter: tests/test_eval_dialogue_filter.py)."""
     import json
 
     import numpy as np
@@ -61,7 +62,13 @@ def test_the_live_model_reads_words_not_the_labels_the_history_carries(tmp_path)
     from mesa.state import Message
 
     clf = SupervisedClassifier.train(
-        synthetic_examples(12), MESC, embedder=HashEmbedder(), c_grid=(1.0,), weight_powers=(1.0,), holdout=0
+        synthetic_examples(12),
+        MESC,
+        embedder=HashEmbedder(),
+        c_grid=(1.0,),
+        weight_powers=(1.0,),
+        holdout=0,
+        user_context="distribution",
     )
     assert clf.context is not None and clf.info["user_context"] == "distribution"
     text = "I am not sure what I feel 4"

@@ -453,8 +453,8 @@ def _check_train_options(history: str, user_context: str) -> None:
         check_protocol(history)
     except MesaError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    if user_context not in ("distribution", "labels"):
-        raise typer.BadParameter("--user-context must be distribution or labels")
+    if user_context not in ("filter", "distribution", "labels"):
+        raise typer.BadParameter("--user-context must be filter, distribution or labels")
 
 
 def _floats(comma_list: str) -> list[float]:
@@ -539,11 +539,12 @@ def train_command(
         str,
         typer.Option(
             "--user-context",
-            help="with predicted history, what the user-emotion head learns from: distribution (the previous user "
-            "turn's emotion distribution, recomputed from its words; history labels ignored) | labels (out-of-fold "
-            "predicted labels carried by the history; the earlier model)",
+            help="with predicted history, what the user-emotion step knows of earlier user turns: filter (a filter "
+            "over all the user turns so far, from their words; history labels ignored) | distribution (the previous "
+            "user turn's emotion distribution, from its words) | labels (out-of-fold predicted labels carried by the "
+            "history; the oldest model)",
         ),
-    ] = "distribution",
+    ] = "filter",
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="show a progress bar")] = True,
     threads: Annotated[
         int,
