@@ -1,0 +1,135 @@
+"""Features of the strategy sequence for the strategy head of the small supervised model.
+
+What a supporter does next depends much on what they did before: a question is
+followed by a restatement once the answer comes, suggestions come late in a
+conversation, a supporter's second message in a row often carries on the first.
+These features read only what a live chain has when it chooses the strategy of
+the turn: the user's message and the history before it, where earlier supporter
+turns carry the strategies the system itself chose (their gold labels in the
+evaluation protocol). Nothing of the turn being predicted, and no label the
+chain lacks (ESConv's conversation-level ``emotion_type`` / ``problem_type``),
+enters them.
+
+The features are pure Python; :class:`SequenceBlock` standardises them with NumPy (no scikit-learn).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from mesa.state import Message
+
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = ["POSITION_BUCKETS", "SequenceBlock", "sequence_feature_names", "sequence_features"]
+
+#: Upper bounds of the buckets of "supporter turns so far" (the last bucket is open).
+POSITION_BUCKETS = (0, 1, 2, 4, 7, 12, 20)
+_LAST = 3  # earlier supporter strategies seen one-hot
+
+
+def _one_hot(strategies: Sequence[str], value: str | None) -> list[float]:
+    """One slot per strategy plus one for "none" (no such turn, or an unlabelled one)."""
+    vec = [0.0] * (len(strategies) + 1)
+    vec[strategies.index(value) if value in strategies else len(strategies)] = 1.0
+    return vec
+
+
+def _bucket(count: int) -> list[float]:
+    vec = [0.0] * (len(POSITION_BUCKETS) + 1)
+    vec[next((i for i, bound in enumerate(POSITION_BUCKETS) if count <= bound), len(POSITION_BUCKETS))] = 1.0
+    return vec
+
+
+def _trailing_supporter_turns(history: Sequence[Message]) -> list[Message]:
+    """The supporter messages after the user's message (the current run of supporter turns)."""
+    run: list[Message] = []
+    for message in reversed(history):
+        if message.role != "assistant":
+            break
+        run.append(message)
+    return run[::-1]
+
+
+def sequence_features(strategies: Sequence[str], text: str, history: Sequence[Message]) -> list[float]:
+    """The strategy-sequence features of one turn: ``text`` is the user's message, ``history`` what came before.
+
+    In order: the last three supporter strategies (one-hot each), the bigram of the last two
+    (one-hot), the share and the log count of each strategy so far, the number of supporter
+    turns so far (buckets and log), whether this turn continues a run of supporter turns, the
+    length of the user's message, whether it asks a question, whether the last supporter turn did.
+    """
+    supporter = [m for m in history if m.role == "assistant"]
+    past = [m.strategy for m in supporter]
+    last = [past[-i] if len(past) >= i else None for i in range(1, _LAST + 1)]
+    out: list[float] = []
+    for value in last:
+        out += _one_hot(strategies, value)
+    first, second = _one_hot(strategies, last[1]), _one_hot(strategies, last[0])
+    out += [a * b for a in first for b in second]
+    counts = Counter(s for s in past if s in strategies)
+    total = sum(counts.values())
+    out += [counts[s] / total if total else 0.0 for s in strategies]
+    out += [math.log1p(counts[s]) / 3.0 for s in strategies]
+    out += _bucket(len(supporter))
+    out += [math.log1p(len(supporter)) / 3.0, math.log1p(len(history)) / 4.0]
+    run = _trailing_supporter_turns(history)
+    out += [1.0 if run else 0.0, min(len(run), 4) / 4.0]
+    words = len(text.split())
+    out += [math.log1p(words) / 4.0, 1.0 if words <= 3 else 0.0, 1.0 if "?" in text else 0.0]
+    out += [1.0 if supporter and "?" in supporter[-1].text else 0.0]
+    return out
+
+
+def sequence_feature_names(strategies: Sequence[str]) -> list[str]:
+    """A name per column of :func:`sequence_features` (for reports and tests)."""
+    slots = [*strategies, "none"]
+    names = [f"last{i}={s}" for i in range(1, _LAST + 1) for s in slots]
+    names += [f"bigram={a}>{b}" for a in slots for b in slots]
+    names += [f"share={s}" for s in strategies] + [f"logcount={s}" for s in strategies]
+    names += [f"turns<={b}" for b in POSITION_BUCKETS] + [f"turns>{POSITION_BUCKETS[-1]}"]
+    names += ["log_supporter_turns", "log_history", "continues_run", "run_length"]
+    names += ["log_user_words", "short_user_turn", "user_asks", "last_supporter_asked"]
+    return names
+
+
+class SequenceBlock:
+    """The sequence features of many turns, standardised with the training turns' mean and scale.
+
+    The strategy head of :class:`~mesa.eval.classifier.SupervisedClassifier` reads them next to
+    its other features; the mean and scale travel in the model file (plain arrays, no pickle).
+    """
+
+    def __init__(self, strategies: Sequence[str], mean: np.ndarray, scale: np.ndarray) -> None:
+        self.strategies = list(strategies)
+        self.mean = mean
+        self.scale = scale
+
+    @staticmethod
+    def raw(strategies: Sequence[str], items: Sequence[tuple[str, Sequence[Message]]]) -> np.ndarray:
+        import numpy as np
+
+        rows = [sequence_features(strategies, text, history) for text, history in items]
+        return np.asarray(rows, dtype=np.float32).reshape(len(items), len(sequence_feature_names(strategies)))
+
+    @classmethod
+    def fit(cls, strategies: Sequence[str], items: Sequence[tuple[str, Sequence[Message]]]) -> SequenceBlock:
+        raw = cls.raw(strategies, items)
+        scale = raw.std(axis=0)
+        scale[scale < 1e-6] = 1.0  # a constant column (a strategy never seen) stays at zero
+        return cls(strategies, raw.mean(axis=0), scale)
+
+    def transform(self, items: Sequence[tuple[str, Sequence[Message]]]) -> np.ndarray:
+        return (self.raw(self.strategies, items) - self.mean) / self.scale
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """What :meth:`from_arrays` needs, to be stored next to the model's arrays."""
+        return {"strategy_sequence.mean": self.mean, "strategy_sequence.scale": self.scale}
+
+    @classmethod
+    def from_arrays(cls, strategies: Sequence[str], data: Any) -> SequenceBlock:
+        return cls(strategies, data["strategy_sequence.mean"], data["strategy_sequence.scale"])
