@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
-from _eval_fixtures import write_esconv_jsonl
+from _eval_fixtures import HashEmbedder, write_esconv_jsonl
 
 from mesa.eval.datasets import load_esconv
 from mesa.eval.strategy_features import SequenceBlock, sequence_feature_names, sequence_features
@@ -87,3 +89,66 @@ def test_the_block_standardises_with_the_training_figures_and_survives_arrays():
     again = SequenceBlock.from_arrays(STRATEGIES, block.arrays())
     assert (again.transform(items) == z).all()
     assert block.transform([]).shape == (0, z.shape[1])
+
+
+def _rule_dialogues(n: int, seed: int):
+    """Supporter strategies follow a rule no single past strategy shows: the same two in a row -> Question.
+
+    Every text is the same, so only the strategy sequence can tell the next strategy.
+    """
+    import random
+
+    from mesa.eval.datasets import Dialogue, Utterance, dialogues_to_examples
+
+    rng = random.Random(seed)
+    dialogues = []
+    for d in range(n):
+        strategies = [rng.choice(["Question", "Information"]) for _ in range(2)]
+        while len(strategies) < 10:
+            strategies.append("Question" if strategies[-1] == strategies[-2] else "Information")
+            if rng.random() < 0.3:  # a random turn now and then, so every pair of strategies occurs
+                strategies[-1] = rng.choice(["Question", "Information"])
+        utterances = []
+        for strategy in strategies:
+            utterances.append(Utterance(speaker="user", text="ok"))
+            utterances.append(Utterance(speaker="system", text="I see", strategy=strategy))
+        dialogues.append(Dialogue(id=f"{seed}-{d}", utterances=utterances, split="train"))
+    return [e for e in dialogues_to_examples(dialogues, corpus="toy", system_emotion=False) if e.turn_index >= 5]
+
+
+def _accuracy(clf, examples) -> float:
+    predicted = [clf.predict("strategy", e.text, e.history) for e in examples]
+    return sum(p == e.strategy for p, e in zip(predicted, examples, strict=True)) / len(examples)
+
+
+def test_the_strategy_head_learns_what_only_the_sequence_shows(tmp_path):
+    from mesa.eval.classifier import SupervisedClassifier
+
+    train, test = _rule_dialogues(60, seed=1), _rule_dialogues(30, seed=2)
+    fit = {"embedder": HashEmbedder(), "c_grid": (1.0,), "weight_powers": (1.0,), "holdout": 0, "tasks": ["strategy"]}
+    without = SupervisedClassifier.train(train, "esconv", **fit)
+    with_sequence = SupervisedClassifier.train(train, "esconv", strategy_sequence=1.0, **fit)
+    assert _accuracy(with_sequence, test) >= 0.8
+    assert _accuracy(with_sequence, test) > _accuracy(without, test) + 0.1
+
+    path = with_sequence.save(tmp_path / "clf.npz")
+    loaded = SupervisedClassifier.load(path, embedder=HashEmbedder())
+    assert loaded.sequence is not None and loaded.info["strategy_sequence"] == 1.0
+    sample = test[:20]
+    assert [loaded.predict_distribution("strategy", e.text, e.history) for e in sample] == [
+        with_sequence.predict_distribution("strategy", e.text, e.history) for e in sample
+    ]
+
+
+def test_a_model_without_the_block_keeps_its_older_file_format(tmp_path):
+    import numpy as np
+
+    from mesa.eval.classifier import SupervisedClassifier
+
+    fit = {"embedder": HashEmbedder(), "c_grid": (1.0,), "weight_powers": (1.0,), "holdout": 0, "tasks": ["strategy"]}
+    plain = SupervisedClassifier.train(_rule_dialogues(10, seed=3), "esconv", **fit)
+    with np.load(plain.save(tmp_path / "plain.npz"), allow_pickle=False) as data:
+        assert json.loads(str(data["header"]))["version"] == 1
+    sequenced = SupervisedClassifier.train(_rule_dialogues(10, seed=3), "esconv", strategy_sequence=2.0, **fit)
+    with np.load(sequenced.save(tmp_path / "seq.npz"), allow_pickle=False) as data:
+        assert json.loads(str(data["header"]))["version"] == 3

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mesa.errors import ClassifierFileError, ClassifierMismatchError
+from mesa.eval.strategy_features import SequenceBlock
 from mesa.state import Message
 from mesa.taxonomy import MESC, Taxonomy, get_taxonomy
 
@@ -37,7 +38,8 @@ if TYPE_CHECKING:
 __all__ = ["TASKS", "MajorityClassifier", "SupervisedClassifier"]
 
 TASKS = ("user_emotion", "strategy", "system_emotion")
-FORMAT_VERSION = 2  # 2: the user-emotion context model (``context.*`` arrays); 1 files are still read
+FORMAT_VERSION = 3  # 2: the user-emotion context model (``context.*`` arrays); 3: the strategy sequence block
+
 _CONTEXT = 4  # history messages averaged into the context embedding
 _SPAN = 12  # history messages the label histograms look at
 
@@ -354,12 +356,15 @@ class SupervisedClassifier:
         embedder: Embedder | None = None,
         info: dict[str, Any] | None = None,
         context: _Head | None = None,
+        sequence: SequenceBlock | None = None,
     ) -> None:
         self.taxonomy = taxonomy
         self.heads = heads
         # The user-emotion context model (see _out_of_fold_context); None in models of format 1,
         # which read the user labels carried by the history instead.
         self.context = context
+        # The strategy head's strategy-sequence features (mesa.eval.strategy_features); None: it has none.
+        self.sequence = sequence
         self.mean = mean
         self.scale = scale
         self.embedding_model = embedding_model
@@ -396,6 +401,8 @@ class SupervisedClassifier:
         """One head's probabilities; the user-emotion head also sees the previous user turn's distribution."""
         import numpy as np
 
+        if which == "strategy" and self.sequence is not None:
+            return self.heads[which].proba(np.hstack([z, self.sequence.transform(items)]))
         if which != "user_emotion" or self.context is None:
             return self.heads[which].proba(z)
         previous = [_previous_user_turn(history) for _, history in items]
@@ -493,6 +500,7 @@ class SupervisedClassifier:
         folds: int = 4,
         progress: bool = False,
         user_context: str = "distribution",
+        strategy_sequence: float = 0.0,
     ) -> SupervisedClassifier:
         """Fit one head per label set that has gold labels in ``examples``.
 
@@ -505,7 +513,9 @@ class SupervisedClassifier:
         distribution from a context model that reads the words (:func:`_out_of_fold_context`,
         computed again by the model at run time). ``"labels"``: the history carries
         out-of-fold predicted labels (:func:`_out_of_fold_history`, format 1).
-        ``"gold"`` history trains on the dataset's labels.
+        ``"gold"`` history trains on the dataset's labels. ``strategy_sequence`` > 0 gives the
+        strategy head the strategy-sequence features (:class:`~mesa.eval.strategy_features.SequenceBlock`)
+        with that block weight; 0: none.
         """
         import numpy as np
         from sklearn.linear_model import LogisticRegression
@@ -538,6 +548,10 @@ class SupervisedClassifier:
         scale[scale < 1e-6] = 1.0
         z = (features - mean) / scale
         context, z_user = None, z
+        sequence, z_strategy = None, z
+        if strategy_sequence > 0 and "strategy" in (tasks or TASKS):
+            sequence = SequenceBlock.fit(tax.names("strategy"), items, weight=strategy_sequence)
+            z_strategy = np.hstack([z, sequence.transform(items)])
         if with_context:
             context, z_user = _context_model(
                 examples, z, featurize, mean, scale, tax, folds=folds, seed=seed, max_iter=max_iter, steps=steps
@@ -560,7 +574,7 @@ class SupervisedClassifier:
             if mask.sum() == 0:
                 continue
             y = np.array([g for g in gold if g is not None])
-            zx = (z_user if which == "user_emotion" else z)[mask]
+            zx = {"user_emotion": z_user, "strategy": z_strategy}.get(which, z)[mask]
             held_mask = is_held[mask]
             classes = sorted(set(y.tolist()))
             if len(classes) == 1:
@@ -612,6 +626,7 @@ class SupervisedClassifier:
         info["embed_seconds"] = round(embed_seconds, 2)
         info["history"] = history
         info["user_context"] = "distribution" if with_context else ("labels" if history == "predicted" else "gold")
+        info["strategy_sequence"] = strategy_sequence if sequence is not None else 0.0
         info["train_seconds"] = round(time.perf_counter() - started, 2)
         return cls(
             tax,
@@ -622,6 +637,7 @@ class SupervisedClassifier:
             embedder=embedder,
             info=info,
             context=context,
+            sequence=sequence,
         )
 
     # ------------------------------------------------------------------ files
@@ -634,7 +650,7 @@ class SupervisedClassifier:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         header = {
             "format": "mesa.SupervisedClassifier",
-            "version": FORMAT_VERSION if self.context is not None else 1,  # readable by older mesa when it can be
+            "version": self._format_version(),  # readable by older mesa when it can be
             "taxonomy": self.taxonomy.model_dump(mode="json"),
             "embedding_model": self.embedding_model,
             "heads": {which: head.classes for which, head in self.heads.items()},
@@ -644,6 +660,10 @@ class SupervisedClassifier:
         for which, head in self.heads.items():
             arrays[f"{which}.coef"] = head.coef
             arrays[f"{which}.intercept"] = head.intercept
+        if self.sequence is not None:  # an older mesa would misread the strategy head: version 3 stops it
+            header["strategy_sequence"] = True
+            arrays.update(self.sequence.arrays())
+            arrays["header"] = np.array(json.dumps(header))
         if self.context is not None:
             arrays["header"] = np.array(json.dumps({**header, "context": self.context.classes}))
             arrays["context.coef"] = self.context.coef
@@ -655,6 +675,12 @@ class SupervisedClassifier:
             np.savez_compressed(handle, **arrays)
         os.replace(partial, path)
         return path
+
+    def _format_version(self) -> int:
+        """The oldest format that holds this model (1: no context model, no sequence block)."""
+        if self.sequence is not None:
+            return 3
+        return 2 if self.context is not None else 1
 
     @classmethod
     def load(cls, path: str | Path, *, embedder: Embedder | None = None) -> SupervisedClassifier:
@@ -675,7 +701,10 @@ class SupervisedClassifier:
             context = None
             if header.get("context"):
                 context = _Head(list(header["context"]), data["context.coef"], data["context.intercept"])
-        taxonomy = Taxonomy.model_validate(header["taxonomy"])
+            taxonomy = Taxonomy.model_validate(header["taxonomy"])
+            sequence = None
+            if header.get("strategy_sequence"):
+                sequence = SequenceBlock.from_arrays(taxonomy.names("strategy"), data)
         for which, head in heads.items():
             # A label outside the model's own taxonomy would reach the graph unchecked.
             unknown = sorted(set(head.classes) - set(taxonomy.names(which)))
@@ -692,6 +721,7 @@ class SupervisedClassifier:
             embedder=embedder,
             info=header.get("info"),
             context=context,
+            sequence=sequence,
         )
 
 

@@ -117,11 +117,19 @@ class SequenceBlock:
         return np.asarray(rows, dtype=np.float32).reshape(len(items), len(sequence_feature_names(strategies)))
 
     @classmethod
-    def fit(cls, strategies: Sequence[str], items: Sequence[tuple[str, Sequence[Message]]]) -> SequenceBlock:
+    def fit(
+        cls, strategies: Sequence[str], items: Sequence[tuple[str, Sequence[Message]]], *, weight: float = 1.0
+    ) -> SequenceBlock:
+        """Mean and scale from the training turns; ``weight`` multiplies the standardised block.
+
+        Multiplying a block by ``w`` is penalising its coefficients ``w**2`` times less in the
+        logistic regression: these few dozen columns want a much weaker penalty than the
+        ~1,900 embedding columns next to them (docs/evaluation.md, "ESConv valid").
+        """
         raw = cls.raw(strategies, items)
         scale = raw.std(axis=0)
         scale[scale < 1e-6] = 1.0  # a constant column (a strategy never seen) stays at zero
-        return cls(strategies, raw.mean(axis=0), scale)
+        return cls(strategies, raw.mean(axis=0), scale / weight)
 
     def transform(self, items: Sequence[tuple[str, Sequence[Message]]]) -> np.ndarray:
         return (self.raw(self.strategies, items) - self.mean) / self.scale
