@@ -152,3 +152,101 @@ def test_a_model_without_the_block_keeps_its_older_file_format(tmp_path):
     sequenced = SupervisedClassifier.train(_rule_dialogues(10, seed=3), "esconv", strategy_sequence=2.0, **fit)
     with np.load(sequenced.save(tmp_path / "seq.npz"), allow_pickle=False) as data:
         assert json.loads(str(data["header"]))["version"] == 3
+
+
+def test_macro_f1_is_the_usual_one():
+    import numpy as np
+    from sklearn.metrics import f1_score
+
+    from mesa.eval.strategy_features import macro_f1
+
+    rng = np.random.default_rng(0)
+    truth, predicted = rng.integers(0, 4, 200), rng.integers(0, 3, 200)  # class 3 never predicted
+    assert macro_f1(truth, predicted, 4) == pytest.approx(f1_score(truth, predicted, average="macro"))
+
+
+def test_offsets_bring_an_under_predicted_class_up():
+    import numpy as np
+
+    from mesa.eval.strategy_features import macro_f1, macro_f1_offsets
+
+    rng = np.random.default_rng(1)
+    truth = rng.integers(0, 3, 600)
+    logits = rng.normal(0, 1, (600, 3))
+    logits[np.arange(600), truth] += 1.0
+    logits[:, 2] -= 1.5  # a model that seldom says class 2
+    offsets = macro_f1_offsets(logits, truth)
+    assert offsets[2] > offsets[0] and offsets[2] > offsets[1]
+    assert macro_f1(truth, (logits + offsets).argmax(1), 3) > macro_f1(truth, logits.argmax(1), 3)
+
+
+def test_out_of_fold_models_never_see_the_dialogues_they_predict():
+    import numpy as np
+
+    from mesa.eval.strategy_features import out_of_fold_offsets
+
+    groups = [f"d{i % 12}" for i in range(120)]
+    x = np.array([[i % 12] for i in range(120)], dtype=float)  # the column says the dialogue
+    y = np.array(["a", "b", "c"] * 40)
+    leaks = []
+
+    class Recorder:
+        classes_ = np.array(["a", "b", "c"])
+
+        def __init__(self, seen: set[float]) -> None:
+            self.seen = seen
+
+        def predict_proba(self, rows):
+            leaks.extend(set(rows[:, 0].tolist()) & self.seen)
+            return np.full((len(rows), 3), 1 / 3)
+
+    offsets = out_of_fold_offsets(x, y, groups, ["a", "b", "c"], lambda xs, ys: Recorder(set(xs[:, 0].tolist())))
+    assert leaks == [] and offsets.shape == (3,)
+
+
+def test_train_command_builds_the_esconv_strategy_model_chosen_on_train(monkeypatch, tmp_path):
+    import typer
+    from _eval_fixtures import synthetic_examples
+    from typer.testing import CliRunner
+
+    from mesa.eval import cli
+    from mesa.eval.classifier import SupervisedClassifier
+
+    asked = {}
+
+    def fake_train(examples, taxonomy, **kwargs):
+        asked[taxonomy.name] = {k: v for k, v in kwargs.items() if k.startswith("strategy_")}
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(cli, "_load", lambda corpus, data, split: synthetic_examples(3))
+    monkeypatch.setattr(SupervisedClassifier, "train", staticmethod(fake_train))
+    app = typer.Typer()
+    app.command("train")(cli.train_command)
+    app.command("eval")(cli.eval_command)
+    for corpus, extra in (("mesc", []), ("esconv", []), ("mesc", ["--strategy-model", "sequence"])):
+        asked.clear()
+        CliRunner().invoke(
+            app, ["train", "--corpus", corpus, "--data", str(tmp_path), "--out", str(tmp_path / "m.npz"), *extra]
+        )
+        expected = {} if corpus == "mesc" and not extra else cli.ESCONV_STRATEGY
+        assert asked[corpus] == expected
+    assert cli.ESCONV_STRATEGY["strategy_sequence"] > 0 and cli.ESCONV_STRATEGY["strategy_offsets"]
+    bad = CliRunner().invoke(app, ["train", "--data", str(tmp_path), "--strategy-model", "boosted"])
+    assert bad.exit_code != 0
+
+
+def test_offsets_are_learned_out_of_fold_and_kept_in_the_intercepts(tmp_path):
+    import numpy as np
+    from _eval_fixtures import synthetic_examples
+
+    from mesa.eval.classifier import SupervisedClassifier
+
+    fit = {"embedder": HashEmbedder(), "c_grid": (1.0,), "weight_powers": (1.0,), "holdout": 0, "tasks": ["strategy"]}
+    examples = synthetic_examples(12)
+    plain = SupervisedClassifier.train(examples, "mesc", strategy_sequence=1.0, **fit)
+    shifted = SupervisedClassifier.train(examples, "mesc", strategy_sequence=1.0, strategy_offsets=True, **fit)
+    offsets = shifted.info["tasks"]["strategy"]["macro_f1_offsets"]
+    assert len(offsets) == len(shifted.heads["strategy"].classes) == 3
+    difference = shifted.heads["strategy"].intercept - plain.heads["strategy"].intercept
+    assert np.allclose(difference, offsets, atol=1e-3)
+    assert "macro_f1_offsets" not in plain.info["tasks"]["strategy"]

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mesa.errors import ClassifierFileError, ClassifierMismatchError
-from mesa.eval.strategy_features import SequenceBlock
+from mesa.eval.strategy_features import SequenceBlock, out_of_fold_offsets
 from mesa.state import Message
 from mesa.taxonomy import MESC, Taxonomy, get_taxonomy
 
@@ -501,6 +501,9 @@ class SupervisedClassifier:
         progress: bool = False,
         user_context: str = "distribution",
         strategy_sequence: float = 0.0,
+        strategy_c_grid: Sequence[float] | None = None,
+        strategy_weight_powers: Sequence[float] | None = None,
+        strategy_offsets: bool = False,
     ) -> SupervisedClassifier:
         """Fit one head per label set that has gold labels in ``examples``.
 
@@ -515,7 +518,9 @@ class SupervisedClassifier:
         out-of-fold predicted labels (:func:`_out_of_fold_history`, format 1).
         ``"gold"`` history trains on the dataset's labels. ``strategy_sequence`` > 0 gives the
         strategy head the strategy-sequence features (:class:`~mesa.eval.strategy_features.SequenceBlock`)
-        with that block weight; 0: none.
+        with that block weight; 0: none. ``strategy_c_grid`` / ``strategy_weight_powers`` replace
+        the shared grid for the strategy head; ``strategy_offsets`` adds to its intercepts the per-class
+        offsets that raise macro-F1 on out-of-fold predictions (``folds`` more fits).
         """
         import numpy as np
         from sklearn.linear_model import LogisticRegression
@@ -589,12 +594,14 @@ class SupervisedClassifier:
                 k, n = len(counts), len(labels)
                 return {c: (n / (k * counts[c])) ** power for c in counts}
 
-            best = (-1.0, c_grid[0], weight_powers[0])
+            c_values = (strategy_c_grid or c_grid) if which == "strategy" else c_grid
+            powers = (strategy_weight_powers or weight_powers) if which == "strategy" else weight_powers
+            best = (-1.0, c_values[0], powers[0])
             scores = []
             can_tune = held_mask.any() and (~held_mask).any() and len(set(y[~held_mask].tolist())) > 1
-            if can_tune and (len(c_grid) > 1 or len(weight_powers) > 1):
-                for c in c_grid:
-                    for power in weight_powers:
+            if can_tune and (len(c_values) > 1 or len(powers) > 1):
+                for c in c_values:
+                    for power in powers:
                         model = LogisticRegression(C=c, class_weight=weights(y[~held_mask], power), max_iter=max_iter)
                         model.fit(zx[~held_mask], y[~held_mask])
                         steps.update(1)
@@ -606,11 +613,23 @@ class SupervisedClassifier:
                             print(f"  {which}: C={c} weight_power={power} holdout weighted F1={f1:.4f}", flush=True)
                         if f1 > best[0]:
                             best = (f1, c, power)
-            model = LogisticRegression(C=best[1], class_weight=weights(y, best[2]), max_iter=max_iter)
-            model.fit(zx, y)
+            def make(c: float, power: float) -> Any:
+                return lambda x, labels: LogisticRegression(
+                    C=c, class_weight=weights(labels, power), max_iter=max_iter
+                ).fit(x, labels)
+
+            model = make(best[1], best[2])(zx, y)
             steps.update(1)
+            intercept = model.intercept_
+            offsets = None
+            if which == "strategy" and strategy_offsets and len(model.classes_) > 2:
+                groups = [e.dialogue_id for e, keep in zip(examples, mask, strict=True) if keep]
+                classes_ = [str(c) for c in model.classes_]
+                fit_again = make(best[1], best[2])
+                offsets = out_of_fold_offsets(zx, y, groups, classes_, fit_again, folds=folds, seed=seed, steps=steps)
+                intercept = intercept + offsets
             heads[which] = _Head(
-                [str(c) for c in model.classes_], model.coef_.astype(np.float32), model.intercept_.astype(np.float32)
+                [str(c) for c in model.classes_], model.coef_.astype(np.float32), intercept.astype(np.float32)
             )
             info["tasks"][which] = {
                 "classes": [str(c) for c in model.classes_],
@@ -622,6 +641,8 @@ class SupervisedClassifier:
                 "iterations": int(np.max(model.n_iter_)),
                 "converged": bool(np.max(model.n_iter_) < max_iter),
             }
+            if offsets is not None:
+                info["tasks"][which]["macro_f1_offsets"] = [round(float(v), 3) for v in offsets]
         steps.close()
         info["embed_seconds"] = round(embed_seconds, 2)
         info["history"] = history
