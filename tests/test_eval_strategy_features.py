@@ -250,3 +250,14 @@ def test_offsets_are_learned_out_of_fold_and_kept_in_the_intercepts(tmp_path):
     difference = shifted.heads["strategy"].intercept - plain.heads["strategy"].intercept
     assert np.allclose(difference, offsets, atol=1e-3)
     assert "macro_f1_offsets" not in plain.info["tasks"]["strategy"]
+
+
+def test_only_the_window_a_live_chain_keeps_is_read():
+    from mesa.eval.strategy_features import LIVE_WINDOW
+
+    long = []
+    for i in range(LIVE_WINDOW):
+        long += [Message(role="user", text=f"u{i}"), Message(role="assistant", text=f"s{i}", strategy="Question")]
+    assert len(long) > LIVE_WINDOW
+    recent = long[-LIVE_WINDOW:]
+    assert sequence_features(STRATEGIES, "ok", long) == sequence_features(STRATEGIES, "ok", recent)
