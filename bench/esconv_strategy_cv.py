@@ -15,7 +15,7 @@ are compared on the same folds in one run. Settings (default: all):
 - ``seq``: the sequence features alone;
 - ``hgb``: gradient boosting on the sequence features and a PCA of the embeddings;
 - ``shipped``: what ``mesa train --corpus esconv`` builds (``SupervisedClassifier.train`` with
-  :data:`mesa.eval.cli.ESCONV_STRATEGY`), trained on the other folds, its macro-F1 offsets tuned
+  :data:`mesa.eval.cli.ESCONV_STRATEGY`), trained on the other folds, its decision offsets tuned
   on out-of-fold predictions within those folds only.
 """
 

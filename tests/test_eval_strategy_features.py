@@ -168,14 +168,14 @@ def test_macro_f1_is_the_usual_one():
 def test_offsets_bring_an_under_predicted_class_up():
     import numpy as np
 
-    from mesa.eval.strategy_features import macro_f1, macro_f1_offsets
+    from mesa.eval.strategy_features import decision_offsets, macro_f1
 
     rng = np.random.default_rng(1)
     truth = rng.integers(0, 3, 600)
     logits = rng.normal(0, 1, (600, 3))
     logits[np.arange(600), truth] += 1.0
     logits[:, 2] -= 1.5  # a model that seldom says class 2
-    offsets = macro_f1_offsets(logits, truth)
+    offsets = decision_offsets(logits, truth)
     assert offsets[2] > offsets[0] and offsets[2] > offsets[1]
     assert macro_f1(truth, (logits + offsets).argmax(1), 3) > macro_f1(truth, logits.argmax(1), 3)
 
@@ -245,11 +245,11 @@ def test_offsets_are_learned_out_of_fold_and_kept_in_the_intercepts(tmp_path):
     examples = synthetic_examples(12)
     plain = SupervisedClassifier.train(examples, "mesc", strategy_sequence=1.0, **fit)
     shifted = SupervisedClassifier.train(examples, "mesc", strategy_sequence=1.0, strategy_offsets=True, **fit)
-    offsets = shifted.info["tasks"]["strategy"]["macro_f1_offsets"]
+    offsets = shifted.info["tasks"]["strategy"]["decision_offsets"]
     assert len(offsets) == len(shifted.heads["strategy"].classes) == 3
     difference = shifted.heads["strategy"].intercept - plain.heads["strategy"].intercept
     assert np.allclose(difference, offsets, atol=1e-3)
-    assert "macro_f1_offsets" not in plain.info["tasks"]["strategy"]
+    assert "decision_offsets" not in plain.info["tasks"]["strategy"]
 
 
 def test_only_the_window_a_live_chain_keeps_is_read():

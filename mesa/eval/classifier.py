@@ -520,7 +520,7 @@ class SupervisedClassifier:
         strategy head the strategy-sequence features (:class:`~mesa.eval.strategy_features.SequenceBlock`)
         with that block weight; 0: none. ``strategy_c_grid`` / ``strategy_weight_powers`` replace
         the shared grid for the strategy head; ``strategy_offsets`` adds to its intercepts the per-class
-        offsets that raise macro-F1 on out-of-fold predictions (``folds`` more fits).
+        offsets that raise macro-F1 + accuracy on out-of-fold predictions (``folds`` more fits).
         """
         import numpy as np
         from sklearn.linear_model import LogisticRegression
@@ -642,7 +642,7 @@ class SupervisedClassifier:
                 "converged": bool(np.max(model.n_iter_) < max_iter),
             }
             if offsets is not None:
-                info["tasks"][which]["macro_f1_offsets"] = [round(float(v), 3) for v in offsets]
+                info["tasks"][which]["decision_offsets"] = [round(float(v), 3) for v in offsets]
         steps.close()
         info["embed_seconds"] = round(embed_seconds, 2)
         info["history"] = history

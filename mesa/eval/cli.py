@@ -433,7 +433,8 @@ _DEFAULT_C = {"mesc": "0.0005,0.002,0.02", "esconv": "0.0001,0.02"}
 
 #: ESConv's strategy head, chosen by grouped 4-fold CV on ESConv TRAIN dialogues
 #: (bench/esconv_strategy_cv.py; docs/evaluation.md, "ESConv valid"): the strategy-sequence block
-#: with weight 10, C 0.0001, class weights balanced^0.35, macro-F1 offsets from out-of-fold predictions.
+#: with weight 10, C 0.0001, class weights balanced^0.35, decision offsets (macro-F1 + accuracy) from
+#: out-of-fold predictions.
 ESCONV_STRATEGY: dict[str, Any] = {
     "strategy_sequence": 10.0,
     "strategy_c_grid": (0.0001,),
@@ -571,7 +572,7 @@ def train_command(
         typer.Option(
             "--strategy-model",
             help="strategy head: auto (ESConv: sequence; others: plain) | sequence (strategy-sequence features "
-            "and macro-F1 offsets, chosen on ESConv train) | plain (the shared features and grid)",
+            "and decision offsets, chosen on ESConv train) | plain (the shared features and grid)",
         ),
     ] = "auto",
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="show a progress bar")] = True,
