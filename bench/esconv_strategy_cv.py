@@ -183,6 +183,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("settings", nargs="*", default=["base", "base+seq", "seq", "hgb"])
     parser.add_argument("--folds", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--accuracy-weight",
+        type=float,
+        default=None,
+        help="shipped: weight of accuracy next to macro-F1 in the offsets",
+    )
     args = parser.parse_args(argv)
 
     from threadpoolctl import threadpool_limits
@@ -190,6 +196,11 @@ def main(argv: list[str] | None = None) -> int:
     examples = [e for e in _load(args.data) if e.strategy]
     y = np.array([e.strategy for e in examples])
     fold = _folds(examples, args.folds, args.seed)
+    if args.accuracy_weight is not None:
+        from mesa.eval import strategy_features
+
+        strategy_features.ACCURACY_WEIGHT = args.accuracy_weight
+        print(f"decision offsets: macro-F1 + {args.accuracy_weight} x accuracy", flush=True)
     if args.settings == ["shipped"]:  # no feature matrices needed: the training makes its own
         _shipped(examples, fold)
         return 0

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 __all__ = [
+    "ACCURACY_WEIGHT",
     "LIVE_WINDOW",
     "POSITION_BUCKETS",
     "SequenceBlock",
@@ -171,8 +172,19 @@ def macro_f1(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -> float:
     return float(np.mean(scores))
 
 
-def decision_offsets(log_proba: np.ndarray, truth: np.ndarray, *, rounds: int = 3, step: float = 0.1) -> np.ndarray:
-    """Per-class offsets to the logits that raise macro-F1 + accuracy on held-out predictions.
+#: How much accuracy counts next to macro-F1 when the decision offsets are chosen (see :func:`decision_offsets`).
+ACCURACY_WEIGHT = 1.0
+
+
+def decision_offsets(
+    log_proba: np.ndarray,
+    truth: np.ndarray,
+    *,
+    rounds: int = 3,
+    step: float = 0.1,
+    accuracy_weight: float | None = None,
+) -> np.ndarray:
+    """Per-class offsets to the logits that raise macro-F1 + ``accuracy_weight`` x accuracy on held-out predictions.
 
     ``log_proba`` are out-of-fold log probabilities (one column per class), ``truth`` the class
     indices; coordinate ascent over a grid of -6..6 steps per class. Class weights trade accuracy
@@ -185,10 +197,11 @@ def decision_offsets(log_proba: np.ndarray, truth: np.ndarray, *, rounds: int = 
 
     grid = np.round(np.arange(-6, 7) * step, 6)  # -0.6 .. 0.6 by default
     n_classes = log_proba.shape[1]
+    weight = ACCURACY_WEIGHT if accuracy_weight is None else accuracy_weight
 
     def score(offsets: np.ndarray) -> float:
         predicted = (log_proba + offsets).argmax(axis=1)
-        return macro_f1(truth, predicted, n_classes) + float(np.mean(predicted == truth))
+        return macro_f1(truth, predicted, n_classes) + weight * float(np.mean(predicted == truth))
 
     offsets = np.zeros(n_classes)
     best = score(offsets)
