@@ -154,7 +154,7 @@ def _settings(base: np.ndarray, seq: np.ndarray) -> dict:
     }
 
 
-def _shipped(examples, fold: np.ndarray) -> None:
+def _shipped(examples, fold: np.ndarray, weight_power: float | None = None) -> None:
     """The shipped training, run per fold: fitted on the other folds, scored on this one."""
     from sklearn.metrics import accuracy_score, f1_score
 
@@ -162,13 +162,16 @@ def _shipped(examples, fold: np.ndarray) -> None:
     from mesa.eval.cli import ESCONV_STRATEGY
     from mesa.eval.embeddings import default_embedder
 
+    settings = dict(ESCONV_STRATEGY)
+    if weight_power is not None:
+        settings["strategy_weight_powers"] = (weight_power,)
     accs, f1s = [], []
     started = time.process_time()
     for k in sorted(set(fold.tolist())):
         train = [e for e, f in zip(examples, fold, strict=True) if f != k]
         test = [e for e, f in zip(examples, fold, strict=True) if f == k]
         clf = SupervisedClassifier.train(
-            train, "esconv", embedder=default_embedder(), tasks=["strategy"], holdout=0, **ESCONV_STRATEGY
+            train, "esconv", embedder=default_embedder(), tasks=["strategy"], holdout=0, **settings
         )
         dists = clf.predict_distributions("strategy", [(e.text, e.history) for e in test])
         predicted = [max(d, key=d.__getitem__) for d in dists]
@@ -177,7 +180,7 @@ def _shipped(examples, fold: np.ndarray) -> None:
         f1s.append(100 * f1_score(truth, predicted, average="macro", zero_division=0))
         print(f"  fold {k}: acc {accs[-1]:.1f} mF1 {f1s[-1]:.1f}", flush=True)
     print(
-        f"{'shipped ' + str(ESCONV_STRATEGY):42s} acc {np.mean(accs):5.1f} ({' / '.join(f'{a:.1f}' for a in accs)})  "
+        f"{'shipped ' + str(settings):42s} acc {np.mean(accs):5.1f} ({' / '.join(f'{a:.1f}' for a in accs)})  "
         f"mF1 {np.mean(f1s):5.1f} ({' / '.join(f'{f:.1f}' for f in f1s)})  cpu {time.process_time() - started:.0f} s",
         flush=True,
     )
@@ -190,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("settings", nargs="*", default=["base", "base+seq", "seq"])
     parser.add_argument("--folds", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--weight-power", type=float, default=None, help="shipped: class-weight power instead")
     parser.add_argument(
         "--accuracy-weight",
         type=float,
@@ -209,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         strategy_features.ACCURACY_WEIGHT = args.accuracy_weight
         print(f"decision offsets: macro-F1 + {args.accuracy_weight} x accuracy", flush=True)
     if args.settings == ["shipped"]:  # no feature matrices needed: the training makes its own
-        _shipped(examples, fold)
+        _shipped(examples, fold, args.weight_power)
         return 0
     base = _base_features(examples)
     EMB_DIMS = base.shape[1] - _label_dims()
