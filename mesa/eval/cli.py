@@ -433,12 +433,12 @@ _DEFAULT_C = {"mesc": "0.0005,0.002,0.02", "esconv": "0.0001,0.02"}
 
 #: ESConv's strategy head, chosen by grouped 4-fold CV on ESConv TRAIN dialogues
 #: (bench/esconv_strategy_cv.py; docs/evaluation.md, "ESConv valid"): the strategy-sequence block
-#: with weight 10, C 0.0001, class weights balanced^0.35, decision offsets (macro-F1 + 0.5 x accuracy) from
+#: with weight 10, C 0.0001, class weights balanced^0.75, decision offsets (macro-F1 + 0.5 x accuracy) from
 #: out-of-fold predictions.
 ESCONV_STRATEGY: dict[str, Any] = {
     "strategy_sequence": 10.0,
     "strategy_c_grid": (0.0001,),
-    "strategy_weight_powers": (0.35,),
+    "strategy_weight_powers": (0.75,),
     "strategy_offsets": True,
 }
 _STRATEGY_MODELS = {"esconv": ESCONV_STRATEGY}
