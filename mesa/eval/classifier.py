@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mesa.errors import ClassifierFileError, ClassifierMismatchError
+from mesa.eval.strategy_features import SequenceBlock, out_of_fold_offsets
 from mesa.state import Message
 from mesa.taxonomy import MESC, Taxonomy, get_taxonomy
 
@@ -38,7 +39,9 @@ if TYPE_CHECKING:
 __all__ = ["TASKS", "MajorityClassifier", "SupervisedClassifier"]
 
 TASKS = ("user_emotion", "strategy", "system_emotion")
-FORMAT_VERSION = 3  # 3: the dialogue filter (``filter.*``); 2: the context model (``context.*``); 2 and 1 still read
+FORMAT_VERSION = 4  # 4: the strategy sequence block (``sequence.*``); 3: the dialogue filter (``filter.*``);
+# 2: the context model (``context.*``); older formats still read
+
 _CONTEXT = 4  # history messages averaged into the context embedding
 _SPAN = 12  # history messages the label histograms look at
 # How much the filter trusts each reading (exponents of the probabilities), chosen by grouped 4-fold CV
@@ -558,6 +561,7 @@ class SupervisedClassifier:
         info: dict[str, Any] | None = None,
         context: _Head | None = None,
         dialogue_filter: _DialogueFilter | None = None,
+        sequence: SequenceBlock | None = None,
     ) -> None:
         self.taxonomy = taxonomy
         self.heads = heads
@@ -567,6 +571,8 @@ class SupervisedClassifier:
         # The user-emotion context model (see _out_of_fold_context); None in models of format 1,
         # which read the user labels carried by the history instead.
         self.context = context
+        # The strategy head's strategy-sequence features (mesa.eval.strategy_features); None: it has none.
+        self.sequence = sequence
         self.mean = mean
         self.scale = scale
         self.embedding_model = embedding_model
@@ -609,6 +615,8 @@ class SupervisedClassifier:
             earlier = [[m.text for m in history if m.role == "user"] for _, history in items]
             turn = self.heads[which].proba(z)  # the filter's classes are the head's, in the same order
             return self.filter.posterior(earlier, [text for text, _ in items], turn)
+        if which == "strategy" and self.sequence is not None:
+            return self.heads[which].proba(np.hstack([z, self.sequence.transform(items)]))
         if which != "user_emotion" or self.context is None:
             return self.heads[which].proba(z)
         previous = [_previous_user_turn(history) for _, history in items]
@@ -706,6 +714,10 @@ class SupervisedClassifier:
         folds: int = 4,
         progress: bool = False,
         user_context: str = "filter",
+        strategy_sequence: float = 0.0,
+        strategy_c_grid: Sequence[float] | None = None,
+        strategy_weight_powers: Sequence[float] | None = None,
+        strategy_offsets: bool = False,
     ) -> SupervisedClassifier:
         """Fit one head per label set that has gold labels in ``examples``.
 
@@ -721,6 +733,11 @@ class SupervisedClassifier:
         (:func:`_out_of_fold_context`). ``"labels"``: the history carries out-of-fold
         predicted labels (:func:`_out_of_fold_history`, format 1). ``"gold"`` history
         trains on the dataset's labels.
+        ``strategy_sequence`` > 0 gives the
+        strategy head the strategy-sequence features (:class:`~mesa.eval.strategy_features.SequenceBlock`)
+        with that block weight; 0: none. ``strategy_c_grid`` / ``strategy_weight_powers`` replace
+        the shared grid for the strategy head; ``strategy_offsets`` adds to its intercepts the per-class
+        offsets that raise macro-F1 + accuracy on out-of-fold predictions (``folds`` more fits).
         """
         import numpy as np
         from sklearn.linear_model import LogisticRegression
@@ -755,6 +772,10 @@ class SupervisedClassifier:
         scale[scale < 1e-6] = 1.0
         z = (features - mean) / scale
         context, z_user = None, z
+        sequence, z_strategy = None, z
+        if strategy_sequence > 0 and "strategy" in (tasks or TASKS):
+            sequence = SequenceBlock.fit(tax.names("strategy"), items, weight=strategy_sequence)
+            z_strategy = np.hstack([z, sequence.transform(items)])
         if with_context:
             context, z_user = _context_model(
                 examples, z, featurize, mean, scale, tax, folds=folds, seed=seed, max_iter=max_iter, steps=steps
@@ -777,7 +798,7 @@ class SupervisedClassifier:
             if mask.sum() == 0:
                 continue
             y = np.array([g for g in gold if g is not None])
-            zx = (z_user if which == "user_emotion" else z)[mask]
+            zx = {"user_emotion": z_user, "strategy": z_strategy}.get(which, z)[mask]
             held_mask = is_held[mask]
             classes = sorted(set(y.tolist()))
             if len(classes) == 1:
@@ -792,12 +813,14 @@ class SupervisedClassifier:
                 k, n = len(counts), len(labels)
                 return {c: (n / (k * counts[c])) ** power for c in counts}
 
-            best = (-1.0, c_grid[0], weight_powers[0])
+            c_values = (strategy_c_grid or c_grid) if which == "strategy" else c_grid
+            powers = (strategy_weight_powers or weight_powers) if which == "strategy" else weight_powers
+            best = (-1.0, c_values[0], powers[0])
             scores = []
             can_tune = held_mask.any() and (~held_mask).any() and len(set(y[~held_mask].tolist())) > 1
-            if can_tune and (len(c_grid) > 1 or len(weight_powers) > 1):
-                for c in c_grid:
-                    for power in weight_powers:
+            if can_tune and (len(c_values) > 1 or len(powers) > 1):
+                for c in c_values:
+                    for power in powers:
                         model = LogisticRegression(C=c, class_weight=weights(y[~held_mask], power), max_iter=max_iter)
                         model.fit(zx[~held_mask], y[~held_mask])
                         steps.update(1)
@@ -809,11 +832,23 @@ class SupervisedClassifier:
                             print(f"  {which}: C={c} weight_power={power} holdout weighted F1={f1:.4f}", flush=True)
                         if f1 > best[0]:
                             best = (f1, c, power)
-            model = LogisticRegression(C=best[1], class_weight=weights(y, best[2]), max_iter=max_iter)
-            model.fit(zx, y)
+            def make(c: float, power: float) -> Any:
+                return lambda x, labels: LogisticRegression(
+                    C=c, class_weight=weights(labels, power), max_iter=max_iter
+                ).fit(x, labels)
+
+            model = make(best[1], best[2])(zx, y)
             steps.update(1)
+            intercept = model.intercept_
+            offsets = None
+            if which == "strategy" and strategy_offsets and len(model.classes_) > 2:
+                groups = [e.dialogue_id for e, keep in zip(examples, mask, strict=True) if keep]
+                classes_ = [str(c) for c in model.classes_]
+                fit_again = make(best[1], best[2])
+                offsets = out_of_fold_offsets(zx, y, groups, classes_, fit_again, folds=folds, seed=seed, steps=steps)
+                intercept = intercept + offsets
             heads[which] = _Head(
-                [str(c) for c in model.classes_], model.coef_.astype(np.float32), model.intercept_.astype(np.float32)
+                [str(c) for c in model.classes_], model.coef_.astype(np.float32), intercept.astype(np.float32)
             )
             info["tasks"][which] = {
                 "classes": [str(c) for c in model.classes_],
@@ -825,6 +860,8 @@ class SupervisedClassifier:
                 "iterations": int(np.max(model.n_iter_)),
                 "converged": bool(np.max(model.n_iter_) < max_iter),
             }
+            if offsets is not None:
+                info["tasks"][which]["decision_offsets"] = [round(float(v), 3) for v in offsets]
         dialogue_filter = None
         if reads_words and user_context == "filter" and "user_emotion" in heads:
             try:
@@ -839,6 +876,7 @@ class SupervisedClassifier:
         info["user_context"] = (
             user_context if reads_words else ("labels" if history == "predicted" else "gold")
         )
+        info["strategy_sequence"] = strategy_sequence if sequence is not None else 0.0
         info["train_seconds"] = round(time.perf_counter() - started, 2)
         return cls(
             tax,
@@ -850,6 +888,7 @@ class SupervisedClassifier:
             info=info,
             context=context,
             dialogue_filter=dialogue_filter,
+            sequence=sequence,
         )
 
     # ------------------------------------------------------------------ files
@@ -862,7 +901,7 @@ class SupervisedClassifier:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         header = {
             "format": "mesa.SupervisedClassifier",
-            "version": self._format(),  # readable by older mesa when it can be
+            "version": self._format_version(),  # readable by older mesa when it can be
             "taxonomy": self.taxonomy.model_dump(mode="json"),
             "embedding_model": self.embedding_model,
             "heads": {which: head.classes for which, head in self.heads.items()},
@@ -872,6 +911,10 @@ class SupervisedClassifier:
         for which, head in self.heads.items():
             arrays[f"{which}.coef"] = head.coef
             arrays[f"{which}.intercept"] = head.intercept
+        if self.sequence is not None:  # an older mesa would misread the strategy head: version 4 stops it
+            header["strategy_sequence"] = True
+            arrays.update(self.sequence.arrays())
+            arrays["header"] = np.array(json.dumps(header))
         if self.context is not None:
             arrays["header"] = np.array(json.dumps({**header, "context": self.context.classes}))
             arrays["context.coef"] = self.context.coef
@@ -887,7 +930,10 @@ class SupervisedClassifier:
         os.replace(partial, path)
         return path
 
-    def _format(self) -> int:
+    def _format_version(self) -> int:
+        """The oldest format that holds this model (4: a strategy sequence block, 3: a dialogue filter)."""
+        if self.sequence is not None:
+            return 4
         return 3 if self.filter is not None else 2 if self.context is not None else 1
 
     def _filter_header(self) -> dict[str, Any]:
@@ -945,7 +991,10 @@ class SupervisedClassifier:
             if header.get("context"):
                 context = _Head(list(header["context"]), data["context.coef"], data["context.intercept"])
             dialogue_filter = cls._read_filter(header["filter"], data) if header.get("filter") else None
-        taxonomy = Taxonomy.model_validate(header["taxonomy"])
+            taxonomy = Taxonomy.model_validate(header["taxonomy"])
+            sequence = None
+            if header.get("strategy_sequence"):
+                sequence = SequenceBlock.from_arrays(taxonomy.names("strategy"), data)
         for which, head in heads.items():
             # A label outside the model's own taxonomy would reach the graph unchecked.
             unknown = sorted(set(head.classes) - set(taxonomy.names(which)))
@@ -965,6 +1014,7 @@ class SupervisedClassifier:
             info=header.get("info"),
             context=context,
             dialogue_filter=dialogue_filter,
+            sequence=sequence,
         )
 
 

@@ -431,6 +431,29 @@ def eval_command(
 # of weighted F1. A list: each head picks its own on 20 % of the train dialogues.
 _DEFAULT_C = {"mesc": "0.0005,0.002,0.02", "esconv": "0.0001,0.02"}
 
+#: ESConv's strategy head, chosen by grouped 4-fold CV on ESConv TRAIN dialogues
+#: (bench/esconv_strategy_cv.py; docs/evaluation.md, "ESConv valid"): the strategy-sequence block
+#: with weight 10, C 0.0001, class weights balanced^0.75, decision offsets (macro-F1 + 0.5 x accuracy) from
+#: out-of-fold predictions.
+ESCONV_STRATEGY: dict[str, Any] = {
+    "strategy_sequence": 10.0,
+    "strategy_c_grid": (0.0001,),
+    "strategy_weight_powers": (0.75,),
+    "strategy_offsets": True,
+}
+_STRATEGY_MODELS = {"esconv": ESCONV_STRATEGY}
+
+
+def _strategy_settings(strategy_model: str, corpus: str) -> dict[str, Any]:
+    """The strategy head's training settings: ``auto`` is the corpus's measured choice (plain where none)."""
+    if strategy_model == "plain":
+        return {}
+    if strategy_model == "sequence":
+        return ESCONV_STRATEGY
+    if strategy_model == "auto":
+        return _STRATEGY_MODELS.get(corpus.lower(), {})
+    raise typer.BadParameter("--strategy-model must be auto, sequence or plain")
+
 
 def _torch_threads(threads: int) -> None:
     """Threads of the sentence encoder (PyTorch), for this process.
@@ -545,6 +568,14 @@ def train_command(
             "history; the oldest model)",
         ),
     ] = "filter",
+    strategy_model: Annotated[
+        str,
+        typer.Option(
+            "--strategy-model",
+            help="strategy head: auto (ESConv: sequence; others: plain) | sequence (strategy-sequence features "
+            "and decision offsets, chosen on ESConv train) | plain (the shared features and grid)",
+        ),
+    ] = "auto",
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="show a progress bar")] = True,
     threads: Annotated[
         int,
@@ -561,6 +592,7 @@ def train_command(
     from mesa.eval.store import classifier_path
 
     _check_train_options(history, user_context)
+    strategy = _strategy_settings(strategy_model, corpus)
     started = time.perf_counter()
     _torch_threads(threads)
     examples = _load(corpus, data, split)
@@ -578,6 +610,7 @@ def train_command(
         progress=progress,
         user_context=user_context,
         threads=threads,
+        **strategy,
     )
     clf.save(target)
     _print_training(clf, target, started, tax.name, found_by_agent=out is None)
