@@ -216,7 +216,9 @@ def _agent_predictor(row: str, settings: _EvalSettings, data: _EvalData):
         "demos": s.demos if row == "llm+demos" else 0,
         "classifier": str(s.classifier or s.train_split) if row == "llm+prior" else None,
     }
-    return AgentPredictor(agent, name=row, config=config)
+    # mesa's prompts and the retriever show the history's words, never its labels: without the small model
+    # (which may read them) a row sees the same inputs under both protocols and runs once for both.
+    return AgentPredictor(agent, name=row, config=config, reads_history_labels=row == "llm+prior")
 
 
 async def _arun_row(predictor: Any, row: str, protocol: str, settings: _EvalSettings, data: _EvalData):
