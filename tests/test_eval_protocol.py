@@ -197,3 +197,18 @@ def test_eval_both_protocols_runs_an_llm_row_once_and_llm_prior_twice(tmp_path, 
     gold = {row["key"]: row for row in report["protocol_rows"]["gold"]}
     assert "one run serves both" in gold["llm-gold"]["config"]["history_labels"]
     assert "history_labels" not in gold["llm+prior-gold"]["config"]
+
+
+@pytest.mark.parametrize("mode", ["stepwise", "fused"])
+async def test_the_llm_prompts_are_the_same_under_both_protocols(mesc_train, make_agent, mode):
+    """Why the llm rows may share one run: the model is shown the history's words, never its labels."""
+    from mesa.safety import SafetyPolicy
+    from mesa.testing import ScriptedModel
+
+    prompts = {}
+    for protocol in ("predicted", "gold"):
+        script = ScriptedModel(user_emotion="anger", strategy="Approval", system_emotion="neutral", reply="Hard.")
+        agent = make_agent(model=script, classifier=None, mode=mode, safety=SafetyPolicy(llm_assessment=False))
+        await arun_predictor(AgentPredictor(agent), mesc_train, progress=False, history=protocol, concurrency=1)
+        prompts[protocol] = sorted(call.prompt for call in script.calls)
+    assert prompts["predicted"] and prompts["predicted"] == prompts["gold"]
