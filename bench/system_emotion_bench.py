@@ -14,7 +14,8 @@ crisis protocol has no system emotion; it is counted apart. ``--labels-only`` ru
 without the reply call (the respond node writes nothing), which makes a turn several times cheaper
 and leaves the three label steps as they are. Each model call may take ``--call-timeout`` seconds
 (a shared, loaded CPU makes the embedded model slow; a step that times out leaves its label absent).
-With ``--out``, records are written after each turn and a rerun continues from them.
+With ``--out``, records are written after each turn and a rerun continues from them. Turns run in a
+seeded random order, so the turns a stopped run finished are a random sample too, not the first dialogues.
 
     python bench/system_emotion_bench.py ../shared/data/mesc --turns 60 --seed 0
     python bench/system_emotion_bench.py ../shared/data/mesc --turns 60 --classifier ~/.cache/mesa/models/mesc.npz
@@ -40,6 +41,21 @@ def _shares(labels: list[str | None], names: list[str]) -> list[str]:
     return [f"{100 * counted[n] / total:.1f}" if total else "–" for n in names]
 
 
+def turn_order(examples: list, turns: int, seed: int, reverse: bool = False) -> list:
+    """The seeded sample of ``turns`` examples, in the order they run: shuffled with ``seed``.
+
+    In corpus order a run stopped early would hold the first dialogues only; shuffled, any prefix is
+    itself a random sample of the split. ``reverse`` runs the same order from its end (a second process).
+    """
+    import random
+
+    from mesa.eval import select_examples
+
+    chosen = select_examples(examples, turns, seed=seed)
+    random.Random(seed).shuffle(chosen)
+    return chosen[::-1] if reverse else chosen
+
+
 async def _no_reply(state, runtime) -> dict:
     """The respond node of ``--labels-only``: no reply call (the labels are what is measured)."""
     return {"response": ""}
@@ -48,13 +64,11 @@ async def _no_reply(state, runtime) -> dict:
 async def _run(args: argparse.Namespace) -> dict:
     from mesa import SupportAgent
     from mesa.errors import MesaError
-    from mesa.eval import load_mesc, select_examples
+    from mesa.eval import load_mesc
     from mesa.graphs import build_graph
     from mesa.safety import SafetyPolicy
 
-    examples = select_examples(load_mesc(args.data, "val"), args.turns, seed=args.seed)
-    if args.reverse:  # a second process can work from the other end of the same sample
-        examples = examples[::-1]
+    examples = turn_order(load_mesc(args.data, "val"), args.turns, args.seed, reverse=args.reverse)
     out = Path(args.out) if args.out else None
     records = json.loads(out.read_text()) if out and out.exists() else []
     done = {r["id"] for r in records}

@@ -63,3 +63,21 @@ def test_eval_refuses_an_unknown_row_with_a_usage_error():
 
     result = CliRunner().invoke(app, ["eval", "--rows", "majority,oracle"])
     assert result.exit_code == 2 and "oracle" in result.output
+
+
+def test_eval_turn_timeout_bounds_each_llm_turn(tmp_path):
+    """A turn past --turn-timeout counts as failed and the run goes on (a loaded CPU needs a longer one)."""
+    from mesa.cli import app
+
+    script = ScriptedModel(hang=True)  # never answers until released
+    data = write_mesc_csv(tmp_path / "mesc.csv")
+    out = tmp_path / "report"
+    args = ["eval", "--data", str(data), "--split", "train", "--rows", "llm", "--limit", "1", "--turn-timeout", "1"]
+    try:
+        result = CliRunner().invoke(app, [*args, "--model", script.model, "--out", str(out), "--no-progress", "--no-plots"])
+    finally:
+        script.release()
+    assert result.exit_code == 0, result.output
+    assert "1 examples failed" in result.output and "TurnTimeoutError" in result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["rows"][0]["errors"] == 1

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from _eval_fixtures import synthetic_examples, write_mesc_csv
+from _eval_fixtures import HashEmbedder, synthetic_examples, write_mesc_csv
 
 from mesa.errors import MesaError
-from mesa.eval import ClassifierPredictor, arun_predictor, load_mesc, select_examples
+from mesa.eval import AgentPredictor, ClassifierPredictor, arun_predictor, load_mesc, select_examples
 from mesa.eval.protocol import with_predicted_history
 from mesa.state import Prediction, Reply
 from mesa.taxonomy import MESC
@@ -139,3 +139,76 @@ def test_cli_prints_both_protocols_side_by_side(tmp_path, monkeypatch):
     assert report["rows"][0]["protocol"] == "predicted"
     bad = CliRunner().invoke(app, [*args[:-1], "oracle", "--out", str(out)])
     assert bad.exit_code != 0
+
+
+class CountingFearAgent(FearAgent):
+    """FearAgent that counts its turns."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.turns = 0
+
+    async def arespond(self, text, *, history=None, thread_id=None):
+        self.turns += 1
+        return await super().arespond(text, history=history, thread_id=thread_id)
+
+
+async def test_a_predictor_blind_to_history_labels_runs_once_for_both_protocols(tmp_path):
+    examples = synthetic_examples(3)
+    agent = CountingFearAgent()
+    blind = AgentPredictor(agent, name="llm", reads_history_labels=False)
+    live = await arun_predictor(blind, examples, cache_dir=tmp_path, progress=False, history="predicted")
+    gold = await arun_predictor(blind, examples, cache_dir=tmp_path, progress=False, history="gold")
+    assert agent.turns == len(examples)  # the gold run reused the live one: same inputs, same answers
+    assert gold.computed == 0 and gold.reused == len(examples) and gold.cache_file == live.cache_file
+    assert gold.records == live.records
+    assert gold.config["history"] == "gold" and "one run serves both" in gold.config["history_labels"]
+
+
+async def test_a_predictor_that_may_read_history_labels_runs_each_protocol(tmp_path):
+    examples = synthetic_examples(3)
+    agent = CountingFearAgent()
+    reader = AgentPredictor(agent, name="llm+prior")  # the default: it may read them
+    live = await arun_predictor(reader, examples, cache_dir=tmp_path, progress=False, history="predicted")
+    gold = await arun_predictor(reader, examples, cache_dir=tmp_path, progress=False, history="gold")
+    assert agent.turns == 2 * len(examples) and gold.cache_file != live.cache_file
+    assert "history_labels" not in gold.config
+
+
+def test_eval_both_protocols_runs_an_llm_row_once_and_llm_prior_twice(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from mesa.cli import app
+    from mesa.eval import embeddings
+    from mesa.testing import ScriptedModel
+
+    fake = HashEmbedder()
+    monkeypatch.setattr(embeddings, "default_embedder", lambda model=None, cache_dir=None: fake)
+    script = ScriptedModel(user_emotion="anger", strategy="Approval", system_emotion="neutral", reply="Hard.")
+    data = write_mesc_csv(tmp_path / "mesc.csv")
+    out = tmp_path / "report"
+    args = ["eval", "--data", str(data), "--split", "train", "--rows", "llm,llm+demos,llm+prior", "--history", "both"]
+    args += ["--model", script.model, "--demos", "1", "--out", str(out), "--no-progress", "--no-plots"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    files = sorted(p.name.split("-")[0] for p in (out / "cache").glob("llm*.jsonl"))
+    assert files == ["llm", "llm_demos", "llm_prior", "llm_prior"]  # llm+prior: one file per protocol
+    report = json.loads((out / "report.json").read_text())
+    gold = {row["key"]: row for row in report["protocol_rows"]["gold"]}
+    assert "one run serves both" in gold["llm-gold"]["config"]["history_labels"]
+    assert "history_labels" not in gold["llm+prior-gold"]["config"]
+
+
+@pytest.mark.parametrize("mode", ["stepwise", "fused"])
+async def test_the_llm_prompts_are_the_same_under_both_protocols(mesc_train, make_agent, mode):
+    """Why the llm rows may share one run: the model is shown the history's words, never its labels."""
+    from mesa.safety import SafetyPolicy
+    from mesa.testing import ScriptedModel
+
+    prompts = {}
+    for protocol in ("predicted", "gold"):
+        script = ScriptedModel(user_emotion="anger", strategy="Approval", system_emotion="neutral", reply="Hard.")
+        agent = make_agent(model=script, classifier=None, mode=mode, safety=SafetyPolicy(llm_assessment=False))
+        await arun_predictor(AgentPredictor(agent), mesc_train, progress=False, history=protocol, concurrency=1)
+        prompts[protocol] = sorted(call.prompt for call in script.calls)
+    assert prompts["predicted"] and prompts["predicted"] == prompts["gold"]

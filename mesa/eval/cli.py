@@ -102,6 +102,7 @@ class _EvalSettings:
     resume: bool
     progress: bool
     safety: str
+    turn_timeout: float | None = None  # None: SupportAgent's own default
 
 
 @dataclass
@@ -207,6 +208,8 @@ def _agent_predictor(row: str, settings: _EvalSettings, data: _EvalData):
     else:
         kwargs["classifier"] = None  # not the trained model `classifier="auto"` would find
     policy = SafetyPolicy(llm_assessment=False) if s.safety == "rules" else SafetyPolicy.default()
+    if s.turn_timeout is not None:
+        kwargs["turn_timeout"] = s.turn_timeout
     agent = SupportAgent(model=s.model, taxonomy=data.taxonomy, mode=s.mode, safety=policy, **kwargs)
     config = {
         **_scope(s, data),
@@ -216,7 +219,9 @@ def _agent_predictor(row: str, settings: _EvalSettings, data: _EvalData):
         "demos": s.demos if row == "llm+demos" else 0,
         "classifier": str(s.classifier or s.train_split) if row == "llm+prior" else None,
     }
-    return AgentPredictor(agent, name=row, config=config)
+    # mesa's prompts and the retriever show the history's words, never its labels: without the small model
+    # (which may read them) a row sees the same inputs under both protocols and runs once for both.
+    return AgentPredictor(agent, name=row, config=config, reads_history_labels=row == "llm+prior")
 
 
 async def _arun_row(predictor: Any, row: str, protocol: str, settings: _EvalSettings, data: _EvalData):
@@ -404,6 +409,15 @@ def eval_command(
             "(both protocols, printed side by side)",
         ),
     ] = "predicted",
+    turn_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--turn-timeout",
+            min=1,
+            help="seconds an LLM row's turn may take before it counts as failed (the agent's default: 120); "
+            "raise it on a loaded CPU, where the embedded model's stepwise turn can take minutes",
+        ),
+    ] = None,
 ) -> None:
     """Evaluate baselines, the small supervised model and LLM rows on a labelled corpus; print one table."""
     import asyncio
@@ -415,7 +429,7 @@ def eval_command(
         rows=_parse_rows(rows), protocols=_parse_history(history), classifier=classifier,
         model=model, mode=mode, limit=limit, llm_limit=llm_limit, seed=seed,
         concurrency=concurrency, out=out, train_split=train_split, demos=demos, taxonomy=taxonomy,
-        plots=plots, resume=resume, progress=progress, safety=safety,
+        plots=plots, resume=resume, progress=progress, safety=safety, turn_timeout=turn_timeout,
     )  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()

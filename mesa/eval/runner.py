@@ -81,6 +81,11 @@ class AgentPredictor:
     the safety policy open the reply with its AI disclosure; with
     ``strip_disclosure`` (default) that fixed sentence is removed before the
     reply is scored, so BLEU/ROUGE/Distinct measure the model's own words.
+
+    ``reads_history_labels=False`` says the agent never looks at the labels the
+    history carries (mesa's prompts show only the words; a classifier or a custom
+    hook might read them): its inputs are then the same under both history
+    protocols, and the runner computes each example once for both.
     """
 
     def __init__(
@@ -90,11 +95,13 @@ class AgentPredictor:
         name: str = "agent",
         config: dict[str, Any] | None = None,
         strip_disclosure: bool = True,
+        reads_history_labels: bool = True,
     ) -> None:
         if not hasattr(agent, "arespond"):
             raise TypeError("AgentPredictor needs an object with an async arespond(text, history=..., thread_id=...)")
         self.agent = agent
         self.name = name
+        self.reads_history_labels = reads_history_labels
         self._config = config or {}
         self._prefixes: list[str] = []
         safety = getattr(agent, "safety", None)
@@ -296,7 +303,10 @@ async def arun_predictor(
     if not isinstance(predictor, Predictor) and hasattr(predictor, "arespond"):
         predictor = AgentPredictor(predictor)
     config = {**predictor.config(), "history": protocol}
-    key = config_key(predictor.name, config)
+    cache_config = _cache_config(predictor, config)
+    if cache_config is not config:  # said in the report, so a reader knows the two rows are one run
+        config["history_labels"] = "not read: one run serves both protocols"
+    key = config_key(predictor.name, cache_config)
     path: Path | None = None
     done: dict[str, dict[str, Any]] = {}
     if cache_dir is not None:
@@ -361,12 +371,25 @@ async def arun_predictor(
         meta = {
             "wall_seconds": meta.get("wall_seconds", 0.0) + result.wall_seconds * bool(todo),
             "computed": meta.get("computed", 0) + result.computed,
-            "config": config,
+            "config": cache_config,
         }
         meta_path.write_text(json.dumps(meta, default=str, indent=1))
         result.extra["total_wall_seconds"] = meta["wall_seconds"]
         result.extra["total_computed"] = meta["computed"]
     return result
+
+
+def _cache_config(predictor: Any, config: dict[str, Any]) -> dict[str, Any]:
+    """What the result cache is keyed on: the run's config, with one protocol for label-blind predictors.
+
+    A predictor that never reads the history's labels (``reads_history_labels = False``) sees the same
+    inputs under both protocols, so its gold run reuses the live run's results instead of recomputing
+    them: with the embedded model, ``--history both`` would otherwise take twice as long for nothing.
+    Predictors that do not say are assumed to read them.
+    """
+    if getattr(predictor, "reads_history_labels", True):
+        return config
+    return {**config, "history": "predicted"}
 
 
 def _user_labels(group: Sequence[Example], records: dict[str, dict[str, Any]]) -> dict[int, str | None]:
