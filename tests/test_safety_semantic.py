@@ -217,7 +217,8 @@ def test_an_mlp_risk_head_is_read_from_the_npz_and_decides_per_window(tmp_path):
     save_classifier(tmp_path / "mlp.npz", [8.0, -8.0], 0.0, categories, np.zeros(2), ["suicide", "abuse"], 0.9, 0.5,
                     "toy mlp", nearest_rule=False, hidden=(hidden, np.zeros(2)))
     loaded = load_classifier(tmp_path / "mlp.npz")
-    assert loaded["hidden_weights"].shape == (2, 384) and loaded["nearest_rule"] is False
+    # one head is an ensemble of one: every risk-head array gets a leading member axis at load
+    assert [w.shape for w, _ in loaded["hidden"]] == [(1, 2, 384)] and loaded["nearest_rule"] is False
     bank = {"version": "t", "risk": {"suicide": {"means_access": ["a walk"]}}, "safe": {"everyday": ["the pills"]}}
     layer = SemanticLayer(encoder=KeywordEncoder(), bank=bank, cache_dir=tmp_path, classifier=tmp_path / "mlp.npz")
     risky = layer.assess("I have the pills counted out")
