@@ -261,7 +261,7 @@ def risk_probabilities(classifier: dict[str, Any], features: Any) -> Any:
     for weights, bias in classifier["hidden"]:  # weights (members, out, in), bias (members, out)
         x = np.maximum(x @ weights.transpose(0, 2, 1) + bias[:, None, :], 0.0)
     logits = (x @ classifier["risk_weights"][:, :, None])[..., 0] + classifier["risk_bias"][:, None]
-    return (1.0 / (1.0 + np.exp(-logits))).mean(0)
+    return (0.5 + 0.5 * np.tanh(0.5 * logits)).mean(0)  # the logistic function, without overflow for large logits
 
 
 def _hidden_layers(data: Any) -> list[tuple[Any, Any]]:
