@@ -60,7 +60,7 @@ def test_contrast_pairs_are_whole_and_differ_in_risk():
 def _trainer():
     """``bench/train_safety_classifier.py`` as a module (its data functions need numpy, not torch)."""
     pytest.importorskip("numpy")
-    import importlib.util as util
+    from importlib import util
 
     spec = util.spec_from_file_location("train_safety_classifier", BATCHES.parents[1] / "bench" / "train_safety_classifier.py")
     module = util.module_from_spec(spec)

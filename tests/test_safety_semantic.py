@@ -122,7 +122,7 @@ def test_numpy_minilm_matches_sentence_transformers():
 def test_pooled_features_at_inference_are_the_ones_the_trainer_computes():
     """numpy MiniLM's mean/max/first-token pooling equals the torch trainer's (the heads read what they learnt on)."""
     torch = pytest.importorskip("torch")
-    import importlib.util as util
+    from importlib import util
 
     import numpy as np
 
