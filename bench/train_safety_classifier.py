@@ -610,7 +610,8 @@ def member_scores(members: list, features, index: list[int]) -> np.ndarray:
     picked = np.concatenate([np.arange(starts[i], starts[i + 1]) for i in index])
     with torch.no_grad():
         x = torch.from_numpy(flat[picked])
-        probabilities = np.mean([torch.sigmoid(m.risk(x).squeeze(1)).numpy() for m in members], axis=0)
+        # float64: a confident head's float32 probabilities round to 1.0, and thresholds near 1 lose their resolution
+        probabilities = np.mean([torch.sigmoid(m.risk(x).squeeze(1).double()).numpy() for m in members], axis=0)
     return np.array([p.max() for p in np.split(probabilities, np.cumsum([counts[i] for i in index])[:-1])])
 
 
@@ -638,7 +639,29 @@ def holdout_round(rows: list[dict], features, rules: np.ndarray, args, held: str
     figures = {"elevated": elevated, "rules": kind_rates(test_rows, rules[test_index]), "hit": kind_rates(test_rows, hit)}
     print(f"\nheld-out round {held} ({len(test_index)} messages; thresholds chosen without it: elevated >= {elevated:.4f}):")
     print_kind_rates(figures["hit"], figures["rules"])
+    matched = matched_recall(test_rows, scores, rules[test_index], MATCHED_NEGATIVES)
+    if matched:
+        figures["matched"] = matched
+        print(f"  ranking only (threshold {matched['threshold']:.4f} set on this round so that <= {MATCHED_NEGATIVES:.0%} of its "
+              f"hard negatives escalate): explicit {100 * matched['explicit']:.1f} %, implicit {100 * matched['implicit']:.1f} %")
     return figures
+
+
+MATCHED_NEGATIVES = 0.05
+"""The held-out hard-negative rate at which variants' recall is also compared: the thresholds chosen without the round
+land at different false-alarm rates, which makes recall alone an unfair comparison."""
+
+
+def matched_recall(rows: list[dict], scores: np.ndarray, rules: np.ndarray, limit: float) -> dict | None:
+    negatives = np.array([r["kind"] == "hard_negative" for r in rows])
+    if not negatives.any():
+        return None
+    for t in np.unique(np.concatenate([np.arange(0.05, 1.0, 0.001), scores[scores >= 0.05]])):
+        hit = rules | (scores >= t)
+        if rate(hit, negatives) <= limit:
+            kinds = {k: rate(hit, np.array([r["kind"] == k for r in rows])) for k in ("explicit", "implicit")}
+            return {"threshold": float(t), **kinds}
+    return None
 
 
 def holdout_split(rows: list[dict], held: str) -> tuple[list[int], list[int]]:
@@ -836,6 +859,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--folds-run", type=int, default=0, help="run only the first N folds (LoRA; figures on their rows)")
     ap.add_argument("--mesc-fit", type=int, default=1000, help="MESC sample turns trained on (all are scored)")
     ap.add_argument("--out", type=Path, default=DATA, help="folder for classifier.npz (and adapter.npz)")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (the machine is shared: 1 or 2)")
     ap.add_argument("--dry-run", action="store_true", help="print the CV figures, write nothing")
     ap.add_argument("--no-cv", action="store_true", help="skip CV (thresholds from --elevated/--ask)")
     ap.add_argument("--elevated", type=float, default=0.5)
@@ -847,7 +871,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--holdout-round, --seeds, --pool and --windows are for the frozen encoder (--rank 0)")
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     random.seed(SEED)
     np.random.seed(SEED)
     start = time.perf_counter()
@@ -856,12 +880,31 @@ def main(argv: list[str] | None = None) -> int:
         rows += buried_variants(rows, args.mesc_csv, args.bury, ("3", "4"))
     print(f"{len(rows)} training messages ({sum(r['risk'] for r in rows)} risk); {describe(args, len(rows))}")
     windows_of = tokenised_windows(rows, packed=args.windows == "packed")
-    policy = SafetyPolicy(semantic=False)
-    rules = np.array([policy.assess_rules(r["text"]).crisis for r in rows])
+    rules = rule_hits(rows, args.cache)
     run = run_frozen if args.rank == 0 else run_lora
     run(args, rows, windows_of, rules)
     print(f"took {time.perf_counter() - start:.0f} s")
     return 0
+
+
+def rule_hits(rows: list[dict], cache: Path | None) -> np.ndarray:
+    """Whether the rule layer escalates each message; kept beside ``--cache`` (keyed by the text and a digest of the
+    rule files, so changed rules are run again)."""
+    policy = SafetyPolicy(semantic=False)
+    rules_digest = hashlib.sha1(b"".join((ROOT / "mesa" / "safety" / f).read_bytes() for f in ("rules.py", "patterns.py", "textfold.py")))
+    known: dict[str, bool] = {}
+    path = None if cache is None else cache.with_suffix(f".rules-{rules_digest.hexdigest()[:12]}.json")
+    if path is not None and path.exists():
+        known = json.loads(path.read_text(encoding="utf-8"))
+    hits = []
+    for row in rows:
+        key = hashlib.sha1(row["text"].encode("utf-8")).hexdigest()
+        if key not in known:
+            known[key] = policy.assess_rules(row["text"]).crisis
+        hits.append(known[key])
+    if path is not None:
+        path.write_text(json.dumps(known), encoding="utf-8")
+    return np.array(hits)
 
 
 def run_frozen(args, rows: list[dict], windows_of, rules: np.ndarray) -> None:

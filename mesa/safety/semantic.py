@@ -260,8 +260,9 @@ def risk_probabilities(classifier: dict[str, Any], features: Any) -> Any:
     x = features[None].astype(np.float32)  # (1, n, d): broadcast over the members
     for weights, bias in classifier["hidden"]:  # weights (members, out, in), bias (members, out)
         x = np.maximum(x @ weights.transpose(0, 2, 1) + bias[:, None, :], 0.0)
-    logits = (x @ classifier["risk_weights"][:, :, None])[..., 0] + classifier["risk_bias"][:, None]
-    return (0.5 + 0.5 * np.tanh(0.5 * logits)).mean(0)  # the logistic function, without overflow for large logits
+    logits = (x @ classifier["risk_weights"][:, :, None])[..., 0].astype(np.float64) + classifier["risk_bias"][:, None]
+    # the logistic function without overflow, in float64: thresholds near 1 need the resolution float32 lacks
+    return (0.5 + 0.5 * np.tanh(0.5 * logits)).mean(0)
 
 
 def _hidden_layers(data: Any) -> list[tuple[Any, Any]]:
@@ -287,7 +288,7 @@ def load_classifier(source: str | Path) -> dict[str, Any]:
         risk_weights = data["risk_weights"].astype(np.float32)
         return {
             "risk_weights": risk_weights if risk_weights.ndim == 2 else risk_weights[None],
-            "risk_bias": np.atleast_1d(data["risk_bias"]).astype(np.float32),
+            "risk_bias": np.atleast_1d(data["risk_bias"]).astype(np.float64),
             "category_weights": data["category_weights"].astype(np.float32),
             "category_bias": data["category_bias"].astype(np.float32),
             "categories": [str(c) for c in data["categories"]],
