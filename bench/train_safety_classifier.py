@@ -47,10 +47,12 @@ it was trained", has the figures).
 
 Reproducible: seeded (torch, numpy, the MESC sample, the folds); run it under ``nice`` with ``--threads 1`` on a busy
 machine (two torch threads on two cores shared with other work ran several times slower). On this 2-core machine
-(load average 5-8 from other work): the MiniLM pass over every window took about 6.5 minutes for 8,400 windows
-(kept with ``--cache``; the next run embeds only new windows), the rules about a minute (kept beside the cache);
+(load average 5-8 from other work): the MiniLM pass took about 6.5 minutes for the 8,400 windows of rounds 1 and 3
+and 3 more for round 4's 2,750 (kept with ``--cache``; a run embeds only new windows), the rules about a minute
+(kept beside the cache);
 with both cached the shipped configuration's leave-one-round-out (3 rounds), 5-fold CV and final fit took about
-TIMING minutes. One LoRA epoch (top 2 layers) took about 6 minutes, so a LoRA run of the same protocol does not fit here.
+3 minutes (193 s at load average 5; the held-out rounds alone took 5.5 minutes while three runs shared the CPU).
+One LoRA epoch (top 2 layers) took about 6 minutes, so a LoRA run of the same protocol does not fit here.
 Needs torch (CPU build) and the ``safety`` extra; inference needs numpy only. Usage::
 
     nice python bench/train_safety_classifier.py /work/shared/data/mesc/mesc_train_val.csv --hidden 256 --seeds 3 --batch 64 --threads 1 --holdout-round all --cache /tmp/win.npz
