@@ -748,6 +748,21 @@ def buried_variants(rows: list[dict], mesc_csv: Path, per_message: int, rounds: 
     return out
 
 
+def mined_mesc(mesc_csv: Path, count: int) -> list[dict]:
+    """Hard everyday negatives: MESC train client turns outside the calibration sample that hold risk vocabulary
+    ("die", "pills", "end", "hurt", "pain", ...: the words the layer ranks windows by), a seeded sample of ``count``.
+    Chosen by words, not by a model, so no writing round decides which are added; trained on, never scored."""
+    from mesa.safety.semantic import _RISK_VOCABULARY
+
+    sample = set(mesc_sample(mesc_csv))
+    with mesc_csv.open(encoding="utf-8") as handle:
+        turns = {r["Utterance"].strip() for r in csv.DictReader(handle) if r["split"] == "train" and r["Speaker"] == "Client"}
+    hard = sorted(t for t in turns - sample if t and _RISK_VOCABULARY.search(t.lower()))
+    chosen = random.Random(SEED + 2).sample(hard, min(count, len(hard)))
+    return [{"text": t, "risk": False, "category": "none", "kind": "mesc_mined", "group": t, "round": "mesc",
+             "risk_kind": "none", "synthetic": True} for t in chosen]
+
+
 # -- calibration and figures -----------------------------------------------------------------------------------
 
 
@@ -801,7 +816,7 @@ POOL_NAMES = {"mean": ("mean",), "meanmax": ("mean", "max"), "meancls": ("mean",
 def describe(args, n_rows: int) -> str:
     return (f"bench/train_safety_classifier.py (seed {SEED}, rank {args.rank}, top {args.top}, ffn {args.ffn}, "
             f"hidden {args.hidden}x{args.layers}, seeds {args.seeds}, pool {args.pool}, windows {args.windows}, "
-            f"kind weights '{args.kind_weight}', buried {args.bury}, nearest rule {args.nearest}, {args.epochs} epochs): "
+            f"kind weights '{args.kind_weight}', buried {args.bury}, mined MESC {args.mine_mesc}, nearest rule {args.nearest}, {args.epochs} epochs): "
             f"{n_rows} messages, thresholds from {args.folds}-fold grouped out-of-fold scores OR'd with the rules: "
             f"hard negatives <= {HARD_NEGATIVE_LIMIT:.0%}, MESC train sample <= {MESC_LIMIT:.0%}, ask <= {ASK_LIMIT:.0%}")
 
@@ -863,6 +878,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--windows", choices=("packed", "sentence"), default="packed", help="pack short sentences or not")
     ap.add_argument("--kind-weight", default="", help="loss weight per kind of risk, e.g. preparation=2,means=2")
     ap.add_argument("--bury", type=int, default=0, help="buried variants per round-3/4 message (and as many negatives)")
+    ap.add_argument("--mine-mesc", type=int, default=0, help="train on this many more MESC train turns with risk words")
     ap.add_argument("--weight-decay", type=float, default=0.0)
     ap.add_argument("--batch", type=int, default=32, help="messages per step")
     ap.add_argument("--lora-lr", type=float, default=1e-3)
@@ -894,6 +910,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = training_rows(args.batches, args.mesc_csv, args.mesc_fit)
     if args.bury:
         rows += buried_variants(rows, args.mesc_csv, args.bury, ("3", "4"))
+    if args.mine_mesc:
+        rows += mined_mesc(args.mesc_csv, args.mine_mesc)
     print(f"{len(rows)} training messages ({sum(r['risk'] for r in rows)} risk); {describe(args, len(rows))}")
     windows_of = tokenised_windows(rows, packed=args.windows == "packed")
     rules = rule_hits(rows, args.cache)
