@@ -18,6 +18,7 @@ Usage::
     python bench/safety_bench.py data.csv --rules-only          # the rule layer alone
     python bench/safety_bench.py data.csv --calibrate           # choose thresholds on tune.jsonl (+ MESC train sample)
     python bench/safety_bench.py --rebuild-bank                  # after editing mesa/safety/data/exemplars.json
+    python bench/safety_bench.py data.csv --time-against old/classifier.npz  # time per turn: packaged vs another
     python bench/train_safety_classifier.py data.csv             # retrain adapter + classifier (then --rebuild-bank)
 """
 
@@ -122,6 +123,29 @@ def calibrate(policy: SafetyPolicy, tune: list[dict], mesc_sample: list[str]) ->
     print("write these into mesa/safety/data/exemplars.json 'calibration', then run --rebuild-bank")
 
 
+def compare_time(turns: list[str], other: Path, sample: int = 300) -> None:
+    """The semantic layer's CPU time per turn with the packaged classifier and with ``other``, interleaved in random
+    order on the same turns and the same encoder, so the machine's load falls on both alike: the ratio is what counts."""
+    from mesa.safety.minilm import MiniLM
+    from mesa.safety.semantic import SemanticLayer
+
+    encoder = MiniLM()
+    layers = {"packaged": SemanticLayer(encoder=encoder), str(other): SemanticLayer(encoder=encoder, classifier=other)}
+    rng = random.Random(1)
+    times: dict[str, list[float]] = {name: [] for name in layers}
+    for text in rng.sample(turns, min(sample, len(turns))):
+        for name in rng.sample(list(layers), len(layers)):
+            layers[name]._assess_cached.cache_clear()  # time the work, not the cache
+            start = time.thread_time()
+            layers[name].assess(text)
+            times[name].append(time.thread_time() - start)
+    medians = {name: statistics.median(t) * 1000 for name, t in times.items()}
+    print(f"\n== semantic layer CPU time per turn, interleaved ({len(times['packaged'])} MESC turns) ==")
+    for name, ms in medians.items():
+        print(f"  {name}: median {ms:.2f} ms")
+    print(f"  packaged / other: {medians['packaged'] / medians[str(other)]:.3f}")
+
+
 def rebuild_bank() -> None:
     """Recompute the packaged exemplar embeddings after the bank or the adapter changed (with the encoder the packaged
     layer runs: MiniLM with the packaged adapter when the classifier names one)."""
@@ -151,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rebuild-bank", action="store_true", help="recompute mesa/safety/data/exemplars.npz")
     ap.add_argument("--sizes", action="store_true", help="also time the rule layer on 10 KB, 100 KB and 1 MB")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
+    ap.add_argument("--time-against", type=Path, default=None,
+                    help="also time the semantic layer with this classifier.npz beside the packaged one (interleaved)")
     args = ap.parse_args(argv)
 
     if args.rebuild_bank:
@@ -193,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
             "turns": len(turns), "false_alarms": alarms, "median_ms": median, "p95_ms": p95,
             "cpu_median_ms": cpu_median, "cpu_p95_ms": cpu_p95, "llm_asked": asks,
         }
+        if args.time_against:
+            compare_time(turns, args.time_against)
     if args.sizes:
         print("\n== rule layer time by message size (every character read) ==")
         sentence = "Work was long today and the bus was late again, so I read a book on the way home. "

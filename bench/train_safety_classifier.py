@@ -1,10 +1,10 @@
-"""Train the safety layer's classifier: a LoRA adapter on MiniLM plus risk and category heads, numpy at inference.
+"""Train the safety layer's classifier: risk and category heads over MiniLM window embeddings, numpy at inference.
 
-Writes ``mesa/safety/data/adapter.npz`` (the low-rank adaptation of MiniLM's attention query/value, and with
-``--ffn`` its feed-forward layers) and ``mesa/safety/data/classifier.npz`` (the heads and thresholds). At load the
-layer merges ``W + B @ A * scale`` into the numpy MiniLM weights once (:mod:`mesa.safety.minilm`), so a turn costs
-what it cost with the frozen encoder and needs numpy only; the adapter records a digest of the base weights it was
-trained on, so a different base model fails loudly instead of drifting.
+Writes ``mesa/safety/data/classifier.npz`` (the heads and thresholds, plain arrays). With ``--rank 8`` it also
+fine-tunes a low-rank adapter of MiniLM's attention query/value (``--ffn``: its feed-forward layers too) and writes
+``mesa/safety/data/adapter.npz``; at load the layer merges ``W + B @ A * scale`` into the numpy MiniLM weights once
+(:mod:`mesa.safety.minilm`), so a turn costs what it cost with the frozen encoder; the adapter records a digest of the
+base weights it was trained on, so a different base model fails loudly instead of drifting.
 
 Data (never ``tests/safety_batches/valid.jsonl``, which stays for validation):
 
@@ -15,32 +15,48 @@ Data (never ``tests/safety_batches/valid.jsonl``, which stays for validation):
   the val split is the false-alarm test of ``bench/safety_bench.py``).
 
 Model: a message is cut into the windows the layer reads (:func:`mesa.safety.semantic.windows`); each window is
-embedded by MiniLM (mean-pooled, L2-normalised, exactly as at inference); a linear risk head scores each window and
-the message's score is the maximum over its windows (so a risk message's label belongs to its riskiest window and
-a buried sentence counts), trained with class-weighted binary cross-entropy on that maximum; a category head
-(softmax over suicide, self-harm, harm to others, abuse) reads the riskiest window of each risk message.
-``--rank 0`` trains the heads alone on the frozen encoder (the baseline the adapter must beat).
+embedded by MiniLM (mean-pooled, L2-normalised, exactly as at inference; ``--pool`` adds max-pooled or first-token
+features); a risk head scores each window and the message's score is the maximum over its windows (so a risk
+message's label belongs to its riskiest window and a buried sentence counts), trained with class-weighted binary
+cross-entropy on that maximum; a category head (softmax over suicide, self-harm, harm to others, abuse) reads the
+riskiest window of each risk message. The risk head is linear, or an MLP (``--hidden``, ``--layers``), or an ensemble
+of such heads trained from different seeds whose probabilities are averaged (``--seeds``). ``--rank 0`` (the default)
+trains the heads alone on the frozen encoder, on window features computed once and kept with ``--cache``;
+``--rank 8 --top 2`` fine-tunes a LoRA adapter with them (supported, not shipped).
 
-Model choice and thresholds come from grouped 5-fold cross-validation (a buried variant, and the two halves of a
-contrast pair, sit in the fold of their source): the out-of-fold scores OR'd with the rules give the thresholds:
-the lowest ``elevated`` threshold with hard negatives <= 4 % and the MESC train sample <= 1 % escalated (margin
-under the issue's 5 % for unseen data); the ``ask`` threshold (LLM judgement asked) the lowest with <= 5 % of the
-MESC sample asking.
+Choosing between variants: **leave one writing round out** (``--holdout-round all``). The training files come from
+separate writing rounds by different writers (round 1: ``train_risk``, ``train_negatives*``, ``train_buried``,
+``tune`` and the exemplar bank; round 3: ``train_v3_*``; round 4: ``train_v4_*``), and a writer's phrasings repeat,
+so grouped cross-validation flatters a model on people it never read. For each round: train on the other rounds and
+the MESC sample, choose the thresholds on their grouped out-of-fold scores (``--inner-folds``) as below, then score
+the held-out round's own messages at those thresholds (per kind and kind of implicit risk, hard negatives escalated);
+it also prints the recall at the threshold that keeps that round's hard negatives at 5 % ("ranking only": variants
+land at different false-alarm rates, which makes recall alone an unfair comparison).
 
-The shipped classifier: ``--rank 0 --top 0 --hidden 64 --nearest`` (frozen MiniLM, an MLP risk head of 64 ReLU
-units, the nearest-exemplar rule beside it; no adapter). Compared on the first grouped fold of the 5,507 messages
-available then, the adapter (``--rank 8 --top 2``, 2 epochs) did not beat the frozen encoder, and the MLP head did
-beat a linear one; the full 5-fold CV on 6,812 messages gave the thresholds (docs/safety.md, "Measured").
+Thresholds of the shipped model come from grouped 5-fold cross-validation over everything (a buried variant, and
+the two halves of a contrast pair, sit in the fold of their source): the out-of-fold scores OR'd with the rules give
+the lowest ``elevated`` threshold with hard negatives <= 4 % and the MESC train sample <= 1 % escalated (margin under
+the issue's 5 % for unseen data); the ``ask`` threshold (LLM judgement asked) the lowest with <= 5 % of the MESC sample
+asking.
 
-Reproducible: seeded (torch, numpy, the MESC sample, the folds), two torch threads; run it under ``nice``. On this
-2-core machine shared with other work (load average 10): the MiniLM pass over every window took about 5 minutes
-(kept with ``--cache`` for the next run, which then embeds only new windows); with it cached, the shipped
-configuration's 5-fold CV and final fit took about 18 minutes (two configurations running side by side). One LoRA
-epoch (top 2 layers) took about 6 minutes, so a 5-fold LoRA CV does not fit a 10-minute budget here.
+The shipped classifier: ``--hidden 256 --seeds 3 --batch 64`` (frozen MiniLM, mean-pooled packed windows, three MLP
+risk heads of 256 ReLU units averaged; no nearest-exemplar rule beside it, no adapter). Chosen on the held-out rounds
+over a 64-unit head (the previous release), wider and two-layer heads, five seeds, mean+max and first-token features,
+one window per sentence, per-kind loss weights, buried variants and the nearest-exemplar rule (docs/safety.md, "How
+it was trained", has the figures).
+
+Reproducible: seeded (torch, numpy, the MESC sample, the folds); run it under ``nice`` with ``--threads 1`` on a busy
+machine (two torch threads on two cores shared with other work ran several times slower). On this 2-core machine
+(load average 5-8 from other work): the MiniLM pass took about 6.5 minutes for the 8,400 windows of rounds 1 and 3
+and 3 more for round 4's 2,750 (kept with ``--cache``; a run embeds only new windows), the rules about a minute
+(kept beside the cache);
+with both cached the shipped configuration's leave-one-round-out (3 rounds), 5-fold CV and final fit took about
+3 minutes (193 s at load average 5; the held-out rounds alone took 5.5 minutes while three runs shared the CPU).
+One LoRA epoch (top 2 layers) took about 6 minutes, so a LoRA run of the same protocol does not fit here.
 Needs torch (CPU build) and the ``safety`` extra; inference needs numpy only. Usage::
 
-    nice python bench/train_safety_classifier.py /work/shared/data/mesc/mesc_train_val.csv --rank 0 --top 0 --hidden 64 --nearest --cache /tmp/win.npz
-    nice python bench/train_safety_classifier.py data.csv --dry-run          # CV figures only, nothing written
+    nice python bench/train_safety_classifier.py /work/shared/data/mesc/mesc_train_val.csv --hidden 256 --seeds 3 --batch 64 --threads 1 --holdout-round all --cache /tmp/win.npz
+    nice python bench/train_safety_classifier.py data.csv --hidden 64 --holdout-round all --no-cv --dry-run  # compare a variant
     nice python bench/train_safety_classifier.py data.csv --rank 8 --top 2 --epochs 2 --folds-run 1 --dry-run  # LoRA
 """
 
@@ -89,25 +105,55 @@ ASK_LIMIT = 0.05
 def training_rows(batches: Path, mesc_csv: Path, mesc_fit: int) -> list[dict]:
     """Every message as ``{text, risk, category, kind, group, fit}`` (group: the CV fold unit; ``fit``: trained on,
     else only scored for calibration: everyday MESC talk is easy, the first ``mesc_fit`` of the sample suffice)."""
-    own = [r for f in sorted(batches.glob("train_*.jsonl")) for r in load_batch(f)] + load_batch(batches / "tune.jsonl")
+    files = [*sorted(batches.glob("train_*.jsonl")), batches / "tune.jsonl"]
+    own = [r | {"round": round_of(f)} for f in files for r in load_batch(f)]
     sources = [r["text"] for r in own if r.get("augment") != "buried"]
     rows: list[dict] = []
     for r in own:
         risk = r["expect"] == "escalate"
         rows.append({"text": r["text"], "risk": risk, "kind": r["kind"], "group": _group(r, sources),
-                     "category": CATEGORY_OF.get(r["category"], r["category"]) if risk else "none"})
+                     "category": CATEGORY_OF.get(r["category"], r["category"]) if risk else "none",
+                     "round": r["round"], "risk_kind": risk_kind(r) if risk else "none"})
     unknown = {r["category"] for r in rows if r["risk"] and r["category"] not in CATEGORIES}
     if unknown:
         raise SystemExit(f"risk categories the heads do not know (add them to CATEGORY_OF): {sorted(unknown)}")
     bank = json.loads((DATA / "exemplars.json").read_text(encoding="utf-8"))
     for category, kinds in bank["risk"].items():
         for texts in kinds.values():
-            rows += [{"text": t, "risk": True, "category": category, "kind": "bank", "group": t} for t in texts]
+            rows += [{"text": t, "risk": True, "category": category, "kind": "bank", "group": t, "round": "1",
+                      "risk_kind": "bank"} for t in texts]
     for texts in bank["safe"].values():
-        rows += [{"text": t, "risk": False, "category": "none", "kind": "bank_safe", "group": t} for t in texts]
+        rows += [{"text": t, "risk": False, "category": "none", "kind": "bank_safe", "group": t, "round": "1",
+                  "risk_kind": "none"} for t in texts]
     for n, t in enumerate(mesc_sample(mesc_csv)):
-        rows.append({"text": t, "risk": False, "category": "none", "kind": "mesc", "group": t, "fit": n < mesc_fit})
+        rows.append({"text": t, "risk": False, "category": "none", "kind": "mesc", "group": t, "fit": n < mesc_fit,
+                     "round": "mesc", "risk_kind": "none"})
     return rows
+
+
+def round_of(path: Path) -> str:
+    """The writing round a batch file belongs to (each round: other writers): ``train_v4_*`` 4, ``train_v3_*`` 3, the
+    rest (``train_risk``, ``train_negatives*``, ``train_buried``, ``tune``) 1. The exemplar bank was drawn from the
+    round-1 tuning batch, so it counts as round 1; the MESC sample belongs to no round and is never held out."""
+    for prefix, name in (("train_v4_", "4"), ("train_v3_", "3")):
+        if path.name.startswith(prefix):
+            return name
+    return "1"
+
+
+ROUND1_KINDS = {"means_access": "means", "preparation_farewell": "preparation", "passive_euphemism": "passive",
+                "own_words": "self_harm_own_words", "means_threat": "others_means", "evasion": "evasion",
+                "being_harmed": "abuse_implicit"}
+
+
+def risk_kind(row: dict) -> str:
+    """The kind of risk a message shows, in the round-3 names (means, preparation, passive, self_harm_own_words,
+    others_means, evasion), ``explicit`` for explicit risk, else ``implicit_<category>`` (round 1 names it otherwise)."""
+    if row["kind"] == "explicit":
+        return "explicit"
+    if row["category"] in CATEGORY_OF:
+        return row["category"]
+    return ROUND1_KINDS.get(str(row.get("subkind", "")), f"implicit_{row['category']}")
 
 
 def _group(row: dict, sources: list[str]) -> str:
@@ -127,7 +173,7 @@ def mesc_sample(path: Path) -> list[str]:
     return random.Random(SEED).sample(turns, min(MESC_SAMPLE, len(turns)))
 
 
-def tokenised_windows(rows: list[dict]) -> list[list[list[int]]]:
+def tokenised_windows(rows: list[dict], packed: bool = True) -> list[list[list[int]]]:
     """Per message, the token ids of the windows the layer reads (at least one window)."""
     from tokenizers import Tokenizer
 
@@ -136,7 +182,7 @@ def tokenised_windows(rows: list[dict]) -> list[list[list[int]]]:
     tokenizer.no_padding()
     out = []
     for row in rows:
-        parts = _choose(windows(row["text"])) or [row["text"]]
+        parts = _choose(windows(row["text"], packed)) or [row["text"]]
         out.append([e.ids for e in tokenizer.encode_batch(parts)])
     return out
 
@@ -301,6 +347,57 @@ class LowerCache:
         return [self.states[self.key(w)] for w in window_lists]
 
 
+class PooledCache:
+    """The frozen encoder's last layer per distinct window, pooled three ways (mean, max, first token; each L2-normalised,
+    float16), computed once and kept in an npz between runs: every head variant reads these features."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path, self.vectors = path, {}
+        if path is not None and path.exists():
+            with np.load(path, allow_pickle=False) as data:
+                self.vectors = {str(k): v for k, v in zip(data["keys"], data["vectors"], strict=True)}
+
+    def fill(self, windows_of) -> None:
+        import torch
+
+        model = build_model(0, False, 0)
+        todo = {LowerCache.key(w): w for ws in windows_of for w in ws}
+        todo = sorted((w for k, w in todo.items() if k not in self.vectors), key=len)
+        print(f"  encoder: {len(todo)} new windows to run", file=sys.stderr, flush=True)
+        with torch.no_grad():
+            for start in range(0, len(todo), 64):
+                chosen = todo[start : start + 64]
+                ids, mask = padded(chosen)
+                pooled = pool_states(model.lower(ids, mask), mask).half().numpy()
+                self.vectors.update({LowerCache.key(w): v for w, v in zip(chosen, pooled, strict=True)})
+                if start % 6400 == 0 and start:
+                    print(f"    {start} windows", file=sys.stderr, flush=True)
+        if self.path is not None and todo:
+            keys = sorted(self.vectors)
+            np.savez(self.path, keys=np.array(keys), vectors=np.stack([self.vectors[k] for k in keys]))
+
+    def features(self, windows_of, pool: str) -> tuple[np.ndarray, list[int]]:
+        """Every window's features, message after message, and the count of windows per message."""
+        parts = POOLS[pool]
+        flat = np.stack([self.vectors[LowerCache.key(w)] for ws in windows_of for w in ws]).astype(np.float32)
+        flat = np.concatenate([flat[:, 384 * p : 384 * (p + 1)] for p in parts], axis=1)
+        return flat, [len(ws) for ws in windows_of]
+
+
+POOLS = {"mean": (0,), "meanmax": (0, 1), "meancls": (0, 2), "all": (0, 1, 2)}
+"""Feature sets of a window: which of the pooled vectors (0 mean, 1 max, 2 first token) are concatenated."""
+
+
+def pool_states(x, mask):
+    """Mean, max and first-token pooling of the last hidden states (each L2-normalised), as the numpy encoder does."""
+    import torch
+
+    mean = (x * mask[:, :, None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1.0)
+    top = x.masked_fill(mask[:, :, None] < 0.5, float("-inf")).max(1).values
+    unit = lambda v: torch.nn.functional.normalize(v, dim=1, eps=1e-12)
+    return torch.cat([unit(mean), unit(top), unit(x[:, 0])], dim=1)
+
+
 def window_embeddings(model, cache: LowerCache, windows_of: list[list[list[int]]], batch: int = 64):
     """Every window's embedding, message after message (no gradient), as one tensor and the count per message."""
     import torch
@@ -327,15 +424,16 @@ def _upper_pass(model, cache: LowerCache, flat: list[list[int]], batch: int):
     return out, None
 
 
-def message_loss(model, embeddings, counts, labels, categories, pos_weight):
-    """Class-weighted BCE on each message's riskiest window + category cross-entropy on risk messages' riskiest window."""
+def message_loss(model, embeddings, counts, labels, categories, pos_weight, weights=None):
+    """Class-weighted BCE on each message's riskiest window + category cross-entropy on risk messages' riskiest window
+    (``weights``: a weight per message, for kinds of risk that need more pull)."""
     import torch
 
     logits = model.risk(embeddings).squeeze(1)
     index, padding = _window_index(counts)
     per_message = logits[index].masked_fill(padding, float("-inf"))  # (messages, most windows)
     best, riskiest = per_message.max(dim=1)
-    loss = torch.nn.functional.binary_cross_entropy_with_logits(best, labels, pos_weight=pos_weight)
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(best, labels, weight=weights, pos_weight=pos_weight)
     risky = labels > 0.5
     if risky.any():
         chosen = index[torch.arange(len(counts)), riskiest][risky]
@@ -450,6 +548,221 @@ class _NoEncoder:
         raise RuntimeError("the packaged base-model bank embeddings are missing: run bench/safety_bench.py --rebuild-bank")
 
 
+# -- heads on cached features (the frozen encoder: what ships) ------------------------------------------------------
+
+
+def build_heads(dim: int, hidden: int, layers: int):
+    """The risk head (linear, or an MLP of ``layers`` ReLU layers of ``hidden`` units) and the category head."""
+    from torch import nn
+
+    class Heads(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            if hidden:
+                blocks = [nn.Linear(dim, hidden), nn.ReLU()]
+                for _ in range(layers - 1):
+                    blocks += [nn.Linear(hidden, hidden), nn.ReLU()]
+                self.risk = nn.Sequential(*blocks, nn.Linear(hidden, 1))
+            else:
+                self.risk = nn.Linear(dim, 1)
+            self.category = nn.Linear(dim, len(CATEGORIES))
+            nn.init.zeros_(self.category.weight)
+
+    return Heads()
+
+
+def kind_weights(rows: list[dict], index: list[int], spec: str):
+    """A loss weight per message: ``means=2,preparation=2`` weighs those kinds of risk (others 1)."""
+    import torch
+
+    wanted = {k: float(v) for k, v in (item.split("=") for item in spec.split(",") if item)}
+    return torch.tensor([wanted.get(rows[i]["risk_kind"], 1.0) for i in index])
+
+
+def fit_heads(rows: list[dict], features, index: list[int], args, seed: int):
+    """One member: the heads trained on the rows of ``index`` (each message's riskiest window, as at inference)."""
+    import torch
+
+    torch.manual_seed(seed)
+    flat, counts = features
+    model = build_heads(flat.shape[1], args.hidden, args.layers)
+    labels = torch.tensor([float(rows[i]["risk"]) for i in index])
+    categories = torch.tensor([CATEGORIES.index(rows[i]["category"]) if rows[i]["risk"] else 0 for i in index])
+    weights = kind_weights(rows, index, args.kind_weight)
+    pos_weight = (labels < 0.5).sum() / labels.sum().clamp(min=1.0)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=args.head_lr, weight_decay=args.weight_decay)
+    epochs = args.epochs * 4
+    steps = epochs * math.ceil(len(index) / args.batch)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=args.head_lr, total_steps=steps, pct_start=0.1)
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    flat_t = torch.from_numpy(flat)
+    rng = random.Random(seed)
+    for _ in range(epochs):
+        order = list(range(len(index)))
+        rng.shuffle(order)
+        for start in range(0, len(order), args.batch):
+            chosen = order[start : start + args.batch]
+            picked = np.concatenate([np.arange(starts[index[j]], starts[index[j] + 1]) for j in chosen])
+            loss = message_loss(model, flat_t[picked], [counts[index[j]] for j in chosen], labels[chosen],
+                                categories[chosen], pos_weight, weights[chosen])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            scheduler.step()
+    return model
+
+
+def fit_members(rows: list[dict], features, index: list[int], args) -> list:
+    """``--seeds`` members trained alike from different seeds (an ensemble: their probabilities are averaged)."""
+    return [fit_heads(rows, features, index, args, SEED + n) for n in range(args.seeds)]
+
+
+def member_scores(members: list, features, index: list[int]) -> np.ndarray:
+    """Each message's probability of risk: per window the members' mean probability, then the riskiest window."""
+    import torch
+
+    flat, counts = features
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    picked = np.concatenate([np.arange(starts[i], starts[i + 1]) for i in index])
+    with torch.no_grad():
+        x = torch.from_numpy(flat[picked])
+        # float64: a confident head's float32 probabilities round to 1.0, and thresholds near 1 lose their resolution
+        probabilities = np.mean([torch.sigmoid(m.risk(x).squeeze(1).double()).numpy() for m in members], axis=0)
+    return np.array([p.max() for p in np.split(probabilities, np.cumsum([counts[i] for i in index])[:-1])])
+
+
+def oof_scores(rows: list[dict], features, index: list[int], args, folds: int) -> np.ndarray:
+    """Grouped out-of-fold scores for the rows of ``index`` (fold unit: the group, as in :func:`folds_of`)."""
+    fold = folds_of([rows[i] for i in index], folds)
+    scores = np.zeros(len(index))
+    for k in range(folds):
+        fit = [i for i, f in zip(index, fold, strict=True) if f != k and rows[i].get("fit", True)]
+        held = [n for n, f in enumerate(fold) if f == k]
+        scores[held] = member_scores(fit_members(rows, features, fit, args), features, [index[n] for n in held])
+    return scores
+
+
+def holdout_round(rows: list[dict], features, rules: np.ndarray, args, held: str) -> dict:
+    """Leave one writing round out: train on the other rounds, choose the thresholds on their grouped out-of-fold
+    scores (``--inner-folds``), then score the held-out round's own messages (never its synthetic variants)."""
+    train_index, test_index = holdout_split(rows, held)
+    inner = oof_scores(rows, features, train_index, args, args.inner_folds)
+    elevated, _ = calibrate([rows[i] for i in train_index], inner, rules[train_index], quiet=True)
+    members = fit_members(rows, features, [i for i in train_index if rows[i].get("fit", True)], args)
+    scores = member_scores(members, features, test_index)
+    hit = rules[test_index] | (scores >= elevated)
+    test_rows = [rows[i] for i in test_index]
+    figures = {"elevated": elevated, "rules": kind_rates(test_rows, rules[test_index]), "hit": kind_rates(test_rows, hit)}
+    print(f"\nheld-out round {held} ({len(test_index)} messages; thresholds chosen without it: elevated >= {elevated:.4f}):")
+    print_kind_rates(figures["hit"], figures["rules"])
+    matched = matched_recall(test_rows, scores, rules[test_index], MATCHED_NEGATIVES)
+    if matched:
+        figures["matched"] = matched
+        print(f"  ranking only (threshold {matched['threshold']:.4f} set on this round so that <= {MATCHED_NEGATIVES:.0%} of its "
+              f"hard negatives escalate): explicit {100 * matched['explicit']:.1f} %, implicit {100 * matched['implicit']:.1f} %")
+    return figures
+
+
+MATCHED_NEGATIVES = 0.05
+"""The held-out hard-negative rate at which variants' recall is also compared: the thresholds chosen without the round
+land at different false-alarm rates, which makes recall alone an unfair comparison."""
+
+
+def matched_recall(rows: list[dict], scores: np.ndarray, rules: np.ndarray, limit: float) -> dict | None:
+    negatives = np.array([r["kind"] == "hard_negative" for r in rows])
+    if not negatives.any():
+        return None
+    for t in np.unique(np.concatenate([np.arange(0.05, 1.0, 0.001), scores[scores >= 0.05]])):
+        hit = rules | (scores >= t)
+        if rate(hit, negatives) <= limit:
+            kinds = {k: rate(hit, np.array([r["kind"] == k for r in rows])) for k in ("explicit", "implicit")}
+            return {"threshold": float(t), **kinds}
+    return None
+
+
+def holdout_split(rows: list[dict], held: str) -> tuple[list[int], list[int]]:
+    """Rows trained on and rows scored when round ``held`` is left out: nothing of that round is trained on (its
+    synthetic buried variants neither, and they are not scored); the MESC sample (no round) is always trained on."""
+    if held == "mesc":
+        raise ValueError("the MESC sample belongs to no writing round")
+    train_index = [i for i, r in enumerate(rows) if r["round"] != held]
+    seen = {_plain(rows[i]["text"]) for i in train_index}  # a message two rounds both wrote is not new to the model
+    test_index = [i for i, r in enumerate(rows) if r["round"] == held and not r.get("synthetic") and _plain(r["text"]) not in seen]
+    return train_index, test_index
+
+
+def _plain(text: str) -> str:
+    return " ".join("".join(c if c.isalnum() else " " for c in text.lower()).split())
+
+
+def kind_rates(rows: list[dict], hit: np.ndarray) -> dict:
+    """Escalation rate and count per kind (explicit, implicit, hard_negative) and per kind of implicit risk."""
+    out = {}
+    keys = [r["kind"] for r in rows]
+    sub = [f"  {r['risk_kind']}" if r["kind"] == "implicit" else None for r in rows]
+    for key in [*dict.fromkeys(k for k in ("explicit", "implicit", "hard_negative") if k in keys),
+                *sorted({k for k in sub if k})]:
+        mask = np.array([k == key or s == key for k, s in zip(keys, sub, strict=True)])
+        out[key] = (rate(hit, mask), int(mask.sum()))
+    return out
+
+
+def print_kind_rates(figures: dict, rules: dict | None = None) -> None:
+    for key, (value, n) in figures.items():
+        alone = f"; rules alone {100 * rules[key][0]:5.1f} %" if rules else ""
+        print(f"  {key:<24} {100 * value:5.1f} %  (n={n}{alone})")
+
+
+def nearest_hits_from_features(rows: list[dict], features) -> np.ndarray:
+    """Where the bank's nearest-exemplar rule escalates, from the cached mean-pooled window embeddings (what the rule
+    reads at inference); bank rows are its own exemplars, so False."""
+    from mesa.safety.semantic import SemanticLayer
+
+    layer = SemanticLayer(encoder=_NoEncoder(), classifier=None)  # the packaged base-model bank embeddings
+    flat, counts = features
+    sims = flat[:, :384] @ layer.matrix.T
+    risk = sims[:, : layer.n_risk].max(1)
+    hit = (risk >= layer.risk_threshold) & (risk - sims[:, layer.n_risk :].max(1) >= layer.margin)
+    per_message = np.array([h.any() for h in np.split(hit, np.cumsum(counts)[:-1])])
+    return per_message & np.array([r["kind"] not in ("bank", "bank_safe") for r in rows])
+
+
+def buried_variants(rows: list[dict], mesc_csv: Path, per_message: int, rounds: tuple[str, ...]) -> list[dict]:
+    """Synthetic rambles: each risk message of ``rounds`` (and as many of their hard negatives, so length alone teaches
+    nothing) set among 1-6 everyday MESC train client turns that are not in the calibration sample. A variant keeps
+    its source's group and round (same fold; held out with it, never scored)."""
+    sample = set(mesc_sample(mesc_csv))
+    with mesc_csv.open(encoding="utf-8") as handle:
+        turns = {r["Utterance"].strip() for r in csv.DictReader(handle) if r["split"] == "train" and r["Speaker"] == "Client"}
+    filler = sorted(t for t in turns - sample if 4 <= len(t.split()) <= 20)
+    rng = random.Random(SEED + 1)
+    own = [r for r in rows if r["round"] in rounds and not r.get("synthetic")]
+    risky = [r for r in own if r["risk"]]
+    negatives = [r for r in own if r["kind"] == "hard_negative"]
+    chosen = risky + rng.sample(negatives, min(len(negatives), len(risky)))
+    out = []
+    for row in chosen:
+        for _ in range(per_message):
+            before, after = rng.sample(filler, rng.randint(0, 3)), rng.sample(filler, rng.randint(1, 3))
+            out.append(row | {"text": " ".join([*before, row["text"], *after]), "synthetic": True})
+    return out
+
+
+def mined_mesc(mesc_csv: Path, count: int) -> list[dict]:
+    """Hard everyday negatives: MESC train client turns outside the calibration sample that hold risk vocabulary
+    ("die", "pills", "end", "hurt", "pain", ...: the words the layer ranks windows by), a seeded sample of ``count``.
+    Chosen by words, not by a model, so no writing round decides which are added; trained on, never scored."""
+    from mesa.safety.semantic import _RISK_VOCABULARY
+
+    sample = set(mesc_sample(mesc_csv))
+    with mesc_csv.open(encoding="utf-8") as handle:
+        turns = {r["Utterance"].strip() for r in csv.DictReader(handle) if r["split"] == "train" and r["Speaker"] == "Client"}
+    hard = sorted(t for t in turns - sample if t and _RISK_VOCABULARY.search(t.lower()))
+    chosen = random.Random(SEED + 2).sample(hard, min(count, len(hard)))
+    return [{"text": t, "risk": False, "category": "none", "kind": "mesc_mined", "group": t, "round": "mesc",
+             "risk_kind": "none", "synthetic": True} for t in chosen]
+
+
 # -- calibration and figures -----------------------------------------------------------------------------------
 
 
@@ -457,7 +770,7 @@ def rate(hit: np.ndarray, mask: np.ndarray) -> float:
     return float(hit[mask].mean()) if mask.any() else float("nan")
 
 
-def calibrate(rows: list[dict], scores: np.ndarray, rules: np.ndarray) -> tuple[float, float]:
+def calibrate(rows: list[dict], scores: np.ndarray, rules: np.ndarray, quiet: bool = False) -> tuple[float, float]:
     own_negative = np.array([r["kind"] == "hard_negative" for r in rows])
     mesc = np.array([r["kind"] == "mesc" for r in rows])
     elevated = ask = None
@@ -470,8 +783,9 @@ def calibrate(rows: list[dict], scores: np.ndarray, rules: np.ndarray) -> tuple[
             ask = float(t)
     elevated = elevated if elevated is not None else 1.0
     ask = min(ask if ask is not None else elevated, elevated)
-    print(f"\ncalibrated: elevated >= {elevated:.6f}, ask the LLM >= {ask:.6f}")
-    report(rows, scores, rules, elevated)
+    if not quiet:
+        print(f"\ncalibrated: elevated >= {elevated:.6f}, ask the LLM >= {ask:.6f}")
+        report(rows, scores, rules, elevated)
     return elevated, ask
 
 
@@ -494,6 +808,35 @@ def report(rows: list[dict], scores: np.ndarray, rules: np.ndarray, t: float) ->
 
 
 # -- export ----------------------------------------------------------------------------------------------------
+
+
+POOL_NAMES = {"mean": ("mean",), "meanmax": ("mean", "max"), "meancls": ("mean", "first"), "all": ("mean", "max", "first")}
+
+
+def describe(args, n_rows: int) -> str:
+    return (f"bench/train_safety_classifier.py (seed {SEED}, rank {args.rank}, top {args.top}, ffn {args.ffn}, "
+            f"hidden {args.hidden}x{args.layers}, seeds {args.seeds}, pool {args.pool}, windows {args.windows}, "
+            f"kind weights '{args.kind_weight}', buried {args.bury}, mined MESC {args.mine_mesc}, nearest rule {args.nearest}, {args.epochs} epochs): "
+            f"{n_rows} messages, thresholds from {args.folds}-fold grouped out-of-fold scores OR'd with the rules: "
+            f"hard negatives <= {HARD_NEGATIVE_LIMIT:.0%}, MESC train sample <= {MESC_LIMIT:.0%}, ask <= {ASK_LIMIT:.0%}")
+
+
+def export_heads(members: list, args, elevated: float, ask: float, n_rows: int) -> None:
+    """The ensemble's heads as plain arrays, a leading member axis on each risk-head array; the category heads are
+    linear, so their mean is the mean of their logits."""
+    from torch import nn
+
+    def stacked(get):
+        return np.stack([get(m).detach().numpy() for m in members])
+
+    linears = [n for n, layer in enumerate(members[0].risk) if isinstance(layer, nn.Linear)] if args.hidden else []
+    hidden = [(stacked(lambda m, n=n: m.risk[n].weight), stacked(lambda m, n=n: m.risk[n].bias)) for n in linears[:-1]]
+    output = (lambda m: m.risk[linears[-1]]) if args.hidden else (lambda m: m.risk)
+    save_classifier(args.out / "classifier.npz", stacked(lambda m: output(m).weight[0]), stacked(lambda m: output(m).bias[0]),
+                    stacked(lambda m: m.category.weight).mean(0), stacked(lambda m: m.category.bias).mean(0), CATEGORIES,
+                    elevated, ask, describe(args, n_rows), nearest_rule=args.nearest, hidden=hidden or None,
+                    pools=POOL_NAMES[args.pool], packed=args.windows == "packed")
+    print(f"wrote {args.out / 'classifier.npz'}")
 
 
 def export(model, args, elevated: float, ask: float, n_rows: int) -> None:
@@ -523,20 +866,32 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("mesc_csv", type=Path, help="MESC mesc_train_val.csv (its train split gives real non-crisis turns)")
     ap.add_argument("--batches", type=Path, default=ROOT / "tests" / "safety_batches")
-    ap.add_argument("--rank", type=int, default=8, help="LoRA rank (0: the frozen encoder, heads only)")
+    ap.add_argument("--rank", type=int, default=0, help="LoRA rank (0: the frozen encoder, heads only)")
     ap.add_argument("--ffn", action="store_true", help="also adapt the feed-forward layers (else query/value only)")
     ap.add_argument("--top", type=int, default=2, help="adapt the top N of the 6 layers (the others are frozen, cached)")
-    ap.add_argument("--cache", type=Path, default=None, help="keep the frozen layers' output in this npz between runs")
+    ap.add_argument("--cache", type=Path, default=None, help="keep the encoder's output per window in this npz between runs")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--hidden", type=int, default=0, help="an MLP risk head with this many hidden units (0: linear)")
+    ap.add_argument("--layers", type=int, default=1, help="hidden layers of the MLP risk head (--rank 0)")
+    ap.add_argument("--seeds", type=int, default=1, help="an ensemble of this many heads from different seeds (--rank 0)")
+    ap.add_argument("--pool", choices=sorted(POOLS), default="mean", help="window features: mean, +max, +first token")
+    ap.add_argument("--windows", choices=("packed", "sentence"), default="packed", help="pack short sentences or not")
+    ap.add_argument("--kind-weight", default="", help="loss weight per kind of risk, e.g. preparation=2,means=2")
+    ap.add_argument("--bury", type=int, default=0, help="buried variants per round-3/4 message (and as many negatives)")
+    ap.add_argument("--mine-mesc", type=int, default=0, help="train on this many more MESC train turns with risk words")
+    ap.add_argument("--weight-decay", type=float, default=0.0)
     ap.add_argument("--batch", type=int, default=32, help="messages per step")
     ap.add_argument("--lora-lr", type=float, default=1e-3)
     ap.add_argument("--head-lr", type=float, default=1e-2)
     ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--inner-folds", type=int, default=3, help="folds choosing a held-out round's thresholds")
+    ap.add_argument("--holdout-round", default="", help="leave this writing round out (1, 3, 4 or all): train on the "
+                    "others, thresholds from their out-of-fold scores, figures on the held-out round")
     ap.add_argument("--nearest", action="store_true", help="keep the nearest-exemplar rule beside it (--rank 0 only)")
-    ap.add_argument("--folds-run", type=int, default=0, help="run only the first N folds (figures on their rows)")
+    ap.add_argument("--folds-run", type=int, default=0, help="run only the first N folds (LoRA; figures on their rows)")
     ap.add_argument("--mesc-fit", type=int, default=1000, help="MESC sample turns trained on (all are scored)")
     ap.add_argument("--out", type=Path, default=DATA, help="folder for classifier.npz (and adapter.npz)")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (the machine is shared: 1 or 2)")
     ap.add_argument("--dry-run", action="store_true", help="print the CV figures, write nothing")
     ap.add_argument("--no-cv", action="store_true", help="skip CV (thresholds from --elevated/--ask)")
     ap.add_argument("--elevated", type=float, default=0.5)
@@ -544,33 +899,88 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.nearest and args.rank:
         ap.error("--nearest reads base-model embeddings: only with --rank 0")
+    if args.rank and (args.holdout_round or args.seeds > 1 or args.pool != "mean" or args.windows != "packed"):
+        ap.error("--holdout-round, --seeds, --pool and --windows are for the frozen encoder (--rank 0)")
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     random.seed(SEED)
     np.random.seed(SEED)
     start = time.perf_counter()
     rows = training_rows(args.batches, args.mesc_csv, args.mesc_fit)
-    print(f"{len(rows)} training messages ({sum(r['risk'] for r in rows)} risk); rank {args.rank}, ffn {args.ffn}")
-    windows_of = tokenised_windows(rows)
+    if args.bury:
+        rows += buried_variants(rows, args.mesc_csv, args.bury, ("3", "4"))
+    if args.mine_mesc:
+        rows += mined_mesc(args.mesc_csv, args.mine_mesc)
+    print(f"{len(rows)} training messages ({sum(r['risk'] for r in rows)} risk); {describe(args, len(rows))}")
+    windows_of = tokenised_windows(rows, packed=args.windows == "packed")
+    rules = rule_hits(rows, args.cache)
+    run = run_frozen if args.rank == 0 else run_lora
+    run(args, rows, windows_of, rules)
+    print(f"took {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+def rule_hits(rows: list[dict], cache: Path | None) -> np.ndarray:
+    """Whether the rule layer escalates each message; kept beside ``--cache`` (keyed by the text and a digest of the
+    rule files, so changed rules are run again)."""
+    policy = SafetyPolicy(semantic=False)
+    rules_digest = hashlib.sha1(b"".join((ROOT / "mesa" / "safety" / f).read_bytes() for f in ("rules.py", "patterns.py", "textfold.py")))
+    known: dict[str, bool] = {}
+    path = None if cache is None else cache.with_suffix(f".rules-{rules_digest.hexdigest()[:12]}.json")
+    if path is not None and path.exists():
+        known = json.loads(path.read_text(encoding="utf-8"))
+    hits = []
+    for row in rows:
+        key = hashlib.sha1(row["text"].encode("utf-8")).hexdigest()
+        if key not in known:
+            known[key] = policy.assess_rules(row["text"]).crisis
+        hits.append(known[key])
+    if path is not None:
+        path.write_text(json.dumps(known), encoding="utf-8")
+    return np.array(hits)
+
+
+def run_frozen(args, rows: list[dict], windows_of, rules: np.ndarray) -> None:
+    """Heads on the frozen encoder's cached features: leave-one-round-out and grouped CV figures, then the export."""
+    cache = PooledCache(args.cache)
+    cache.fill(windows_of)
+    features = cache.features(windows_of, args.pool)
+    if args.nearest:
+        rules = rules | nearest_hits_from_features(rows, features)
+    if args.holdout_round:
+        held = sorted({r["round"] for r in rows} - {"mesc"}) if args.holdout_round == "all" else [args.holdout_round]
+        for name in held:
+            holdout_round(rows, features, rules, args, name)
+    elevated, ask = args.elevated, args.ask
+    if not args.no_cv:
+        scores = oof_scores(rows, features, list(range(len(rows))), args, args.folds)
+        real = np.array([not r.get("synthetic") for r in rows])  # buried variants train, they are not measured
+        shown = [r for r, keep in zip(rows, real, strict=True) if keep]
+        print(f"\ngrouped {args.folds}-fold CV, the rules alone ({len(shown)} messages):")
+        report(shown, np.zeros(len(shown)), rules[real], 1.0)
+        elevated, ask = calibrate(shown, scores[real], rules[real])
+        print("  by kind of implicit risk:")
+        print_kind_rates(kind_rates(shown, rules[real] | (scores[real] >= elevated)))
+    if not args.dry_run:
+        members = fit_members(rows, features, [i for i, r in enumerate(rows) if r.get("fit", True)], args)
+        export_heads(members, args, elevated, ask, len(rows))
+
+
+def run_lora(args, rows: list[dict], windows_of, rules: np.ndarray) -> None:
+    """The encoder fine-tuned with a low-rank adapter (supported, not shipped): grouped CV figures, then the export."""
     cache = LowerCache(args.cache, args.top)
     cache.fill(build_model(0, False, args.top), windows_of)
-    policy = SafetyPolicy(semantic=False)
-    rules = np.array([policy.assess_rules(r["text"]).crisis for r in rows])
     elevated, ask = args.elevated, args.ask
     if not args.no_cv:
         scores, scored = out_of_fold(rows, windows_of, cache, args)
-        if args.nearest:
-            rules = rules | nearest_rule_hits(rows, windows_of, cache)
         held_out = [r for r, s in zip(rows, scored, strict=True) if s]
-        print(f"\nthe rules alone ({time.perf_counter() - start:.0f} s so far; {len(held_out)} held-out messages):")
+        print(f"\nthe rules alone ({len(held_out)} held-out messages):")
         report(held_out, np.zeros(len(held_out)), rules[scored], 1.0)
         elevated, ask = calibrate(held_out, scores[scored], rules[scored])
     if not args.dry_run:
         model = train(rows, windows_of, cache, [i for i, r in enumerate(rows) if r.get("fit", True)], args)
         export(model, args, elevated, ask, len(rows))
-    print(f"took {time.perf_counter() - start:.0f} s")
-    return 0
 
 
 if __name__ == "__main__":

@@ -57,6 +57,47 @@ def test_contrast_pairs_are_whole_and_differ_in_risk():
     assert len(whole) >= 0.9 * len(pairs) and len(whole) >= 50
 
 
+def _trainer():
+    """``bench/train_safety_classifier.py`` as a module (its data functions need numpy, not torch)."""
+    pytest.importorskip("numpy")
+    from importlib import util
+
+    spec = util.spec_from_file_location("train_safety_classifier", BATCHES.parents[1] / "bench" / "train_safety_classifier.py")
+    module = util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_each_batch_file_belongs_to_its_writing_round():
+    trainer = _trainer()
+    names = {"train_risk.jsonl": "1", "train_negatives_extra.jsonl": "1", "train_buried.jsonl": "1", "tune.jsonl": "1",
+             "train_v3_contrast.jsonl": "3", "train_v3_risk_means.jsonl": "3", "train_v4_risk_means.jsonl": "4",
+             "train_v4_neg_idiom.jsonl": "4", "train_v4_contrast.jsonl": "4"}
+    assert {name: trainer.round_of(Path(name)) for name in names} == names
+
+
+def test_leaving_a_round_out_keeps_all_of_it_out_of_training():
+    """The leave-one-writer-out split: nothing the held-out writers wrote is trained on (nor its buried variants, which
+    are not scored either), a message another round also wrote is not scored as new, and MESC always trains."""
+    trainer = _trainer()
+    rows = [
+        {"text": "I have the pills ready", "round": "1", "group": "a"},
+        {"text": "Buried: I have the pills ready. Work was long.", "round": "1", "group": "a", "synthetic": True},
+        {"text": "i have the PILLS ready!", "round": "3", "group": "b"},  # the same words as a round-1 message
+        {"text": "gave the dog to my sister for good", "round": "3", "group": "c"},
+        {"text": "Buried: gave the dog away. The bus was late.", "round": "3", "group": "c", "synthetic": True},
+        {"text": "I went for a walk", "round": "mesc", "group": "d"},
+    ]
+    train, test = trainer.holdout_split(rows, "3")
+    assert [rows[i]["text"] for i in test] == ["gave the dog to my sister for good"]
+    assert {rows[i]["round"] for i in train} == {"1", "mesc"} and len(train) == 3
+    train, test = trainer.holdout_split(rows, "1")
+    assert {rows[i]["round"] for i in train} == {"3", "mesc"}
+    assert test == []  # the only round-1 message is also in round 3; its buried variant is never scored
+    with pytest.raises(ValueError):
+        trainer.holdout_split(rows, "mesc")
+
+
 def test_rules_alone_raise_no_false_alarm_on_hard_negatives():
     got = _rates(SafetyPolicy(semantic=False), "valid.jsonl")
     assert got["hard_negative"] <= GOALS["hard_negative"], got["misses"]
@@ -76,7 +117,7 @@ def test_the_semantic_layer_adds_recall_the_rules_lack_on_unseen_messages():
 # The goals (explicit 100 %, implicit >= 95 %, hard negatives <= 5 %) are not met yet; docs/safety.md has the
 # figures. These floors are the levels measured on the validation batch (never tuned on): a change that loses
 # recall or adds false alarms there fails here.
-VALIDATION_FLOORS = {"explicit": 0.92, "implicit": 0.80, "hard_negative": 0.12}
+VALIDATION_FLOORS = {"explicit": 0.96, "implicit": 0.80, "hard_negative": 0.05}
 
 
 @pytest.mark.integration

@@ -119,6 +119,31 @@ def test_numpy_minilm_matches_sentence_transformers():
 
 @needs_extra
 @pytest.mark.integration
+def test_pooled_features_at_inference_are_the_ones_the_trainer_computes():
+    """numpy MiniLM's mean/max/first-token pooling equals the torch trainer's (the heads read what they learnt on)."""
+    torch = pytest.importorskip("torch")
+    from importlib import util
+
+    import numpy as np
+
+    from mesa.safety.minilm import MiniLM
+
+    path = os.path.join(os.path.dirname(__file__), os.pardir, "bench", "train_safety_classifier.py")
+    spec = util.spec_from_file_location("train_safety_classifier", path)
+    trainer = util.module_from_spec(spec)
+    spec.loader.exec_module(trainer)
+    texts = ["I want to die", "counted them again tonight. 43. thats gotta be plenty right", "ok"]
+    encoder = MiniLM()
+    ours = encoder.encode_pooled(texts, ("mean", "max", "first"))
+    assert np.allclose(ours[:, :384], encoder.encode(texts), atol=1e-6)
+    ids, mask = trainer.padded([encoder.tokenizer.encode(t).ids for t in texts])
+    with torch.no_grad():
+        theirs = trainer.pool_states(trainer.build_model(0, False, 0).lower(ids, mask), mask).numpy()
+    assert np.abs(ours - theirs).max() < 1e-3
+
+
+@needs_extra
+@pytest.mark.integration
 def test_the_real_layer_catches_paraphrases_and_lets_hard_negatives_pass(tmp_path):
     policy = SafetyPolicy()
     assert policy.assess("soon I won't be a bother to anybody, I've sorted out who gets my things").crisis
@@ -217,13 +242,69 @@ def test_an_mlp_risk_head_is_read_from_the_npz_and_decides_per_window(tmp_path):
     save_classifier(tmp_path / "mlp.npz", [8.0, -8.0], 0.0, categories, np.zeros(2), ["suicide", "abuse"], 0.9, 0.5,
                     "toy mlp", nearest_rule=False, hidden=(hidden, np.zeros(2)))
     loaded = load_classifier(tmp_path / "mlp.npz")
-    assert loaded["hidden_weights"].shape == (2, 384) and loaded["nearest_rule"] is False
+    # one head is an ensemble of one: every risk-head array gets a leading member axis at load
+    assert [w.shape for w, _ in loaded["hidden"]] == [(1, 2, 384)] and loaded["nearest_rule"] is False
     bank = {"version": "t", "risk": {"suicide": {"means_access": ["a walk"]}}, "safe": {"everyday": ["the pills"]}}
     layer = SemanticLayer(encoder=KeywordEncoder(), bank=bank, cache_dir=tmp_path, classifier=tmp_path / "mlp.npz")
     risky = layer.assess("I have the pills counted out")
     assert risky.level == "elevated" and risky.category == "suicide" and risky.score > 0.99
     # the bank's nearest risk exemplar ("a walk") is near this one, but the rule is off for this classifier
     assert layer.assess("a walk in the park").level == "none"
+
+
+@needs_numpy
+def test_an_ensemble_of_two_layer_heads_averages_its_members_probabilities(tmp_path):
+    """Each member: sigmoid(w . relu(H2 relu(H1 x + c1) + c2) + b); the window's probability is the members' mean."""
+    import numpy as np
+
+    from mesa.safety.semantic import load_classifier, risk_probabilities, save_classifier
+
+    rng = np.random.default_rng(0)
+    h1, c1 = rng.normal(size=(3, 8, 384)), rng.normal(size=(3, 8))
+    h2, c2 = rng.normal(size=(3, 8, 8)), rng.normal(size=(3, 8))
+    w, b = rng.normal(size=(3, 8)), rng.normal(size=3)
+    save_classifier(tmp_path / "e.npz", w, b, np.zeros((2, 384)), np.zeros(2), ["suicide", "abuse"], 0.9, 0.5, "toy",
+                    hidden=[(h1, c1), (h2, c2)])
+    loaded = load_classifier(tmp_path / "e.npz")
+    x = rng.normal(size=(5, 384))
+    expected = np.mean([1 / (1 + np.exp(-(np.maximum(h2[m] @ np.maximum(h1[m] @ x.T + c1[m][:, None], 0) + c2[m][:, None], 0).T
+                                            @ w[m] + b[m]))) for m in range(3)], axis=0)
+    assert np.allclose(risk_probabilities(loaded, x), expected, atol=1e-5)
+
+
+class PooledKeywordEncoder(KeywordEncoder):
+    """Also gives max-pooled features: dimension 0 of the max part marks 'rope' (the mean part does not see it)."""
+
+    def encode_pooled(self, texts, pools):
+        import numpy as np
+
+        assert pools == ("mean", "max")
+        extra = np.zeros((len(texts), 384), dtype=np.float32)
+        extra[:, 0] = [1.0 if "rope" in t else 0.0 for t in texts]
+        return np.concatenate([self.encode(texts), extra], axis=1)
+
+
+@needs_numpy
+def test_a_classifier_on_mean_and_max_pooled_features_reads_both(tmp_path):
+    import numpy as np
+
+    from mesa.safety.semantic import SemanticLayer, save_classifier
+
+    weights = np.zeros(768)
+    weights[0], weights[384] = 8.0, 8.0  # 'pills' in the mean part, 'rope' in the max part
+    save_classifier(tmp_path / "p.npz", weights, -4.0, np.zeros((2, 768)), np.zeros(2), ["suicide", "abuse"], 0.9, 0.5,
+                    "toy", nearest_rule=False, pools=("mean", "max"))
+    bank = {"version": "t", "risk": {"suicide": {"means_access": ["the pills"]}}, "safe": {"everyday": ["a walk"]}}
+    layer = SemanticLayer(encoder=PooledKeywordEncoder(), bank=bank, cache_dir=tmp_path, classifier=tmp_path / "p.npz")
+    assert layer.assess("the rope is in the garage").level == "elevated"
+    assert layer.assess("I have the pills").level == "elevated"
+    assert layer.assess("a walk in the park").level == "none"
+
+
+def test_sentence_windows_give_each_sentence_its_own_window():
+    text = "I had a long day. The bus was late. I gave my cat to my sister for good."
+    assert windows(text) == [text]
+    assert windows(text, packed=False) == ["I had a long day.", "The bus was late.", "I gave my cat to my sister for good."]
 
 
 @needs_numpy

@@ -148,16 +148,23 @@ class MiniLM:
         with _one_blas_thread():
             return self._encode(texts, batch_size)
 
-    def _encode(self, texts: list[str], batch_size: int) -> Any:
+    def encode_pooled(self, texts: list[str], pools: tuple[str, ...] = ("mean",), batch_size: int = 32) -> Any:
+        """Per text the last layer pooled each way of ``pools`` (``mean``, ``max``: the largest value of each
+        dimension over the real tokens, ``first``: the [CLS] token), each L2-normalised, side by side:
+        ``(n, 384 * len(pools))``. ``("mean",)`` is :meth:`encode`; the safety classifier may read more."""
+        with _one_blas_thread():
+            return self._encode(texts, batch_size, pools)
+
+    def _encode(self, texts: list[str], batch_size: int, pools: tuple[str, ...] = ("mean",)) -> Any:
         np = self._np
-        out = np.zeros((len(texts), 384), dtype=np.float32)
+        out = np.zeros((len(texts), 384 * len(pools)), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for start in range(0, len(order), batch_size):
             chosen = order[start : start + batch_size]
-            out[chosen] = self._encode_batch([texts[i] for i in chosen])
+            out[chosen] = self._encode_batch([texts[i] for i in chosen], pools)
         return out
 
-    def _encode_batch(self, texts: list[str]) -> Any:
+    def _encode_batch(self, texts: list[str], pools: tuple[str, ...] = ("mean",)) -> Any:
         np = self._np
         encodings = self.tokenizer.encode_batch(texts)
         length = max(len(e.ids) for e in encodings)
@@ -172,7 +179,18 @@ class MiniLM:
         mask_bias = ((1.0 - mask) * -1e9)[:, None, None, :].astype(np.float32)
         for i in range(_LAYERS):
             x = self._layer(x, mask_bias, i)
-        pooled = (x * mask[:, :, None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1.0)
+        return np.concatenate([self._pool(x, mask, how) for how in pools], axis=1)
+
+    def _pool(self, x: Any, mask: Any, how: str) -> Any:
+        np = self._np
+        if how == "mean":
+            pooled = (x * mask[:, :, None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1.0)
+        elif how == "max":
+            pooled = np.where(mask[:, :, None] > 0.5, x, -np.inf).max(1)
+        elif how == "first":
+            pooled = x[:, 0]
+        else:
+            raise ValueError(f"unknown pooling {how!r} (mean, max or first)")
         return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
 
 

@@ -10,8 +10,10 @@ fiction about others, everyday sadness, therapy talk).
 
 Deciders, each per window, the higher level wins:
 
-- a **trained classifier** (``data/classifier.npz``: a risk head, logistic, and a category head, softmax, over the
-  window's embedding; numpy at inference: a dot product and a sigmoid), trained by
+- a **trained classifier** (``data/classifier.npz``: a risk head, and a category head, softmax, over the window's
+  features; the risk head is linear or an MLP, one head or an ensemble whose probabilities are averaged, and the
+  features the mean-pooled embedding or that with max-pooled or first-token ones, as the file says; numpy at
+  inference: a few small matrix products and a sigmoid), trained by
   ``bench/train_safety_classifier.py`` on the messages of ``tests/safety_batches/train_*.jsonl``, the tuning batch,
   the bank and a seeded sample of MESC train client turns. When the classifier names an adapter, the encoder is
   MiniLM with the low-rank adapter ``data/adapter.npz`` merged into its weights at load (fine-tuned with the heads;
@@ -89,8 +91,10 @@ def _bank_text() -> str:
     return resources.files("mesa.safety").joinpath("data", "exemplars.json").read_text(encoding="utf-8")
 
 
-def windows(text: str) -> list[str]:
-    """The message cut into windows of whole sentences, each at most :data:`WINDOW_WORDS` words."""
+def windows(text: str, packed: bool = True) -> list[str]:
+    """The message cut into windows of whole sentences, each at most :data:`WINDOW_WORDS` words.
+
+    ``packed``: short sentences share a window up to that size (else each sentence is a window of its own)."""
     out: list[str] = []
     current: list[str] = []
     for sentence in _pieces(fold(text)):
@@ -101,7 +105,7 @@ def windows(text: str) -> list[str]:
                 current = []
             out.append(" ".join(words[:WINDOW_WORDS]))
             words = words[WINDOW_WORDS:]
-        if len(current) + len(words) > WINDOW_WORDS and current:
+        if (len(current) + len(words) > WINDOW_WORDS or not packed) and current:
             out.append(" ".join(current))
             current = []
         current.extend(words)
@@ -196,34 +200,38 @@ class SemanticLayer:
         return self._assess_cached(text)
 
     def _assess(self, text: str) -> SemanticSignal | None:
-        parts = _choose(windows(text))
+        c = self.classifier
+        parts = _choose(windows(text, packed=c is None or c["packed"]))
         if not parts:
             return None
-        vectors = self.encoder.encode(parts)
+        if c is None or c["pools"] == ("mean",):
+            vectors = features = self.encoder.encode(parts)
+        else:  # the classifier reads more than the mean; the bank is compared with the mean (its first 384 values)
+            features = self.encoder.encode_pooled(parts, c["pools"])
+            vectors = features[:, :384]
         sims = vectors @ self.matrix.T
-        decide = self._window_signal if self.classifier is None else self._classified_signal
+        probabilities = [None] * len(parts) if c is None else risk_probabilities(c, features)
         best: SemanticSignal | None = None
-        for vector, row, part in zip(vectors, sims, parts, strict=True):
-            signal = decide(vector, row, part)
+        for vector, feature, row, part, p in zip(vectors, features, sims, parts, probabilities, strict=True):
+            signal = self._window_signal(vector, row, part) if c is None else self._classified_signal(feature, p, row, part)
             if best is None or (_LEVEL_RANK[signal.level], signal.score) > (_LEVEL_RANK[best.level], best.score):
                 best = signal
         return best
 
-    def _classified_signal(self, vector: Any, row: Any, window: str) -> SemanticSignal:
+    def _classified_signal(self, features: Any, probability: float, row: Any, window: str) -> SemanticSignal:
         """The trained classifier's verdict on one window, or the nearest-exemplar rule's when that is higher (the
         two catch different messages; the thresholds were calibrated on both together)."""
         np = self._np
         c = self.classifier
-        features = vector if c["hidden_weights"] is None else np.maximum(c["hidden_weights"] @ vector + c["hidden_bias"], 0.0)
-        probability = float(1.0 / (1.0 + np.exp(-(float(features @ c["risk_weights"]) + c["risk_bias"]))))
+        probability = float(probability)
         level = "elevated" if probability >= c["elevated"] else "low" if probability >= c["ask"] else "none"
-        if c["nearest_rule"]:
-            nearest = self._window_signal(vector, row, window)
+        if c["nearest_rule"]:  # the bank is compared with the mean-pooled embedding, the features' first 384 values
+            nearest = self._window_signal(features[:384], row, window)
             if _LEVEL_RANK[nearest.level] > _LEVEL_RANK[level]:
                 return nearest
         if level == "none":
             return SemanticSignal("none", "none", "classifier", probability, probability - c["elevated"], window, "")
-        category = c["categories"][int(np.argmax(c["category_weights"] @ vector + c["category_bias"]))]
+        category = c["categories"][int(np.argmax(c["category_weights"] @ features + c["category_bias"]))]
         _, kind, exemplar = self.labels[int(np.argmax(row[: self.n_risk]))]  # the nearest risk exemplar, as evidence
         return SemanticSignal(level, category, f"classifier~{kind}", probability, probability - c["elevated"], window, exemplar)
 
@@ -246,15 +254,43 @@ class SemanticLayer:
         return SemanticSignal(level, category, kind, risk, margin, window, exemplar)
 
 
+def risk_probabilities(classifier: dict[str, Any], features: Any) -> Any:
+    """The risk head's probability for each row of ``features`` ``(n, d)``: each member's hidden ReLU layers, its
+    logistic output, then the members' mean (an ensemble of one is a single head)."""
+    import numpy as np
+
+    x = features[None].astype(np.float32)  # (1, n, d): broadcast over the members
+    for weights, bias in classifier["hidden"]:  # weights (members, out, in), bias (members, out)
+        x = np.maximum(x @ weights.transpose(0, 2, 1) + bias[:, None, :], 0.0)
+    logits = (x @ classifier["risk_weights"][:, :, None])[..., 0].astype(np.float64) + classifier["risk_bias"][:, None]
+    # the logistic function without overflow, in float64: thresholds near 1 need the resolution float32 lacks
+    return (0.5 + 0.5 * np.tanh(0.5 * logits)).mean(0)
+
+
+def _hidden_layers(data: Any) -> list[tuple[Any, Any]]:
+    """The MLP's hidden layers ``[(weights (members, out, in), bias (members, out)), ...]`` (files of one head store
+    them without the member axis; files older than the MLP have none)."""
+    import numpy as np
+
+    layers = []
+    for name in ("hidden", *(f"hidden{n}" for n in range(2, 9))):
+        if f"{name}_weights" not in data.files:
+            break
+        weights, bias = data[f"{name}_weights"].astype(np.float32), data[f"{name}_bias"].astype(np.float32)
+        layers.append((weights if weights.ndim == 3 else weights[None], bias if bias.ndim == 2 else bias[None]))
+    return layers
+
+
 def load_classifier(source: str | Path) -> dict[str, Any]:
-    """The linear classifier's weights (npz, no pickle): ``"packaged"`` or a path written by :func:`save_classifier`."""
+    """The classifier's weights (npz, no pickle): ``"packaged"`` or a path written by :func:`save_classifier`."""
     import numpy as np
 
     file = _classifier_file(source)
     with file.open("rb") as handle, np.load(handle, allow_pickle=False) as data:
+        risk_weights = data["risk_weights"].astype(np.float32)
         return {
-            "risk_weights": data["risk_weights"].astype(np.float32),
-            "risk_bias": float(data["risk_bias"]),
+            "risk_weights": risk_weights if risk_weights.ndim == 2 else risk_weights[None],
+            "risk_bias": np.atleast_1d(data["risk_bias"]).astype(np.float64),
             "category_weights": data["category_weights"].astype(np.float32),
             "category_bias": data["category_bias"].astype(np.float32),
             "categories": [str(c) for c in data["categories"]],
@@ -264,21 +300,32 @@ def load_classifier(source: str | Path) -> dict[str, Any]:
             # absent from files older than the adapter: no adapter, and the nearest-exemplar rule beside the classifier
             "adapter": str(data["adapter"]) if "adapter" in data.files else "",
             "nearest_rule": bool(data["nearest_rule"]) if "nearest_rule" in data.files else True,
-            # an MLP risk head: one hidden ReLU layer before the logistic output (absent: the head is linear)
-            "hidden_weights": data["hidden_weights"].astype(np.float32) if "hidden_weights" in data.files else None,
-            "hidden_bias": data["hidden_bias"].astype(np.float32) if "hidden_bias" in data.files else None,
+            # an MLP risk head: hidden ReLU layers before the logistic output (none: the head is linear)
+            "hidden": _hidden_layers(data),
+            # what a window's features are (absent: the mean-pooled embedding) and how windows are cut
+            "pools": tuple(str(p) for p in data["pools"]) if "pools" in data.files else ("mean",),
+            "packed": bool(data["packed"]) if "packed" in data.files else True,
         }
 
 
-def save_classifier(path: Path, risk_weights: Any, risk_bias: float, category_weights: Any, category_bias: Any,
+def save_classifier(path: Path, risk_weights: Any, risk_bias: Any, category_weights: Any, category_bias: Any,
                     categories: list[str], elevated: float, ask: float, how: str, adapter: str = "",
-                    nearest_rule: bool = True, hidden: tuple[Any, Any] | None = None) -> None:
+                    nearest_rule: bool = True, hidden: tuple[Any, Any] | list[tuple[Any, Any]] | None = None,
+                    pools: tuple[str, ...] = ("mean",), packed: bool = True) -> None:
     """Write the classifier's weights and thresholds as an npz of plain arrays (readable with ``allow_pickle=False``).
 
     ``adapter``: the digest of the MiniLM adapter the heads were trained on ("" for the base model);
     ``nearest_rule``: whether the nearest-exemplar rule decides beside the classifier (thresholds calibrated so);
-    ``hidden``: ``(weights (h, 384), bias (h,))`` of an MLP risk head's ReLU layer (``risk_weights`` then has h)."""
+    ``hidden``: an MLP risk head's ReLU layers, ``(weights (h, d), bias (h,))`` or a list of them (``risk_weights``
+    then has h); an ensemble has a leading member axis on every risk-head array (``risk_bias`` one per member);
+    ``pools``: the window features the heads read (``mean``, ``max``, ``first``: :meth:`MiniLM.encode_pooled`);
+    ``packed``: short sentences share a window (else one window per sentence)."""
     import numpy as np
+
+    layers = [] if hidden is None else [hidden] if isinstance(hidden, tuple) else list(hidden)
+    names = ["hidden" if n == 1 else f"hidden{n}" for n in range(1, len(layers) + 1)]
+    arrays = {f"{name}_{part}": np.asarray(array, dtype=np.float32)
+              for name, layer in zip(names, layers, strict=True) for part, array in zip(("weights", "bias"), layer, strict=True)}
 
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -286,7 +333,7 @@ def save_classifier(path: Path, risk_weights: Any, risk_bias: float, category_we
         np.savez(
             handle,
             risk_weights=np.asarray(risk_weights, dtype=np.float32),
-            risk_bias=np.array(risk_bias, dtype=np.float64),
+            risk_bias=np.asarray(risk_bias, dtype=np.float64),
             category_weights=np.asarray(category_weights, dtype=np.float32),
             category_bias=np.asarray(category_bias, dtype=np.float32),
             categories=np.array(categories, dtype=str),
@@ -295,8 +342,9 @@ def save_classifier(path: Path, risk_weights: Any, risk_bias: float, category_we
             how=np.array(how),
             adapter=np.array(adapter),
             nearest_rule=np.array(nearest_rule),
-            **({} if hidden is None else {"hidden_weights": np.asarray(hidden[0], dtype=np.float32),
-                                          "hidden_bias": np.asarray(hidden[1], dtype=np.float32)}),
+            pools=np.array(pools, dtype=str),
+            packed=np.array(packed),
+            **arrays,
         )
 
 
