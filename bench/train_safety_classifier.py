@@ -132,10 +132,10 @@ def training_rows(batches: Path, mesc_csv: Path, mesc_fit: int) -> list[dict]:
 
 
 def round_of(path: Path) -> str:
-    """The writing round a batch file belongs to (each round: other writers): ``train_v4_*`` 4, ``train_v3_*`` 3, the
+    """The writing round a batch file belongs to (each round: other writers): ``train_v5_*`` 5, ``train_v4_*`` 4, ``train_v3_*`` 3, the
     rest (``train_risk``, ``train_negatives*``, ``train_buried``, ``tune``) 1. The exemplar bank was drawn from the
     round-1 tuning batch, so it counts as round 1; the MESC sample belongs to no round and is never held out."""
-    for prefix, name in (("train_v4_", "4"), ("train_v3_", "3")):
+    for prefix, name in (("train_v5_", "5"), ("train_v4_", "4"), ("train_v3_", "3")):
         if path.name.startswith(prefix):
             return name
     return "1"
