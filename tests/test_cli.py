@@ -58,7 +58,10 @@ def test_cli_respond_with_the_embedded_model_in_a_new_process():
     )
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
-    assert data["text"] and data["strategy"]["label"]
+    assert data["text"], data
+    # The tiny model may give no valid fused answer (a loaded machine, its re-asks spent): then the turn still
+    # answers, the labels are absent and failed_steps says why (mesa.graphs.nodes.fused_turn), never silently.
+    assert (data["strategy"] or {}).get("label") or data["failed_steps"], data
 
 
 # -- errors, version, choices, streaming ------------------------------------------------------------
