@@ -175,6 +175,19 @@ def transitions(gold, dialogue, position, train_dialogues, smoothing=1.0):
     return counts / counts.sum(1, keepdims=True), first / first.sum()
 
 
+def scored_examples(f):
+    """The folds (dialogue -> fold), each example's fold, the row of its last user turn, and its gold label."""
+    folds = fold_of(f["dialogue"])
+    ex_fold = np.array([folds[d] for d in f["example_dialogue"]])
+    last_row = np.array([rows[rows >= 0][-1] for rows in f["seq"]])
+    return folds, ex_fold, last_row, f["gold"][last_row]
+
+
+def fold_transitions(f, folds, k):
+    """Transitions and start shares counted on the gold sequences of every fold but ``k``."""
+    return transitions(f["gold"], f["dialogue"], f["position"], {d for d, i in folds.items() if i != k})
+
+
 def filtered(p, seq, transition, start, tau, mix, prior):
     """Each example's filtered posterior after its own turn: turns 1..t only (seq rows in dialogue order)."""
     moved = (1 - mix) * transition + mix * prior[None, :]
@@ -213,17 +226,13 @@ def tune_bias(y, scores, passes=2, steps=None):
 def run_filter(c, taus, mixes):
     f = load()
     p = np.load(f"{SCRATCH}-oof-{c}.npy")
-    folds = fold_of(f["dialogue"])
-    ex_fold = np.array([folds[d] for d in f["example_dialogue"]])
-    last_row = np.array([rows[rows >= 0][-1] for rows in f["seq"]])
-    y = f["gold"][last_row]
+    folds, ex_fold, last_row, y = scored_examples(f)
     prior_all = np.array([np.mean(f["gold"] == n) for n in NAMES])
     bare = [wf1(y[ex_fold == k], p[last_row][ex_fold == k]) for k in range(FOLDS)]
     log("per turn (no filter)", round(100 * np.mean(bare), 1), [round(100 * b, 1) for b in bare])
     results = {}
     for k in range(FOLDS):
-        train_d = {d for d, i in folds.items() if i != k}
-        transition, start = transitions(f["gold"], f["dialogue"], f["position"], train_d)
+        transition, start = fold_transitions(f, folds, k)
         for tau in taus:
             for mix in mixes:
                 post = filtered(p, f["seq"], transition, start, tau, mix, prior_all)
@@ -274,10 +283,7 @@ def run_stack(c, head_c, decays, betas):
     p = np.load(f"{SCRATCH}-oof-{c}.npy")
     x = f["x"]
     z = (x - x.mean(0)) / np.maximum(x.std(0), 1e-6)
-    folds = fold_of(f["dialogue"])
-    ex_fold = np.array([folds[d] for d in f["example_dialogue"]])
-    last_row = np.array([rows[rows >= 0][-1] for rows in f["seq"]])
-    y = f["gold"][last_row]
+    _, ex_fold, last_row, y = scored_examples(f)
     prior = np.array([np.mean(y == n) for n in NAMES])
     s = np.hstack([z[last_row], context_features(p, f["seq"], decays)])
     scores = {b: [] for b in betas}
@@ -317,15 +323,10 @@ def run_hybrid(c_history, c_turn, taus, taus_turn):
     """Earlier turns through the filter with one model's emissions, the current turn with another's."""
     f = load()
     ph, pt = np.load(f"{SCRATCH}-oof-{c_history}.npy"), np.load(f"{SCRATCH}-oof-{c_turn}.npy")
-    folds = fold_of(f["dialogue"])
-    ex_fold = np.array([folds[d] for d in f["example_dialogue"]])
-    last_row = np.array([rows[rows >= 0][-1] for rows in f["seq"]])
-    y = f["gold"][last_row]
+    folds, ex_fold, last_row, y = scored_examples(f)
     res = {}
     for k in range(FOLDS):
-        transition, start = transitions(
-            f["gold"], f["dialogue"], f["position"], {d for d, i in folds.items() if i != k}
-        )
+        transition, start = fold_transitions(f, folds, k)
         m = ex_fold == k
         for tau in taus:
             before = predictive(ph, f["seq"][m], transition, start, tau)
@@ -444,15 +445,10 @@ def run_hybrid3(c_history, c_turn, c_extra, tau_h, taus_extra):
     """The hybrid with a second reading of the current turn multiplied in (weight tau_extra)."""
     f = load()
     ph, pt, px = (np.load(f"{SCRATCH}-oof-{c}.npy") for c in (c_history, c_turn, c_extra))
-    folds = fold_of(f["dialogue"])
-    ex_fold = np.array([folds[d] for d in f["example_dialogue"]])
-    last_row = np.array([rows[rows >= 0][-1] for rows in f["seq"]])
-    y = f["gold"][last_row]
+    folds, ex_fold, last_row, y = scored_examples(f)
     res = {}
     for k in range(FOLDS):
-        transition, start = transitions(
-            f["gold"], f["dialogue"], f["position"], {d for d, i in folds.items() if i != k}
-        )
+        transition, start = fold_transitions(f, folds, k)
         m = ex_fold == k
         before = predictive(ph, f["seq"][m], transition, start, tau_h)
         for t3 in taus_extra:
