@@ -207,13 +207,18 @@ class _Words:
     def __init__(
         self, vocabularies: list[list[str]], idfs: list[np.ndarray], settings: Sequence[dict[str, Any]] = SETTINGS
     ) -> None:
+        import numpy as np
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         self.vocabularies = vocabularies
         self.idfs = idfs
         self.settings = [dict(block) for block in settings]
-        self._index = [{gram: i for i, gram in enumerate(vocabulary)} for vocabulary in vocabularies]
-        self._analyzers = [TfidfVectorizer(**block).build_analyzer() for block in self.settings]
+        # scikit-learn's own vectorizers, given the stored vocabulary and idf: no fit, the same reading as in training
+        self._vectorizers = []
+        for vocabulary, idf, block in zip(vocabularies, idfs, self.settings, strict=True):
+            vectorizer = TfidfVectorizer(vocabulary=vocabulary, dtype=np.float32, **block)
+            vectorizer.idf_ = idf
+            self._vectorizers.append(vectorizer)
 
     @classmethod
     def fit(cls, texts: list[str]) -> _Words:
@@ -233,22 +238,10 @@ class _Words:
         return cls(vocabularies, idfs, used)
 
     def transform(self, texts: list[str]) -> Any:
-        """A sparse matrix: per block sublinear tf times idf, L2-normalised (as TfidfVectorizer does)."""
-        import numpy as np
+        """A sparse matrix: each block's sublinear tf times idf, L2-normalised, side by side."""
         from scipy import sparse
 
-        blocks = []
-        for analyze, index, idf in zip(self._analyzers, self._index, self.idfs, strict=True):
-            rows, cols, values = [], [], []
-            for row, text in enumerate(texts):
-                counts = Counter(g for g in analyze(text) if g in index)
-                weights = np.array([(1.0 + math.log(n)) * idf[index[g]] for g, n in counts.items()])
-                norm = float(np.linalg.norm(weights)) if len(weights) else 1.0
-                rows += [row] * len(counts)
-                cols += [index[g] for g in counts]
-                values += (weights / norm).tolist() if len(weights) else []
-            blocks.append(sparse.csr_matrix((values, (rows, cols)), shape=(len(texts), len(index)), dtype=np.float32))
-        return sparse.hstack(blocks, format="csr")
+        return sparse.hstack([vectorizer.transform(texts) for vectorizer in self._vectorizers], format="csr")
 
 
 class _DialogueFilter:
