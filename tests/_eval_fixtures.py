@@ -165,3 +165,20 @@ def synthetic_examples(n_dialogues: int = 12, split: str = "train"):
             utterances.append(Utterance(speaker="system", text=reply, emotion="neutral", strategy=strategy))
         dialogues.append(Dialogue(id=f"{split}{d}", utterances=utterances, split=split))
     return dialogues_to_examples(dialogues, corpus="toy")
+
+
+def capture_train(monkeypatch, pick):
+    """Make ``mesa train`` stop before fitting: the corpus loader gives three synthetic dialogues and
+    ``SupervisedClassifier.train`` records ``pick(its keyword arguments)`` per taxonomy in the returned dict."""
+    from mesa.eval import cli
+    from mesa.eval.classifier import SupervisedClassifier
+
+    asked = {}
+
+    def fake_train(examples, taxonomy, **kwargs):
+        asked[taxonomy.name] = pick(kwargs)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(cli, "_load", lambda corpus, data, split: synthetic_examples(3))
+    monkeypatch.setattr(SupervisedClassifier, "train", staticmethod(fake_train))
+    return asked

@@ -123,22 +123,12 @@ def test_train_command_refuses_an_unknown_user_context(tmp_path):
 
 
 def test_train_command_uses_the_corpus_c_grid_chosen_on_held_out_train(monkeypatch, tmp_path):
-    import typer
+    from _eval_fixtures import capture_train
     from typer.testing import CliRunner
 
-    from mesa.eval import cli
+    from mesa.cli import app
 
-    asked = {}
-
-    def fake_train(examples, taxonomy, **kwargs):
-        asked[taxonomy.name] = kwargs["c_grid"]
-        raise RuntimeError("stop here")
-
-    monkeypatch.setattr(cli, "_load", lambda corpus, data, split: synthetic_examples(3))
-    monkeypatch.setattr(SupervisedClassifier, "train", staticmethod(fake_train))
-    app = typer.Typer()
-    app.command("train")(cli.train_command)
-    app.command("eval")(cli.eval_command)
+    asked = capture_train(monkeypatch, lambda kwargs: kwargs["c_grid"])
     for corpus in ("mesc", "esconv"):
         CliRunner().invoke(
             app, ["train", "--corpus", corpus, "--data", str(tmp_path), "--out", str(tmp_path / "m.npz")]

@@ -205,24 +205,13 @@ def test_out_of_fold_models_never_see_the_dialogues_they_predict():
 
 
 def test_train_command_builds_the_esconv_strategy_model_chosen_on_train(monkeypatch, tmp_path):
-    import typer
-    from _eval_fixtures import synthetic_examples
+    from _eval_fixtures import capture_train
     from typer.testing import CliRunner
 
+    from mesa.cli import app
     from mesa.eval import cli
-    from mesa.eval.classifier import SupervisedClassifier
 
-    asked = {}
-
-    def fake_train(examples, taxonomy, **kwargs):
-        asked[taxonomy.name] = {k: v for k, v in kwargs.items() if k.startswith("strategy_")}
-        raise RuntimeError("stop here")
-
-    monkeypatch.setattr(cli, "_load", lambda corpus, data, split: synthetic_examples(3))
-    monkeypatch.setattr(SupervisedClassifier, "train", staticmethod(fake_train))
-    app = typer.Typer()
-    app.command("train")(cli.train_command)
-    app.command("eval")(cli.eval_command)
+    asked = capture_train(monkeypatch, lambda kwargs: {k: v for k, v in kwargs.items() if k.startswith("strategy_")})
     for corpus, extra in (("mesc", []), ("esconv", []), ("mesc", ["--strategy-model", "sequence"])):
         asked.clear()
         CliRunner().invoke(
