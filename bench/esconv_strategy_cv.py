@@ -17,7 +17,8 @@ are compared on the same folds in one run. Settings (default: all):
   default list; a run on the sequence features alone was stopped after 15 minutes on the loaded CPU);
 - ``shipped``: what ``mesa train --corpus esconv`` builds (``SupervisedClassifier.train`` with
   :data:`mesa.eval.cli.ESCONV_STRATEGY`), trained on the other folds, its decision offsets tuned
-  on out-of-fold predictions within those folds only.
+  on out-of-fold predictions within those folds only (``--booster W``, ``--accuracy-weight A``,
+  ``--weight-power P`` change one setting).
 """
 
 from __future__ import annotations
@@ -154,7 +155,7 @@ def _settings(base: np.ndarray, seq: np.ndarray) -> dict:
     }
 
 
-def _shipped(examples, fold: np.ndarray, weight_power: float | None = None) -> None:
+def _shipped(examples, fold: np.ndarray, weight_power: float | None = None, overrides: dict | None = None) -> None:
     """The shipped training, run per fold: fitted on the other folds, scored on this one."""
     from sklearn.metrics import accuracy_score, f1_score
 
@@ -165,6 +166,7 @@ def _shipped(examples, fold: np.ndarray, weight_power: float | None = None) -> N
     settings = dict(ESCONV_STRATEGY)
     if weight_power is not None:
         settings["strategy_weight_powers"] = (weight_power,)
+    settings.update(overrides or {})
     accs, f1s = [], []
     started = time.process_time()
     for k in sorted(set(fold.tolist())):
@@ -200,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="shipped: weight of accuracy next to macro-F1 in the offsets",
     )
+    parser.add_argument("--booster", type=float, default=None, help="shipped: the strategy booster's weight (0: none)")
     args = parser.parse_args(argv)
 
     from threadpoolctl import threadpool_limits
@@ -207,13 +210,13 @@ def main(argv: list[str] | None = None) -> int:
     examples = [e for e in _load(args.data) if e.strategy]
     y = np.array([e.strategy for e in examples])
     fold = _folds(examples, args.folds, args.seed)
+    overrides: dict = {}
     if args.accuracy_weight is not None:
-        from mesa.eval import strategy_features
-
-        strategy_features.ACCURACY_WEIGHT = args.accuracy_weight
-        print(f"decision offsets: macro-F1 + {args.accuracy_weight} x accuracy", flush=True)
+        overrides["strategy_accuracy_weight"] = args.accuracy_weight
+    if args.booster is not None:
+        overrides["strategy_booster"] = args.booster
     if args.settings == ["shipped"]:  # no feature matrices needed: the training makes its own
-        _shipped(examples, fold, args.weight_power)
+        _shipped(examples, fold, args.weight_power, overrides)
         return 0
     base = _base_features(examples)
     EMB_DIMS = base.shape[1] - _label_dims()
