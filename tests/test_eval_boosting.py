@@ -115,7 +115,7 @@ def _rewrite_header(path, change) -> None:
 
 def test_a_damaged_booster_is_refused_with_a_clear_error(tmp_path):
     from mesa.errors import ClassifierFileError, ClassifierMismatchError, MesaError
-    from mesa.eval.classifier import SupervisedClassifier
+    from mesa.eval.classifier import FORMAT_VERSION, SupervisedClassifier
 
     model = SupervisedClassifier.train(
         _xor_dialogues(12, seed=4), "esconv", strategy_sequence=1.0, strategy_booster=0.3, **FIT
@@ -129,6 +129,6 @@ def test_a_damaged_booster_is_refused_with_a_clear_error(tmp_path):
     with pytest.raises(ClassifierMismatchError):
         SupervisedClassifier.load(labels, embedder=HashEmbedder())
     newer = model.save(tmp_path / "newer.npz")
-    _rewrite_header(newer, lambda h: h.update(version=6))
+    _rewrite_header(newer, lambda h: h.update(version=FORMAT_VERSION + 1))
     with pytest.raises(MesaError, match="newer mesa"):
         SupervisedClassifier.load(newer, embedder=HashEmbedder())
