@@ -132,3 +132,24 @@ def test_a_damaged_booster_is_refused_with_a_clear_error(tmp_path):
     _rewrite_header(newer, lambda h: h.update(version=FORMAT_VERSION + 1))
     with pytest.raises(MesaError, match="newer mesa"):
         SupervisedClassifier.load(newer, embedder=HashEmbedder())
+
+
+def test_the_mixed_model_reads_only_the_past():
+    from mesa.eval.classifier import SupervisedClassifier
+    from mesa.eval.datasets import Dialogue, Utterance, dialogues_to_examples
+
+    model = SupervisedClassifier.train(
+        _xor_dialogues(20, seed=5), "esconv", strategy_sequence=1.0, strategy_booster=0.3, **FIT
+    )
+
+    def examples(last_strategy: str, last_text: str):
+        utterances = []
+        for i, strategy in enumerate(["Question", "Information", "Question", last_strategy]):
+            utterances.append(Utterance(speaker="user", text="ok" if i % 2 else "a long day at work for me today"))
+            utterances.append(Utterance(speaker="system", text=last_text if i == 3 else "I see", strategy=strategy))
+        dialogue = Dialogue(id="d", utterances=utterances, split="train")
+        return dialogues_to_examples([dialogue], corpus="toy", system_emotion=False)
+
+    a, b = examples("Question", "I see"), examples("Information", "something else entirely")
+    read = [[model.predict_distribution("strategy", e.text, e.history) for e in run] for run in (a, b)]
+    assert read[0][:3] == read[1][:3]  # the turns before the changed one see the same past
