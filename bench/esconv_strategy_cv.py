@@ -15,6 +15,11 @@ are compared on the same folds in one run. Settings (default: all):
 - ``seq``: the sequence features alone;
 - ``hgb``: gradient boosting on the sequence features and a PCA of the embeddings (slow: not in the
   default list; a run on the sequence features alone was stopped after 15 minutes on the loaded CPU);
+- ``mix``: a quick screen of the head + booster mixture: out-of-fold probabilities of the logistic
+  head (C 0.0001, balanced^0.75, sequence block x10) and of the boosted trees
+  (:class:`mesa.eval.boosting.TreeEnsemble`), their log probabilities averaged with each booster weight,
+  offsets chosen on the other folds' out-of-fold predictions (``--booster`` / ``--accuracy-weight``: one
+  value each instead of the grid);
 - ``shipped``: what ``mesa train --corpus esconv`` builds (``SupervisedClassifier.train`` with
   :data:`mesa.eval.cli.ESCONV_STRATEGY`), trained on the other folds, its decision offsets tuned
   on out-of-fold predictions within those folds only (``--booster W``, ``--accuracy-weight A``,
@@ -155,6 +160,44 @@ def _settings(base: np.ndarray, seq: np.ndarray) -> dict:
     }
 
 
+def _mixtures(base: np.ndarray, seq: np.ndarray, y: np.ndarray, fold: np.ndarray, boosters, accuracy_weights) -> None:
+    """Out-of-fold probabilities of the head and of the trees, then each mixture with cross-fitted offsets."""
+    from sklearn.linear_model import LogisticRegression
+
+    from mesa.eval.boosting import TreeEnsemble
+    from mesa.eval.strategy_features import decision_offsets, macro_f1
+
+    classes = sorted(set(y.tolist()))
+    truth = np.array([classes.index(v) for v in y])
+    head, trees = np.zeros((len(y), len(classes))), np.zeros((len(y), len(classes)))
+    started = time.process_time()
+    for k in sorted(set(fold.tolist())):
+        train, test = fold != k, fold == k
+        (b_train, b_test), (s_train, s_test) = _standardise(base[train], base[test]), _standardise(seq[train], seq[test])
+        model = LogisticRegression(C=0.0001, max_iter=300)
+        model.fit(np.hstack([b_train, 10 * s_train]), y[train], sample_weight=_weights(y[train], 0.75))
+        head[test] = model.predict_proba(np.hstack([b_test, 10 * s_test]))
+        raw = np.hstack([base[:, :EMB_DIMS], seq])
+        booster = TreeEnsemble.fit(raw[train], y[train], EMB_DIMS, sample_weight=_weights(y[train], 1.0))
+        trees[test] = booster.proba(raw[test])
+        print(f"  fold {k}: out-of-fold probabilities, cpu {time.process_time() - started:.0f} s", flush=True)
+    for weight in boosters:
+        mixed = (1 - weight) * np.log(np.maximum(head, 1e-12)) + weight * np.log(np.maximum(trees, 1e-12))
+        for accuracy_weight in accuracy_weights:
+            accs, f1s = [], []
+            for k in sorted(set(fold.tolist())):
+                test = fold == k
+                offsets = decision_offsets(mixed[~test], truth[~test], accuracy_weight=accuracy_weight)
+                predicted = (mixed[test] + offsets).argmax(axis=1)
+                accs.append(100 * float(np.mean(predicted == truth[test])))
+                f1s.append(100 * macro_f1(truth[test], predicted, len(classes)))
+            print(
+                f"mix booster {weight} offsets acc x{accuracy_weight}: acc {np.mean(accs):5.1f} "
+                f"({' / '.join(f'{a:.1f}' for a in accs)})  mF1 {np.mean(f1s):5.1f} ({' / '.join(f'{f:.1f}' for f in f1s)})",
+                flush=True,
+            )
+
+
 def _shipped(examples, fold: np.ndarray, weight_power: float | None = None, overrides: dict | None = None) -> None:
     """The shipped training, run per fold: fitted on the other folds, scored on this one."""
     from sklearn.metrics import accuracy_score, f1_score
@@ -226,6 +269,12 @@ def main(argv: list[str] | None = None) -> int:
         f"base {base.shape[1]} + sequence {seq.shape[1]} features, {args.folds} grouped folds",
         flush=True,
     )
+    if args.settings == ["mix"]:
+        boosters = [args.booster] if args.booster is not None else [0.0, 0.3, 0.5]
+        accuracy_weights = [args.accuracy_weight] if args.accuracy_weight is not None else [0.5, 0.25, 0.0]
+        with threadpool_limits(limits=1):
+            _mixtures(base, seq, y, fold, boosters, accuracy_weights)
+        return 0
     table = _settings(base, seq)
     with threadpool_limits(limits=1, user_api="blas"):
         for setting in args.settings:
