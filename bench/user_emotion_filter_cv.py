@@ -467,17 +467,22 @@ if __name__ == "__main__" and sys.argv[2] == "hybrid3":
     run_hybrid3(sys.argv[3], sys.argv[4], sys.argv[5], float(sys.argv[6]), [float(t) for t in sys.argv[7].split(",")])
 
 
-def run_prior(c_history, c_turn, c_extra, betas):
-    """The default (hybrid3, tau 0.5 / 1 / 0.5) times the training folds' label shares^beta, per beta."""
+def default_by_fold(c_history, c_turn, c_extra):
+    """Per fold: its examples' mask, all gold labels, and last round's default scores (hybrid3, tau 0.5 / 1 / 0.5)."""
     f = load()
     ph, pt, px = (np.load(f"{SCRATCH}-oof-{c}.npy") for c in (c_history, c_turn, c_extra))
     folds, ex_fold, last_row, y = scored_examples(f)
-    res = {}
     for k in range(FOLDS):
         transition, start = fold_transitions(f, folds, k)
         m = ex_fold == k
+        yield m, y, predictive(ph, f["seq"][m], transition, start, 0.5) * pt[last_row][m] * np.sqrt(px[last_row][m])
+
+
+def run_prior(c_history, c_turn, c_extra, betas):
+    """The default times the training folds' label shares^beta, per beta."""
+    res = {}
+    for m, y, base in default_by_fold(c_history, c_turn, c_extra):
         prior = np.array([np.mean(y[~m] == n) for n in NAMES])  # the examples of the training folds
-        base = predictive(ph, f["seq"][m], transition, start, 0.5) * pt[last_row][m] * np.sqrt(px[last_row][m])
         for beta in betas:
             res.setdefault(beta, []).append(wf1(y[m], base * np.power(prior, beta)))
     for beta, v in res.items():
@@ -493,19 +498,14 @@ def run_reweighted(data, c_history, c_turn, c_extra):
 
     Val is read for its label shares only (a diagnosis, after the fact; nothing is chosen on it).
     """
-    f = load()
-    ph, pt, px = (np.load(f"{SCRATCH}-oof-{c}.npy") for c in (c_history, c_turn, c_extra))
-    folds, ex_fold, last_row, y = scored_examples(f)
-    predicted = np.empty(len(y), dtype=object)
-    for k in range(FOLDS):
-        transition, start = fold_transitions(f, folds, k)
-        m = ex_fold == k
-        scores = predictive(ph, f["seq"][m], transition, start, 0.5) * pt[last_row][m] * np.sqrt(px[last_row][m])
+    masks, predicted = [], None
+    for m, y, scores in default_by_fold(c_history, c_turn, c_extra):
+        predicted = np.empty(len(y), dtype=object) if predicted is None else predicted
         predicted[m] = np.array(NAMES)[scores.argmax(1)]
+        masks.append(m)
     val = np.array([e.user_emotion for e in load_mesc(data, "val")])
     weight = np.array([np.mean(val == label) / np.mean(y == label) for label in y])
-    for k in range(FOLDS):
-        m = ex_fold == k
+    for k, m in enumerate(masks):
         plain = f1_score(y[m], predicted[m].astype(str), average="weighted", zero_division=0)
         moved = f1_score(y[m], predicted[m].astype(str), average="weighted", sample_weight=weight[m], zero_division=0)
         print(f"fold {k}: {100 * plain:.1f} as is, {100 * moved:.1f} at val's label mix", flush=True)
