@@ -153,3 +153,24 @@ def test_the_mixed_model_reads_only_the_past():
     a, b = examples("Question", "I see"), examples("Information", "something else entirely")
     read = [[model.predict_distribution("strategy", e.text, e.history) for e in run] for run in (a, b)]
     assert read[0][:3] == read[1][:3]  # the turns before the changed one see the same past
+
+
+def test_support_agent_uses_the_mixture_on_its_own_strategy_history(make_agent):
+    """Live, the earlier strategies are the ones the agent chose; the mixture reads them as in evaluation."""
+    from mesa.eval.classifier import SupervisedClassifier
+    from mesa.safety import SafetyPolicy
+    from mesa.testing import ScriptedModel
+
+    clf = SupervisedClassifier.train(
+        _xor_dialogues(40, seed=1), "esconv", strategy_sequence=1.0, strategy_booster=0.5, **FIT
+    )
+    agent = make_agent(
+        model=ScriptedModel(), taxonomy="esconv", classifier=clf, classifier_use="step",
+        safety=SafetyPolicy(llm_assessment=False),
+    )
+    messages = ["it has been a very long and hard week at work for me", "ok", "ok", "it has been a long day", "ok"]
+    labels = [agent.respond(text, thread_id="x").strategy for text in messages]
+    assert all(label.source == "classifier" for label in labels)
+    for previous, text, label in zip(labels, messages[1:], labels[1:], strict=False):
+        short = len(text.split()) <= 3
+        assert label.label == ("Question" if (previous.label == "Question") != short else "Information")
