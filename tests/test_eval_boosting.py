@@ -174,3 +174,15 @@ def test_support_agent_uses_the_mixture_on_its_own_strategy_history(make_agent):
     for previous, text, label in zip(labels, messages[1:], labels[1:], strict=False):
         short = len(text.split()) <= 3
         assert label.label == ("Question" if (previous.label == "Question") != short else "Information")
+
+
+def test_a_booster_without_the_sequence_block_is_used_too(tmp_path):
+    from mesa.eval.classifier import SupervisedClassifier
+
+    model = SupervisedClassifier.train(_xor_dialogues(12, seed=6), "esconv", strategy_booster=0.5, **FIT)
+    assert model.sequence is None and model.booster is not None
+    loaded = SupervisedClassifier.load(model.save(tmp_path / "m.npz"), embedder=HashEmbedder())
+    example = _xor_dialogues(1, seed=7)[-1]
+    mixed = loaded.predict_distribution("strategy", example.text, example.history)
+    loaded.booster = None
+    assert mixed != loaded.predict_distribution("strategy", example.text, example.history)

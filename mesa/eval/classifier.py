@@ -40,9 +40,9 @@ if TYPE_CHECKING:
 __all__ = ["TASKS", "MajorityClassifier", "SupervisedClassifier"]
 
 TASKS = ("user_emotion", "strategy", "system_emotion")
-FORMAT_VERSION = 6  # 6: the filter's prior correction (``filter.prior``); 5: boosted trees beside the strategy head (``strategy_booster.*``); 4: the strategy sequence
-# block (``sequence.*``); 3: the dialogue filter (``filter.*``); 2: the context model (``context.*``); older formats
-# still read
+FORMAT_VERSION = 6  # 6: the filter's prior correction (``filter.prior``); 5: boosted trees beside the strategy
+# head (``strategy_booster.*``); 4: the strategy sequence block (``sequence.*``); 3: the dialogue filter
+# (``filter.*``); 2: the context model (``context.*``); older formats still read
 
 _CONTEXT = 4  # history messages averaged into the context embedding
 _SPAN = 12  # history messages the label histograms look at
@@ -730,12 +730,13 @@ class SupervisedClassifier:
             earlier = [[m.text for m in history if m.role == "user"] for _, history in items]
             turn = self.heads[which].proba(z)  # the filter's classes are the head's, in the same order
             return self.filter.posterior(earlier, [text for text, _ in items], turn)
-        if which == "strategy" and self.sequence is not None:
-            proba = self.heads[which].proba(np.hstack([z, self.sequence.transform(items)]))
+        if which == "strategy" and (self.sequence is not None or self.booster is not None):
+            with_sequence = self.sequence is not None
+            proba = self.heads[which].proba(np.hstack([z, self.sequence.transform(items)]) if with_sequence else z)
             if self.booster is None:
                 return proba
             features = z * self.scale + self.mean  # the trees read raw features, as in training
-            booster_x = _booster_input(features, self.taxonomy, items)
+            booster_x = _booster_input(features, self.taxonomy, items if with_sequence else None)
             return _mix(proba, self.booster.proba(booster_x), self.booster_weight)
         if which != "user_emotion" or self.context is None:
             return self.heads[which].proba(z)
