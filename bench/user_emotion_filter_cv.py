@@ -15,6 +15,8 @@ user message before it), variants combine the distributions of the user messages
     python bench/user_emotion_filter_cv.py DATA/mesc hybrid3 TAG_EARLIER TAG_TURN TAG_EXTRA TAU_EARLIER TAUS_EXTRA
     python bench/user_emotion_filter_cv.py DATA/mesc stack TAG HEAD_C DECAYS BETAS  # running averages, stacked
     python bench/user_emotion_filter_cv.py DATA/mesc holdout filter 0  # the real training, scored on fold 0
+    python bench/user_emotion_filter_cv.py DATA/mesc prior 1.0-tfidf 0.002 1.0-tfidf 0,-0.25,-0.5  # x label shares^b
+    python bench/user_emotion_filter_cv.py DATA/mesc reweighted 1.0-tfidf 0.002 1.0-tfidf  # at val's label mix
 
 TAG names an ``oof`` result (``0.002``, ``0.02-0-384``, ``1.0-tfidf``, ``0.02-reply``). MESA_FOLDS=episode
 groups the folds by episode instead of dialogue (its own scratch files of out-of-fold results).
@@ -463,3 +465,65 @@ def run_hybrid3(c_history, c_turn, c_extra, tau_h, taus_extra):
 
 if __name__ == "__main__" and sys.argv[2] == "hybrid3":
     run_hybrid3(sys.argv[3], sys.argv[4], sys.argv[5], float(sys.argv[6]), [float(t) for t in sys.argv[7].split(",")])
+
+
+def default_by_fold(c_history, c_turn, c_extra):
+    """Per fold: its examples' mask, all gold labels, and last round's default scores (hybrid3, tau 0.5 / 1 / 0.5)."""
+    f = load()
+    ph, pt, px = (np.load(f"{SCRATCH}-oof-{c}.npy") for c in (c_history, c_turn, c_extra))
+    folds, ex_fold, last_row, y = scored_examples(f)
+    for k in range(FOLDS):
+        transition, start = fold_transitions(f, folds, k)
+        m = ex_fold == k
+        yield m, y, predictive(ph, f["seq"][m], transition, start, 0.5) * pt[last_row][m] * np.sqrt(px[last_row][m])
+
+
+def run_prior(c_history, c_turn, c_extra, betas):
+    """The default times the training folds' label shares^beta, per beta."""
+    res = {}
+    for m, y, base in default_by_fold(c_history, c_turn, c_extra):
+        prior = np.array([np.mean(y[~m] == n) for n in NAMES])  # the examples of the training folds
+        for beta in betas:
+            res.setdefault(beta, []).append(wf1(y[m], base * np.power(prior, beta)))
+    for beta, v in res.items():
+        print(f"prior^{beta}: {100 * np.mean(v):.2f}", [round(100 * x, 1) for x in v], flush=True)
+
+
+if __name__ == "__main__" and sys.argv[2] == "prior":
+    run_prior(sys.argv[3], sys.argv[4], sys.argv[5], [float(b) for b in sys.argv[6].split(",")])
+
+
+def run_reweighted(data, c_history, c_turn, c_extra):
+    """Why val reads lower: the default's out-of-fold scores with each example weighted to val's label mix.
+
+    Val is read for its label shares only (a diagnosis, after the fact; nothing is chosen on it).
+    """
+    masks, predicted = [], None
+    for m, y, scores in default_by_fold(c_history, c_turn, c_extra):
+        predicted = np.empty(len(y), dtype=object) if predicted is None else predicted
+        predicted[m] = np.array(NAMES)[scores.argmax(1)]
+        masks.append(m)
+    val = np.array([e.user_emotion for e in load_mesc(data, "val")])
+    weight = np.array([np.mean(val == label) / np.mean(y == label) for label in y])
+    for k, m in enumerate(masks):
+        plain = f1_score(y[m], predicted[m].astype(str), average="weighted", zero_division=0)
+        moved = f1_score(y[m], predicted[m].astype(str), average="weighted", sample_weight=weight[m], zero_division=0)
+        print(f"fold {k}: {100 * plain:.1f} as is, {100 * moved:.1f} at val's label mix", flush=True)
+    shares = {n: (round(100 * float(np.mean(y == n)), 1), round(100 * float(np.mean(val == n)), 1)) for n in NAMES}
+    print("example label shares (train, val) %:", shares)
+    # How far a split of val's size (102 dialogues) strays by chance: random sets of train dialogues.
+    dialogues = load()["example_dialogue"]
+    ids = sorted(set(dialogues.tolist()))
+    rng = np.random.default_rng(0)
+    draws = []
+    for _ in range(500):
+        chosen = np.isin(dialogues, rng.choice(ids, size=102, replace=False))
+        draws.append(100 * f1_score(y[chosen], predicted[chosen].astype(str), average="weighted", zero_division=0))
+    low, mid, high = np.percentile(draws, [2.5, 50, 97.5])
+    print(f"500 random sets of 102 train dialogues: median {mid:.1f}, 95 % of them between {low:.1f} and {high:.1f}")
+    for figure in (33.3, 34.1, 35.1):  # val's three readings of the filter (docs/evaluation.md)
+        print(f"  below {figure}: {np.mean(np.array(draws) < figure):.1%} of them")
+
+
+if __name__ == "__main__" and sys.argv[2] == "reweighted":
+    run_reweighted(sys.argv[1], sys.argv[3], sys.argv[4], sys.argv[5])

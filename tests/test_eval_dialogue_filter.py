@@ -117,7 +117,7 @@ def test_the_filter_reads_only_the_turns_so_far():
     assert max(other, key=other.__getitem__) == "depression"
 
 
-def test_format_3_round_trips_and_a_foreign_filter_is_refused(tmp_path):
+def test_the_filter_file_round_trips_and_a_foreign_filter_is_refused(tmp_path):
     from mesa.errors import ClassifierMismatchError
 
     clf = _train()
@@ -125,7 +125,8 @@ def test_format_3_round_trips_and_a_foreign_filter_is_refused(tmp_path):
     with np.load(path, allow_pickle=False) as data:
         header = json.loads(str(data["header"]))
         arrays = {key: data[key] for key in data.files}
-    assert header["version"] == 3 and header["filter"]["classes"] == clf.heads["user_emotion"].classes
+    assert header["version"] == 6 and header["filter"]["classes"] == clf.heads["user_emotion"].classes
+    assert header["filter"]["tau_prior"] == -0.25 and "filter.prior" in arrays
     history = _persistent_dialogues(1, start=300)[-1].history
     loaded = SupervisedClassifier.load(path, embedder=HashEmbedder())
     assert loaded.predict_distribution("user_emotion", FILLER, history) == clf.predict_distribution(
@@ -137,6 +138,46 @@ def test_format_3_round_trips_and_a_foreign_filter_is_refused(tmp_path):
     np.savez(broken, **arrays)
     with pytest.raises(ClassifierMismatchError, match="filter"):
         SupervisedClassifier.load(broken, embedder=HashEmbedder())
+
+
+def test_the_prior_correction_leans_away_from_the_frequent_emotions_by_the_chosen_power():
+    # 14 anger, 13 depression, 13 joy dialogues; half of one depression dialogue left out
+    examples = [e for e in _persistent_dialogues(40) if e.dialogue_id != "d1" or e.turn_index < 9]
+    clf = SupervisedClassifier.train(
+        examples, MESC, embedder=HashEmbedder(), c_grid=(1.0,), weight_powers=(1.0,), holdout=0
+    )
+    f = clf.filter
+    assert f.prior is not None and f.tau_prior == -0.25
+    assert f.prior.argmax() == f.classes.index("anger") and f.prior.argmin() == f.classes.index("depression")
+    history = _persistent_dialogues(1, start=300)[-1].history
+    turn = clf.heads["user_emotion"].proba(clf._z([(FILLER, history)]))
+    earlier = [[m.text for m in history if m.role == "user"]]
+    corrected = f.posterior(earlier, [FILLER], turn)[0]
+    f.tau_prior = 0.0
+    plain = f.posterior(earlier, [FILLER], turn)[0]
+    ratio = (corrected / plain) / (corrected / plain)[0]  # up to the normalisation, times prior^-0.25
+    assert np.allclose(ratio, (f.prior / f.prior[0]) ** -0.25, rtol=1e-6)
+
+
+def test_a_format_3_file_without_the_prior_still_loads_and_reads_as_before(tmp_path):
+    clf = _train()
+    path = clf.save(tmp_path / "clf.npz")
+    with np.load(path, allow_pickle=False) as data:
+        header = json.loads(str(data["header"]))
+        arrays = {key: data[key] for key in data.files if key != "filter.prior"}
+    del header["filter"]["tau_prior"]
+    header["version"] = 3
+    arrays["header"] = np.array(json.dumps(header))
+    old = tmp_path / "old.npz"
+    np.savez(old, **arrays)
+    loaded = SupervisedClassifier.load(old, embedder=HashEmbedder())
+    assert loaded.filter is not None and loaded.filter.prior is None and loaded.filter.tau_prior == 0.0
+    history = _persistent_dialogues(1, start=300)[-1].history
+    clf.filter.prior = None  # the same model without its correction
+    assert np.allclose(
+        list(loaded.predict_distribution("user_emotion", FILLER, history).values()),
+        list(clf.predict_distribution("user_emotion", FILLER, history).values()),
+    )
 
 
 def test_support_agent_filters_across_a_threads_turns(make_agent):

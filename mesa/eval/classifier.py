@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mesa.errors import ClassifierFileError, ClassifierMismatchError
+from mesa.eval.boosting import TreeEnsemble
 from mesa.eval.strategy_features import SequenceBlock, out_of_fold_offsets
 from mesa.state import Message
 from mesa.taxonomy import MESC, Taxonomy, get_taxonomy
@@ -39,8 +40,9 @@ if TYPE_CHECKING:
 __all__ = ["TASKS", "MajorityClassifier", "SupervisedClassifier"]
 
 TASKS = ("user_emotion", "strategy", "system_emotion")
-FORMAT_VERSION = 4  # 4: the strategy sequence block (``sequence.*``); 3: the dialogue filter (``filter.*``);
-# 2: the context model (``context.*``); older formats still read
+FORMAT_VERSION = 6  # 6: the filter's prior correction (``filter.prior``); 5: boosted trees beside the strategy
+# head (``strategy_booster.*``); 4: the strategy sequence block (``sequence.*``); 3: the dialogue filter
+# (``filter.*``); 2: the context model (``context.*``); older formats still read
 
 _CONTEXT = 4  # history messages averaged into the context embedding
 _SPAN = 12  # history messages the label histograms look at
@@ -50,6 +52,11 @@ _SPAN = 12  # history messages the label histograms look at
 _TAU_HISTORY = 0.5
 _TAU_TURN = 1.0
 _TAU_WORDS = 0.5  # the current turn's n-gram reading, multiplied in beside the head's (0.5 and 0.75 did best)
+# The posterior is multiplied by the training label shares to this power: a negative power leans away from the
+# frequent emotions the filter's belief already favours. Grouped 4-fold CV on MESC TRAIN (docs/evaluation.md):
+# -0.25 raised weighted F1 by 0.3 on folds of dialogues (every fold) and on folds of whole episodes (every
+# fold); 0 and -0.5 did worse.
+_TAU_PRIOR = -0.25
 
 
 def _label_vector(taxonomy: Taxonomy, text: str, history: Sequence[Message]) -> list[float]:
@@ -263,6 +270,8 @@ class _DialogueFilter:
         tau_history: float = _TAU_HISTORY,
         tau_turn: float = _TAU_TURN,
         tau_words: float = _TAU_WORDS,
+        prior: np.ndarray | None = None,
+        tau_prior: float = 0.0,
     ) -> None:
         self.classes = classes
         self.words = words
@@ -272,6 +281,8 @@ class _DialogueFilter:
         self.tau_history = tau_history
         self.tau_turn = tau_turn
         self.tau_words = tau_words
+        self.prior = prior  # the training label shares (format 6); None: no prior correction
+        self.tau_prior = tau_prior if prior is not None else 0.0
 
     def readings(self, texts: list[str]) -> np.ndarray:
         """The emission model's distribution for each text, in the order of ``classes``."""
@@ -298,6 +309,8 @@ class _DialogueFilter:
         own = readings[[row[t] for t in texts]]
         posterior = before * np.power(np.maximum(turn, 1e-9), self.tau_turn)
         posterior *= np.power(np.maximum(own, 1e-9), self.tau_words)
+        if self.prior is not None and self.tau_prior:
+            posterior *= np.power(np.maximum(self.prior, 1e-9), self.tau_prior)
         return posterior / posterior.sum(axis=1, keepdims=True)
 
 
@@ -319,6 +332,97 @@ class _Head:
             p1 = 1.0 / (1.0 + np.exp(-logits[:, 0]))
             return np.stack([1.0 - p1, p1], axis=1)
         return _softmax(logits)
+
+
+def _mix(head: np.ndarray, booster: np.ndarray, weight: float) -> np.ndarray:
+    """The logistic head's and the booster's probabilities, their logarithms averaged (``weight``: the booster's)."""
+    import numpy as np
+
+    log = (1 - weight) * np.log(np.maximum(head, 1e-12)) + weight * np.log(np.maximum(booster, 1e-12))
+    return _softmax(log)
+
+
+class _MixedFit:
+    """A logistic head and a booster fitted on the same rows: what the decision offsets are chosen for.
+
+    ``out_of_fold_offsets`` hands it row numbers (a column of indices), so the two feature matrices
+    (standardised for the head, raw for the trees) need not be copied side by side.
+    """
+
+    def __init__(self, head: Any, booster: TreeEnsemble, weight: float, zx: np.ndarray, bx: np.ndarray) -> None:
+        self.head, self.booster, self.weight, self.zx, self.bx = head, booster, weight, zx, bx
+        self.classes_ = head.classes_
+
+    def predict_proba(self, rows: np.ndarray) -> np.ndarray:
+        index = rows[:, 0]
+        return _mix(self.head.predict_proba(self.zx[index]), self.booster.proba(self.bx[index]), self.weight)
+
+
+def _embedding_columns(features: np.ndarray, taxonomy: Taxonomy) -> int:
+    """How many leading columns of the featurizer's output are sentence embeddings (the rest: label history)."""
+    return features.shape[1] - len(_label_vector(taxonomy, "", []))
+
+
+def _booster_input(
+    features: np.ndarray, taxonomy: Taxonomy, items: Sequence[tuple[str, Sequence[Message]]] | None
+) -> np.ndarray:
+    """What the strategy booster reads: the embedding columns of ``features`` and the raw sequence features.
+
+    The label-history columns (the last block of ``features``) are left out: the sequence features
+    hold the same strategies, in more detail.
+    """
+    import numpy as np
+
+    blocks = [features[:, : _embedding_columns(features, taxonomy)]]
+    if items is not None:
+        blocks.append(SequenceBlock.raw(taxonomy.names("strategy"), items))
+    return np.hstack(blocks).astype(np.float32)
+
+
+def _strategy_booster(
+    zx: np.ndarray,
+    bx: np.ndarray,
+    y: np.ndarray,
+    groups: list[str],
+    fit_head: Any,
+    weight: float,
+    pca_columns: int,
+    *,
+    offsets: bool,
+    accuracy_weight: float | None,
+    folds: int,
+    seed: int,
+    steps: Any,
+) -> tuple[TreeEnsemble, np.ndarray | None]:
+    """The booster on all rows, and the mixture's decision offsets from out-of-fold fits of head and booster."""
+    import numpy as np
+
+    from mesa.eval.boosting import BOOSTING
+
+    def sample_weight(labels: np.ndarray) -> np.ndarray:
+        counts = Counter(labels.tolist())
+        k, n = len(counts), len(labels)
+        return np.array([(n / (k * counts[c])) ** BOOSTING["weight_power"] for c in labels.tolist()])
+
+    def fit_booster(rows: np.ndarray) -> TreeEnsemble:
+        booster = TreeEnsemble.fit(bx[rows], y[rows], pca_columns, sample_weight=sample_weight(y[rows]), seed=seed)
+        steps.update(1)
+        return booster
+
+    booster = fit_booster(np.arange(len(y)))
+    if not offsets:
+        return booster, None
+
+    def fit_mixed(rows: np.ndarray, labels: np.ndarray) -> _MixedFit:
+        index = rows[:, 0]
+        return _MixedFit(fit_head(zx[index], labels), fit_booster(index), weight, zx, bx)
+
+    classes = [str(c) for c in sorted(set(y.tolist()))]
+    rows = np.arange(len(y))[:, None]
+    found = out_of_fold_offsets(
+        rows, y, groups, classes, fit_mixed, folds=folds, seed=seed, steps=steps, accuracy_weight=accuracy_weight
+    )
+    return booster, found
 
 
 class _NoBar:
@@ -515,7 +619,18 @@ def _dialogue_filter(examples: Sequence[Example], classes: list[str], **fit: Any
     labels = [str(c) for c in model.classes_]
     emission = _Head(labels, model.coef_.astype(np.float32), model.intercept_.astype(np.float32))
     transition, start = _transitions([[gold for _, _, gold in sequence] for sequence in turns.values()], classes)
-    return _DialogueFilter(classes, words, emission, transition, start)
+    return _DialogueFilter(
+        classes, words, emission, transition, start, prior=_label_shares(examples, classes), tau_prior=_TAU_PRIOR
+    )
+
+
+def _label_shares(examples: Sequence[Example], classes: list[str]) -> np.ndarray:
+    """How often each user emotion is the gold of a training example (add-one), in the order of ``classes``."""
+    import numpy as np
+
+    counts = Counter(e.user_emotion for e in examples)
+    shares = np.array([counts[c] + 1.0 for c in classes])
+    return shares / shares.sum()
 
 
 def _filter_fits(dialogue_filter: _DialogueFilter, head: _Head | None) -> bool:
@@ -526,6 +641,7 @@ def _filter_fits(dialogue_filter: _DialogueFilter, head: _Head | None) -> bool:
         and set(dialogue_filter.emission.classes) <= set(head.classes)
         and dialogue_filter.transition.shape == (len(head.classes), len(head.classes))
         and dialogue_filter.emission.coef.shape[1] == sum(len(v) for v in dialogue_filter.words.vocabularies)
+        and (dialogue_filter.prior is None or dialogue_filter.prior.shape == (len(head.classes),))
     )
 
 
@@ -555,6 +671,8 @@ class SupervisedClassifier:
         context: _Head | None = None,
         dialogue_filter: _DialogueFilter | None = None,
         sequence: SequenceBlock | None = None,
+        booster: TreeEnsemble | None = None,
+        booster_weight: float = 0.0,
     ) -> None:
         self.taxonomy = taxonomy
         self.heads = heads
@@ -566,6 +684,10 @@ class SupervisedClassifier:
         self.context = context
         # The strategy head's strategy-sequence features (mesa.eval.strategy_features); None: it has none.
         self.sequence = sequence
+        # Boosted trees beside the strategy head (format 5, mesa.eval.boosting) and their share of the
+        # averaged log probabilities; None: the head alone.
+        self.booster = booster
+        self.booster_weight = booster_weight
         self.mean = mean
         self.scale = scale
         self.embedding_model = embedding_model
@@ -608,8 +730,14 @@ class SupervisedClassifier:
             earlier = [[m.text for m in history if m.role == "user"] for _, history in items]
             turn = self.heads[which].proba(z)  # the filter's classes are the head's, in the same order
             return self.filter.posterior(earlier, [text for text, _ in items], turn)
-        if which == "strategy" and self.sequence is not None:
-            return self.heads[which].proba(np.hstack([z, self.sequence.transform(items)]))
+        if which == "strategy" and (self.sequence is not None or self.booster is not None):
+            with_sequence = self.sequence is not None
+            proba = self.heads[which].proba(np.hstack([z, self.sequence.transform(items)]) if with_sequence else z)
+            if self.booster is None:
+                return proba
+            features = z * self.scale + self.mean  # the trees read raw features, as in training
+            booster_x = _booster_input(features, self.taxonomy, items if with_sequence else None)
+            return _mix(proba, self.booster.proba(booster_x), self.booster_weight)
         if which != "user_emotion" or self.context is None:
             return self.heads[which].proba(z)
         previous = [_previous_user_turn(history) for _, history in items]
@@ -684,7 +812,8 @@ class SupervisedClassifier:
         # per fit oversubscribe the cores (one MESC fit: 117 s wall with the default threads, 35 s
         # with one, at load average ~10 on 2 cores).
         threads = kwargs.pop("threads", 1)
-        with warnings.catch_warnings(), threadpool_limits(limits=threads, user_api="blas"):
+        # All thread pools: BLAS for the logistic fits, OpenMP for the boosted trees.
+        with warnings.catch_warnings(), threadpool_limits(limits=threads):
             # An lbfgs stopped at max_iter at this regularisation is still a good model (see info["tasks"]).
             warnings.simplefilter("ignore", ConvergenceWarning)
             return cls._fit(examples, taxonomy, **kwargs)
@@ -711,6 +840,8 @@ class SupervisedClassifier:
         strategy_c_grid: Sequence[float] | None = None,
         strategy_weight_powers: Sequence[float] | None = None,
         strategy_offsets: bool = False,
+        strategy_booster: float = 0.0,
+        strategy_accuracy_weight: float | None = None,
     ) -> SupervisedClassifier:
         """Fit one head per label set that has gold labels in ``examples``.
 
@@ -730,7 +861,11 @@ class SupervisedClassifier:
         strategy head the strategy-sequence features (:class:`~mesa.eval.strategy_features.SequenceBlock`)
         with that block weight; 0: none. ``strategy_c_grid`` / ``strategy_weight_powers`` replace
         the shared grid for the strategy head; ``strategy_offsets`` adds to its intercepts the per-class
-        offsets that raise macro-F1 + accuracy on out-of-fold predictions (``folds`` more fits).
+        offsets that raise macro-F1 + accuracy on out-of-fold predictions (``folds`` more fits), accuracy
+        counting ``strategy_accuracy_weight`` (default :data:`~mesa.eval.strategy_features.ACCURACY_WEIGHT`).
+        ``strategy_booster`` > 0 fits boosted trees (:class:`~mesa.eval.boosting.TreeEnsemble`) beside the
+        strategy head and averages their log probabilities with that weight (the offsets are then chosen
+        for the mixture).
         """
         import numpy as np
         from sklearn.linear_model import LogisticRegression
@@ -784,6 +919,7 @@ class SupervisedClassifier:
         is_held = np.array([e.dialogue_id in held for e in examples])
 
         heads: dict[str, _Head] = {}
+        booster: TreeEnsemble | None = None
         info: dict[str, Any] = {"n_examples": len(examples), "n_features": int(features.shape[1]), "tasks": {}}
         for which in tasks or TASKS:
             gold = [e.gold(which) for e in examples]
@@ -834,11 +970,24 @@ class SupervisedClassifier:
             steps.update(1)
             intercept = model.intercept_
             offsets = None
-            if which == "strategy" and strategy_offsets and len(model.classes_) > 2:
-                groups = [e.dialogue_id for e, keep in zip(examples, mask, strict=True) if keep]
-                classes_ = [str(c) for c in model.classes_]
-                fit_again = make(best[1], best[2])
-                offsets = out_of_fold_offsets(zx, y, groups, classes_, fit_again, folds=folds, seed=seed, steps=steps)
+            fit_again = make(best[1], best[2])
+            groups = [e.dialogue_id for e, keep in zip(examples, mask, strict=True) if keep]
+            classes_ = [str(c) for c in model.classes_]
+            if which == "strategy" and strategy_booster > 0:
+                booster_x = _booster_input(features, tax, None if sequence is None else items)[mask]
+                booster, offsets = _strategy_booster(
+                    zx, booster_x, y, groups, fit_again, strategy_booster, _embedding_columns(features, tax),
+                    offsets=strategy_offsets,
+                    accuracy_weight=strategy_accuracy_weight, folds=folds, seed=seed, steps=steps,
+                )
+                info["strategy_booster"] = {"weight": strategy_booster, "pca_columns": booster.pca_columns}
+                if offsets is not None:  # offsets of the mixture's logits, carried by the head's share of them
+                    intercept = intercept + offsets / (1 - strategy_booster)
+            elif which == "strategy" and strategy_offsets and len(model.classes_) > 2:
+                offsets = out_of_fold_offsets(
+                    zx, y, groups, classes_, fit_again, folds=folds, seed=seed, steps=steps,
+                    accuracy_weight=strategy_accuracy_weight,
+                )
                 intercept = intercept + offsets
             heads[which] = _Head(
                 [str(c) for c in model.classes_], model.coef_.astype(np.float32), intercept.astype(np.float32)
@@ -882,6 +1031,8 @@ class SupervisedClassifier:
             context=context,
             dialogue_filter=dialogue_filter,
             sequence=sequence,
+            booster=booster,
+            booster_weight=strategy_booster,
         )
 
     # ------------------------------------------------------------------ files
@@ -908,6 +1059,12 @@ class SupervisedClassifier:
             header["strategy_sequence"] = True
             arrays.update(self.sequence.arrays())
             arrays["header"] = np.array(json.dumps(header))
+        if self.booster is not None:  # format 5: an older mesa would drop the trees and misread the offsets
+            header["strategy_booster"] = {
+                "weight": self.booster_weight, "pca_columns": self.booster.pca_columns, "classes": self.booster.classes
+            }
+            arrays.update(self.booster.to_arrays("strategy_booster"))
+            arrays["header"] = np.array(json.dumps(header))
         if self.context is not None:
             arrays["header"] = np.array(json.dumps({**header, "context": self.context.classes}))
             arrays["context.coef"] = self.context.coef
@@ -924,7 +1081,12 @@ class SupervisedClassifier:
         return path
 
     def _format_version(self) -> int:
-        """The oldest format that holds this model (4: a strategy sequence block, 3: a dialogue filter)."""
+        """The oldest format that holds this model (6: the filter's prior, 5: a strategy booster, 4: a strategy
+        sequence block, 3: a filter)."""
+        if self.filter is not None and self.filter.prior is not None:
+            return 6
+        if self.booster is not None:
+            return 5
         if self.sequence is not None:
             return 4
         return 3 if self.filter is not None else 2 if self.context is not None else 1
@@ -933,6 +1095,8 @@ class SupervisedClassifier:
         f = self.filter
         assert f is not None
         taus = {"tau_history": f.tau_history, "tau_turn": f.tau_turn, "tau_words": f.tau_words}
+        if f.prior is not None:
+            taus["tau_prior"] = f.tau_prior
         return {"classes": f.classes, "emission": f.emission.classes, "words": f.words.settings, **taus}
 
     def _filter_arrays(self) -> dict[str, Any]:
@@ -942,6 +1106,8 @@ class SupervisedClassifier:
         assert f is not None
         arrays = {"filter.coef": f.emission.coef, "filter.intercept": f.emission.intercept,
                   "filter.transition": f.transition, "filter.start": f.start}
+        if f.prior is not None:
+            arrays["filter.prior"] = f.prior
         for i, (vocabulary, idf) in enumerate(zip(f.words.vocabularies, f.words.idfs, strict=True)):
             arrays[f"filter.vocabulary{i}"] = np.array(vocabulary, dtype=str)
             arrays[f"filter.idf{i}"] = idf
@@ -962,7 +1128,12 @@ class SupervisedClassifier:
         emission = _Head(list(spec["emission"]), data["filter.coef"], data["filter.intercept"])
         taus = {key: float(spec[key]) for key in ("tau_history", "tau_turn", "tau_words")}
         transition, start = data["filter.transition"], data["filter.start"]
-        return _DialogueFilter(list(spec["classes"]), words, emission, transition, start, **taus)
+        prior = None
+        if "tau_prior" in spec:  # format 6
+            if "filter.prior" not in data.files:
+                raise ClassifierFileError("its filter names a prior correction but holds no prior")
+            prior, taus["tau_prior"] = data["filter.prior"], float(spec["tau_prior"])
+        return _DialogueFilter(list(spec["classes"]), words, emission, transition, start, prior=prior, **taus)
 
     @classmethod
     def load(cls, path: str | Path, *, embedder: Embedder | None = None) -> SupervisedClassifier:
@@ -988,6 +1159,7 @@ class SupervisedClassifier:
             sequence = None
             if header.get("strategy_sequence"):
                 sequence = SequenceBlock.from_arrays(taxonomy.names("strategy"), data)
+            booster, booster_weight = cls._read_booster(header.get("strategy_booster"), data)
         for which, head in heads.items():
             # A label outside the model's own taxonomy would reach the graph unchecked.
             unknown = sorted(set(head.classes) - set(taxonomy.names(which)))
@@ -995,6 +1167,8 @@ class SupervisedClassifier:
                 raise ClassifierMismatchError(f"{path}: {which} labels {unknown} are not in its taxonomy")
         if context is not None and set(context.classes) - set(taxonomy.names("user_emotion")):
             raise ClassifierMismatchError(f"{path}: its context model's labels are not in its taxonomy")
+        if booster is not None and ("strategy" not in heads or booster.classes != heads["strategy"].classes):
+            raise ClassifierMismatchError(f"{path}: its strategy booster's labels are not its strategy head's")
         if dialogue_filter is not None and not _filter_fits(dialogue_filter, heads.get("user_emotion")):
             raise ClassifierMismatchError(f"{path}: its dialogue filter's labels are not its user-emotion head's")
         return cls(
@@ -1008,7 +1182,21 @@ class SupervisedClassifier:
             context=context,
             dialogue_filter=dialogue_filter,
             sequence=sequence,
+            booster=booster,
+            booster_weight=booster_weight,
         )
+
+    @staticmethod
+    def _read_booster(spec: Any, data: Any) -> tuple[TreeEnsemble | None, float]:
+        if not spec:
+            return None, 0.0
+        try:
+            weight, columns, classes = float(spec["weight"]), int(spec["pca_columns"]), list(spec["classes"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ClassifierFileError(f"its strategy booster's header is unreadable: {spec!r}") from exc
+        if not 0 < weight < 1:
+            raise ClassifierFileError(f"its strategy booster's weight {weight} is not between 0 and 1")
+        return TreeEnsemble.from_arrays(classes, columns, data, "strategy_booster"), weight
 
 
 class MajorityClassifier:

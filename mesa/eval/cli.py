@@ -447,13 +447,16 @@ _DEFAULT_C = {"mesc": "0.0005,0.002,0.02", "esconv": "0.0001,0.02"}
 
 #: ESConv's strategy head, chosen by grouped 4-fold CV on ESConv TRAIN dialogues
 #: (bench/esconv_strategy_cv.py; docs/evaluation.md, "ESConv valid"): the strategy-sequence block
-#: with weight 10, C 0.0001, class weights balanced^0.75, decision offsets (macro-F1 + 0.5 x accuracy) from
-#: out-of-fold predictions.
+#: with weight 10, C 0.0001, class weights balanced^0.75, boosted trees beside it (weight 0.3 of the averaged
+#: log probabilities, mesa.eval.boosting), decision offsets (macro-F1 + 0.25 x accuracy) from out-of-fold
+#: predictions of the mixture.
 ESCONV_STRATEGY: dict[str, Any] = {
     "strategy_sequence": 10.0,
     "strategy_c_grid": (0.0001,),
     "strategy_weight_powers": (0.75,),
     "strategy_offsets": True,
+    "strategy_booster": 0.3,
+    "strategy_accuracy_weight": 0.25,
 }
 _STRATEGY_MODELS = {"esconv": ESCONV_STRATEGY}
 
@@ -586,8 +589,9 @@ def train_command(
         str,
         typer.Option(
             "--strategy-model",
-            help="strategy head: auto (ESConv: sequence; others: plain) | sequence (strategy-sequence features "
-            "and decision offsets, chosen on ESConv train) | plain (the shared features and grid)",
+            help="strategy head: auto (ESConv: sequence; others: plain) | sequence (strategy-sequence features, "
+            "boosted trees beside the head and decision offsets, chosen on ESConv train) | plain (the shared "
+            "features and grid)",
         ),
     ] = "auto",
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="show a progress bar")] = True,

@@ -227,11 +227,13 @@ def out_of_fold_offsets(
     folds: int = 4,
     seed: int = 0,
     steps: Any = None,
+    accuracy_weight: float | None = None,
 ) -> np.ndarray:
     """Decision offsets (:func:`decision_offsets`) from out-of-fold predictions over grouped folds.
 
     ``fit(x, y)`` returns a fitted model with ``classes_`` and ``predict_proba``; each fold's
     model never sees the dialogues (``groups``) it predicts. ``steps.update(1)`` per fit.
+    ``accuracy_weight``: see :func:`decision_offsets`.
     """
     import numpy as np
 
@@ -246,4 +248,4 @@ def out_of_fold_offsets(
         columns = [list(classes).index(str(c)) for c in model.classes_]
         log_proba[np.ix_(fold == k, columns)] = np.log(np.maximum(model.predict_proba(x[fold == k]), 1e-12))
     truth = np.array([list(classes).index(str(label)) for label in y])
-    return decision_offsets(log_proba, truth)
+    return decision_offsets(log_proba, truth, accuracy_weight=accuracy_weight)
