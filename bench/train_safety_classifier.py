@@ -26,12 +26,16 @@ trains the heads alone on the frozen encoder, on window features computed once a
 
 Choosing between variants: **leave one writing round out** (``--holdout-round all``). The training files come from
 separate writing rounds by different writers (round 1: ``train_risk``, ``train_negatives*``, ``train_buried``,
-``tune`` and the exemplar bank; round 3: ``train_v3_*``; round 4: ``train_v4_*``), and a writer's phrasings repeat,
+``tune`` and the exemplar bank; round 3: ``train_v3_*``; round 4: ``train_v4_*``; round 5: ``train_v5_*``; round 6:
+``train_v6_*``), and a writer's phrasings repeat,
 so grouped cross-validation flatters a model on people it never read. For each round: train on the other rounds and
 the MESC sample, choose the thresholds on their grouped out-of-fold scores (``--inner-folds``) as below, then score
 the held-out round's own messages at those thresholds (per kind and kind of implicit risk, hard negatives escalated);
 it also prints the recall at the threshold that keeps that round's hard negatives at 5 % ("ranking only": variants
-land at different false-alarm rates, which makes recall alone an unfair comparison).
+land at different false-alarm rates, which makes recall alone an unfair comparison). The rounds are then added up
+(hits and messages summed), at the exported hard-negative limit and at each of ``--compare-limits``; ``--summary-json``
+keeps those counts and ``--reference-json`` applies the selection rule (:data:`SELECTION_RULE`: implicit +2 points or
+more, explicit -1 point at most, hard negatives +0.5 point at most) against a reference run.
 
 Thresholds of the shipped model come from grouped 5-fold cross-validation over everything (a buried variant, and
 the two halves of a contrast pair, sit in the fold of their source): the out-of-fold scores OR'd with the rules give
@@ -132,10 +136,11 @@ def training_rows(batches: Path, mesc_csv: Path, mesc_fit: int) -> list[dict]:
 
 
 def round_of(path: Path) -> str:
-    """The writing round a batch file belongs to (each round: other writers): ``train_v5_*`` 5, ``train_v4_*`` 4, ``train_v3_*`` 3, the
-    rest (``train_risk``, ``train_negatives*``, ``train_buried``, ``tune``) 1. The exemplar bank was drawn from the
-    round-1 tuning batch, so it counts as round 1; the MESC sample belongs to no round and is never held out."""
-    for prefix, name in (("train_v5_", "5"), ("train_v4_", "4"), ("train_v3_", "3")):
+    """The writing round a batch file belongs to (each round: other writers): ``train_v6_*`` 6, ``train_v5_*`` 5,
+    ``train_v4_*`` 4, ``train_v3_*`` 3, the rest (``train_risk``, ``train_negatives*``, ``train_buried``, ``tune``) 1.
+    The exemplar bank was drawn from the round-1 tuning batch, so it counts as round 1; the MESC sample belongs to no
+    round and is never held out."""
+    for prefix, name in (("train_v6_", "6"), ("train_v5_", "5"), ("train_v4_", "4"), ("train_v3_", "3")):
         if path.name.startswith(prefix):
             return name
     return "1"
@@ -644,22 +649,29 @@ def oof_scores(rows: list[dict], features, index: list[int], args, folds: int) -
 
 def holdout_round(rows: list[dict], features, rules: np.ndarray, args, held: str) -> dict:
     """Leave one writing round out: train on the other rounds, choose the thresholds on their grouped out-of-fold
-    scores (``--inner-folds``), then score the held-out round's own messages (never its synthetic variants)."""
+    scores (``--inner-folds``), then score the held-out round's own messages (never its synthetic variants).
+
+    The thresholds are chosen once per hard-negative limit of ``--limits`` (the same scores: a limit is a choice of
+    threshold, not of model). Figures are counts ``(hits, n)`` so that rounds add up exactly (:func:`pooled`)."""
     train_index, test_index = holdout_split(rows, held)
     inner = oof_scores(rows, features, train_index, args, args.inner_folds)
-    elevated, _ = calibrate([rows[i] for i in train_index], inner, rules[train_index], quiet=True)
     members = fit_members(rows, features, [i for i in train_index if rows[i].get("fit", True)], args)
     scores = member_scores(members, features, test_index)
-    hit = rules[test_index] | (scores >= elevated)
     test_rows = [rows[i] for i in test_index]
-    figures = {"elevated": elevated, "rules": kind_rates(test_rows, rules[test_index]), "hit": kind_rates(test_rows, hit)}
-    print(f"\nheld-out round {held} ({len(test_index)} messages; thresholds chosen without it: elevated >= {elevated:.4f}):")
-    print_kind_rates(figures["hit"], figures["rules"])
+    figures = {"round": held, "rules": kind_counts(test_rows, rules[test_index]), "limits": {}}
+    for limit in args.limits:
+        elevated, _ = calibrate([rows[i] for i in train_index], inner, rules[train_index], quiet=True, limit=limit)
+        hit = rules[test_index] | (scores >= elevated)
+        figures["limits"][f"{limit:g}"] = {"elevated": elevated, "hit": kind_counts(test_rows, hit)}
+        print(f"\nheld-out round {held} ({len(test_index)} messages; thresholds chosen without it, hard negatives <= "
+              f"{limit:.0%}: elevated >= {elevated:.4f}):")
+        print_kind_rates(as_rates(figures["limits"][f"{limit:g}"]["hit"]), as_rates(figures["rules"]))
     matched = matched_recall(test_rows, scores, rules[test_index], MATCHED_NEGATIVES)
     if matched:
         figures["matched"] = matched
         print(f"  ranking only (threshold {matched['threshold']:.4f} set on this round so that <= {MATCHED_NEGATIVES:.0%} of its "
-              f"hard negatives escalate): explicit {100 * matched['explicit']:.1f} %, implicit {100 * matched['implicit']:.1f} %")
+              f"hard negatives escalate): explicit {100 * _share(matched['explicit']):.1f} %, "
+              f"implicit {100 * _share(matched['implicit']):.1f} %")
     return figures
 
 
@@ -669,15 +681,89 @@ land at different false-alarm rates, which makes recall alone an unfair comparis
 
 
 def matched_recall(rows: list[dict], scores: np.ndarray, rules: np.ndarray, limit: float) -> dict | None:
+    """Recall ``(hits, n)`` per kind at the lowest threshold holding this round's hard negatives at ``limit``."""
     negatives = np.array([r["kind"] == "hard_negative" for r in rows])
     if not negatives.any():
         return None
     for t in np.unique(np.concatenate([np.arange(0.05, 1.0, 0.001), scores[scores >= 0.05]])):
         hit = rules | (scores >= t)
         if rate(hit, negatives) <= limit:
-            kinds = {k: rate(hit, np.array([r["kind"] == k for r in rows])) for k in ("explicit", "implicit")}
+            kinds = {k: _count(hit, np.array([r["kind"] == k for r in rows])) for k in ("explicit", "implicit")}
             return {"threshold": float(t), **kinds}
     return None
+
+
+def pooled(per_round: list[dict], rounds: tuple[str, ...] | None = None) -> dict:
+    """The held-out rounds added up: per hard-negative limit and kind, the hits and messages of every round in
+    ``rounds`` (all by default) summed, and the ranking-only recall summed the same way."""
+    chosen = [f for f in per_round if rounds is None or f["round"] in rounds]
+    out: dict = {"rounds": [f["round"] for f in chosen], "limits": {}, "matched": {}}
+    for figures in chosen:
+        for limit, at in figures["limits"].items():
+            totals = out["limits"].setdefault(limit, {})
+            for key, (hits, n) in at["hit"].items():
+                totals[key] = [a + b for a, b in zip(totals.get(key, [0, 0]), (hits, n), strict=True)]
+        for key in ("explicit", "implicit"):
+            if key in figures.get("matched", {}):
+                out["matched"][key] = [a + b for a, b in zip(out["matched"].get(key, [0, 0]), figures["matched"][key], strict=True)]
+    return out
+
+
+SELECTION_RULE = {"implicit": 2.0, "explicit": -1.0, "hard_negative": 0.5}
+"""Fixed before any round-6 candidate ran (docs/safety.md): summed over the held-out rounds, at the thresholds chosen
+without each round, a candidate replaces the reference only if implicit recall rises by >= 2 points, explicit recall
+falls by <= 1 point and hard negatives escalated rise by <= 0.5 point."""
+
+
+def passes_selection(reference: dict, candidate: dict) -> tuple[bool, dict]:
+    """Whether ``candidate`` beats ``reference`` under :data:`SELECTION_RULE`; both are ``{kind: (hits, n)}`` added up
+    over the same held-out rounds. Returns the verdict and each kind's change in points."""
+    # rounded: 52/100 - 50/100 is 1.9999999999999996 points in floating point
+    change = {k: round(100 * (_share(candidate[k]) - _share(reference[k])), 9) for k in SELECTION_RULE}
+    ok = (change["implicit"] >= SELECTION_RULE["implicit"] and change["explicit"] >= SELECTION_RULE["explicit"]
+          and change["hard_negative"] <= SELECTION_RULE["hard_negative"])
+    return ok, change
+
+
+def print_pooled(per_round: list[dict], args) -> dict:
+    """Print (and return) the held-out rounds added up: all of them, and rounds 1, 3, 4 (the earlier releases' note)."""
+    summary = {"all": pooled(per_round), "1,3,4": pooled(per_round, ("1", "3", "4")), "per_round": per_round,
+               "config": describe(args, 0)}
+    for name, figures in (("all held-out rounds", summary["all"]), ("rounds 1, 3, 4", summary["1,3,4"])):
+        print(f"\nadded up over {name} ({', '.join(figures['rounds'])}):")
+        for limit, totals in figures["limits"].items():
+            print(f"  thresholds chosen without the round, hard negatives <= {float(limit):.0%}:")
+            print_kind_rates(as_rates(totals))
+        if figures["matched"]:
+            print(f"  ranking only (each round's hard negatives at {MATCHED_NEGATIVES:.0%}): "
+                  + ", ".join(f"{k} {100 * _share(v):.1f} %" for k, v in figures["matched"].items()))
+    return summary
+
+
+def print_selection(reference: dict, summary: dict, limit: float) -> None:
+    """The selection rule's verdict against a reference run's summary, on the held-out rounds both ran: the reference
+    at its own exported limit (its first), this run at ``limit``."""
+    if reference["all"]["rounds"] != summary["all"]["rounds"]:
+        print(f"\nselection: not comparable (held-out rounds {reference['all']['rounds']} vs {summary['all']['rounds']})")
+        return
+    ok, change = passes_selection(next(iter(reference["all"]["limits"].values())), summary["all"]["limits"][f"{limit:g}"])
+    print(f"\nselection against the reference ({reference['config'][:60]}...): "
+          + ", ".join(f"{k} {v:+.1f} points" for k, v in change.items())
+          + (": PASSES" if ok else ": does not pass") + f" (rule: {SELECTION_RULE})")
+
+
+def _count(hit: np.ndarray, mask: np.ndarray) -> tuple[int, int]:
+    return int(hit[mask].sum()), int(mask.sum())
+
+
+def _share(counts) -> float:
+    hits, n = counts
+    return hits / n if n else float("nan")
+
+
+def as_rates(counts: dict) -> dict:
+    """``{key: (hits, n)}`` as ``{key: (rate, n)}`` (what :func:`print_kind_rates` shows)."""
+    return {key: (_share(value), value[1]) for key, value in counts.items()}
 
 
 def holdout_split(rows: list[dict], held: str) -> tuple[list[int], list[int]]:
@@ -695,16 +781,20 @@ def _plain(text: str) -> str:
     return " ".join("".join(c if c.isalnum() else " " for c in text.lower()).split())
 
 
-def kind_rates(rows: list[dict], hit: np.ndarray) -> dict:
-    """Escalation rate and count per kind (explicit, implicit, hard_negative) and per kind of implicit risk."""
+def kind_counts(rows: list[dict], hit: np.ndarray) -> dict:
+    """Escalations and messages ``(hits, n)`` per kind (explicit, implicit, hard_negative) and kind of implicit risk."""
     out = {}
     keys = [r["kind"] for r in rows]
     sub = [f"  {r['risk_kind']}" if r["kind"] == "implicit" else None for r in rows]
     for key in [*dict.fromkeys(k for k in ("explicit", "implicit", "hard_negative") if k in keys),
                 *sorted({k for k in sub if k})]:
-        mask = np.array([k == key or s == key for k, s in zip(keys, sub, strict=True)])
-        out[key] = (rate(hit, mask), int(mask.sum()))
+        out[key] = _count(hit, np.array([k == key or s == key for k, s in zip(keys, sub, strict=True)]))
     return out
+
+
+def kind_rates(rows: list[dict], hit: np.ndarray) -> dict:
+    """Escalation rate and count per kind (explicit, implicit, hard_negative) and per kind of implicit risk."""
+    return as_rates(kind_counts(rows, hit))
 
 
 def print_kind_rates(figures: dict, rules: dict | None = None) -> None:
@@ -770,14 +860,17 @@ def rate(hit: np.ndarray, mask: np.ndarray) -> float:
     return float(hit[mask].mean()) if mask.any() else float("nan")
 
 
-def calibrate(rows: list[dict], scores: np.ndarray, rules: np.ndarray, quiet: bool = False) -> tuple[float, float]:
+def calibrate(rows: list[dict], scores: np.ndarray, rules: np.ndarray, quiet: bool = False,
+              limit: float = HARD_NEGATIVE_LIMIT) -> tuple[float, float]:
+    """The lowest ``elevated`` threshold keeping hard negatives <= ``limit`` and the MESC sample <= 1 % escalated (with
+    the rules beside it), and the lowest ``ask`` threshold with <= 5 % of the MESC sample asking."""
     own_negative = np.array([r["kind"] == "hard_negative" for r in rows])
     mesc = np.array([r["kind"] == "mesc" for r in rows])
     elevated = ask = None
     # every score seen is a candidate (a fixed grid stops short when the limit needs a threshold above 0.999)
     for t in np.unique(np.concatenate([np.arange(0.05, 1.0, 0.001), scores[scores >= 0.05]])):
         hit = rules | (scores >= t)
-        if elevated is None and rate(hit, own_negative) <= HARD_NEGATIVE_LIMIT and rate(hit, mesc) <= MESC_LIMIT:
+        if elevated is None and rate(hit, own_negative) <= limit and rate(hit, mesc) <= MESC_LIMIT:
             elevated = float(t)
         if ask is None and rate(scores >= t, mesc) <= ASK_LIMIT:
             ask = float(t)
@@ -818,7 +911,7 @@ def describe(args, n_rows: int) -> str:
             f"hidden {args.hidden}x{args.layers}, seeds {args.seeds}, pool {args.pool}, windows {args.windows}, "
             f"kind weights '{args.kind_weight}', buried {args.bury}, mined MESC {args.mine_mesc}, nearest rule {args.nearest}, {args.epochs} epochs): "
             f"{n_rows} messages, thresholds from {args.folds}-fold grouped out-of-fold scores OR'd with the rules: "
-            f"hard negatives <= {HARD_NEGATIVE_LIMIT:.0%}, MESC train sample <= {MESC_LIMIT:.0%}, ask <= {ASK_LIMIT:.0%}")
+            f"hard negatives <= {args.hard_negative_limit:.0%}, MESC train sample <= {MESC_LIMIT:.0%}, ask <= {ASK_LIMIT:.0%}")
 
 
 def export_heads(members: list, args, elevated: float, ask: float, n_rows: int) -> None:
@@ -887,6 +980,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--inner-folds", type=int, default=3, help="folds choosing a held-out round's thresholds")
     ap.add_argument("--holdout-round", default="", help="leave this writing round out (1, 3, 4 or all): train on the "
                     "others, thresholds from their out-of-fold scores, figures on the held-out round")
+    ap.add_argument("--hard-negative-limit", type=float, default=HARD_NEGATIVE_LIMIT,
+                    help="the exported elevated threshold keeps this share of hard negatives escalated (out of fold)")
+    ap.add_argument("--compare-limits", default="0.05", help="held-out rounds: also report thresholds chosen at these "
+                    "hard-negative limits (comma-separated; the same models, other thresholds)")
+    ap.add_argument("--summary-json", type=Path, default=None, help="write the held-out rounds' counts (added up) here")
+    ap.add_argument("--reference-json", type=Path, default=None, help="a reference run's --summary-json: print whether "
+                    "this run passes the selection rule against it (summed over the same held-out rounds)")
     ap.add_argument("--nearest", action="store_true", help="keep the nearest-exemplar rule beside it (--rank 0 only)")
     ap.add_argument("--folds-run", type=int, default=0, help="run only the first N folds (LoRA; figures on their rows)")
     ap.add_argument("--mesc-fit", type=int, default=1000, help="MESC sample turns trained on (all are scored)")
@@ -901,6 +1001,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--nearest reads base-model embeddings: only with --rank 0")
     if args.rank and (args.holdout_round or args.seeds > 1 or args.pool != "mean" or args.windows != "packed"):
         ap.error("--holdout-round, --seeds, --pool and --windows are for the frozen encoder (--rank 0)")
+    args.limits = [args.hard_negative_limit, *(float(x) for x in args.compare_limits.split(",") if x)]
     import torch
 
     torch.set_num_threads(args.threads)
@@ -950,8 +1051,12 @@ def run_frozen(args, rows: list[dict], windows_of, rules: np.ndarray) -> None:
         rules = rules | nearest_hits_from_features(rows, features)
     if args.holdout_round:
         held = sorted({r["round"] for r in rows} - {"mesc"}) if args.holdout_round == "all" else [args.holdout_round]
-        for name in held:
-            holdout_round(rows, features, rules, args, name)
+        per_round = [holdout_round(rows, features, rules, args, name) for name in held]
+        summary = print_pooled(per_round, args)
+        if args.summary_json:
+            args.summary_json.write_text(json.dumps(summary, indent=1), encoding="utf-8")
+        if args.reference_json:
+            print_selection(json.loads(args.reference_json.read_text(encoding="utf-8")), summary, args.hard_negative_limit)
     elevated, ask = args.elevated, args.ask
     if not args.no_cv:
         scores = oof_scores(rows, features, list(range(len(rows))), args, args.folds)
@@ -959,7 +1064,7 @@ def run_frozen(args, rows: list[dict], windows_of, rules: np.ndarray) -> None:
         shown = [r for r, keep in zip(rows, real, strict=True) if keep]
         print(f"\ngrouped {args.folds}-fold CV, the rules alone ({len(shown)} messages):")
         report(shown, np.zeros(len(shown)), rules[real], 1.0)
-        elevated, ask = calibrate(shown, scores[real], rules[real])
+        elevated, ask = calibrate(shown, scores[real], rules[real], limit=args.hard_negative_limit)
         print("  by kind of implicit risk:")
         print_kind_rates(kind_rates(shown, rules[real] | (scores[real] >= elevated)))
     if not args.dry_run:
