@@ -85,7 +85,7 @@ import numpy as np
 from mesa.safety import SafetyPolicy
 from mesa.safety.measure import load_batch
 from mesa.safety.minilm import MAX_TOKENS, adapter_base_digest, default_model_dir, save_adapter
-from mesa.safety.semantic import _choose, save_classifier, windows
+from mesa.safety.semantic import _choose, char_ngrams, save_classifier, windows
 
 SEED = 20261129
 CATEGORIES = ["suicide", "self_harm", "harm_to_others", "abuse"]
@@ -109,8 +109,7 @@ ASK_LIMIT = 0.05
 def training_rows(batches: Path, mesc_csv: Path, mesc_fit: int) -> list[dict]:
     """Every message as ``{text, risk, category, kind, group, fit}`` (group: the CV fold unit; ``fit``: trained on,
     else only scored for calibration: everyday MESC talk is easy, the first ``mesc_fit`` of the sample suffice)."""
-    files = [*sorted(batches.glob("train_*.jsonl")), batches / "tune.jsonl"]
-    own = [r | {"round": round_of(f)} for f in files for r in load_batch(f)]
+    own = own_messages(batches)
     sources = [r["text"] for r in own if r.get("augment") != "buried"]
     rows: list[dict] = []
     for r in own:
@@ -133,6 +132,19 @@ def training_rows(batches: Path, mesc_csv: Path, mesc_fit: int) -> list[dict]:
         rows.append({"text": t, "risk": False, "category": "none", "kind": "mesc", "group": t, "fit": n < mesc_fit,
                      "round": "mesc", "risk_kind": "none"})
     return rows
+
+
+def own_messages(batches: Path) -> list[dict]:
+    """The messages written for the classifier (every ``train_*.jsonl`` and ``tune.jsonl``), each with its round;
+    never one whose text is also in ``valid.jsonl`` (a writer may happen to write the same words: round 6 did once),
+    so the validation batch stays unseen."""
+    files = [*sorted(batches.glob("train_*.jsonl")), batches / "tune.jsonl"]
+    valid = {_plain(r["text"]) for r in load_batch(batches / "valid.jsonl")}
+    own = [r | {"round": round_of(f)} for f in files for r in load_batch(f)]
+    kept = [r for r in own if _plain(r["text"]) not in valid]
+    if len(kept) < len(own):
+        print(f"  left out {len(own) - len(kept)} training message(s) that valid.jsonl also holds", file=sys.stderr)
+    return kept
 
 
 def round_of(path: Path) -> str:
@@ -190,6 +202,25 @@ def tokenised_windows(rows: list[dict], packed: bool = True) -> list[list[list[i
         parts = _choose(windows(row["text"], packed)) or [row["text"]]
         out.append([e.ids for e in tokenizer.encode_batch(parts)])
     return out
+
+
+def window_texts(rows: list[dict], packed: bool = True) -> list[list[str]]:
+    """Per message, the windows' texts, in the order of :func:`tokenised_windows`."""
+    return [_choose(windows(row["text"], packed)) or [row["text"]] for row in rows]
+
+
+def ngram_features(rows: list[dict], texts_of: list[list[str]], buckets: int):
+    """Every window's hashed character n-grams (:func:`mesa.safety.semantic.char_ngrams`, a sparse matrix, message
+    after message) and the idf used. The idf is counted on the MESC sample's windows only: that sample belongs to no
+    writing round, so no held-out round's text shapes the features it is scored with."""
+    from scipy import sparse
+
+    mesc = [t for r, ts in zip(rows, texts_of, strict=True) if r["kind"] == "mesc" for t in ts]
+    seen = (char_ngrams(mesc, np.ones(buckets, dtype=np.float32)) > 0).sum(0)
+    idf = (np.log((1 + len(mesc)) / (1 + seen)) + 1.0).astype(np.float32)  # smoothed, as scikit-learn's
+    flat = [t for ts in texts_of for t in ts]
+    blocks = [sparse.csr_matrix(char_ngrams(flat[i : i + 2000], idf)) for i in range(0, len(flat), 2000)]
+    return sparse.vstack(blocks).tocsr(), idf
 
 
 def folds_of(rows: list[dict], folds: int) -> np.ndarray:
@@ -429,12 +460,13 @@ def _upper_pass(model, cache: LowerCache, flat: list[list[int]], batch: int):
     return out, None
 
 
-def message_loss(model, embeddings, counts, labels, categories, pos_weight, weights=None):
+def message_loss(model, embeddings, counts, labels, categories, pos_weight, weights=None, ngrams=None):
     """Class-weighted BCE on each message's riskiest window + category cross-entropy on risk messages' riskiest window
-    (``weights``: a weight per message, for kinds of risk that need more pull)."""
+    (``weights``: a weight per message, for kinds of risk that need more pull; ``ngrams``: the windows' character
+    n-grams, read by the heads' linear ``ngram`` part)."""
     import torch
 
-    logits = model.risk(embeddings).squeeze(1)
+    logits = risk_logits(model, embeddings, ngrams)
     index, padding = _window_index(counts)
     per_message = logits[index].masked_fill(padding, float("-inf"))  # (messages, most windows)
     best, riskiest = per_message.max(dim=1)
@@ -444,6 +476,14 @@ def message_loss(model, embeddings, counts, labels, categories, pos_weight, weig
         chosen = index[torch.arange(len(counts)), riskiest][risky]
         loss = loss + 0.5 * torch.nn.functional.cross_entropy(model.category(embeddings[chosen]), categories[risky])
     return loss
+
+
+def risk_logits(model, embeddings, ngrams=None):
+    """Each window's risk logit: the risk head on the embedding, plus the linear n-gram part when the heads have one."""
+    logits = model.risk(embeddings).squeeze(1)
+    if ngrams is not None:
+        logits = logits + model.ngram(ngrams).squeeze(1)
+    return logits
 
 
 def _window_index(counts: list[int]):
@@ -556,8 +596,9 @@ class _NoEncoder:
 # -- heads on cached features (the frozen encoder: what ships) ------------------------------------------------------
 
 
-def build_heads(dim: int, hidden: int, layers: int):
-    """The risk head (linear, or an MLP of ``layers`` ReLU layers of ``hidden`` units) and the category head."""
+def build_heads(dim: int, hidden: int, layers: int, ngrams: int = 0):
+    """The risk head (linear, or an MLP of ``layers`` ReLU layers of ``hidden`` units), the category head, and with
+    ``ngrams`` buckets a linear reading of the windows' character n-grams added to the risk logit (starts at zero)."""
     from torch import nn
 
     class Heads(nn.Module):
@@ -572,6 +613,9 @@ def build_heads(dim: int, hidden: int, layers: int):
                 self.risk = nn.Linear(dim, 1)
             self.category = nn.Linear(dim, len(CATEGORIES))
             nn.init.zeros_(self.category.weight)
+            if ngrams:
+                self.ngram = nn.Linear(ngrams, 1, bias=False)
+                nn.init.zeros_(self.ngram.weight)
 
     return Heads()
 
@@ -589,13 +633,17 @@ def fit_heads(rows: list[dict], features, index: list[int], args, seed: int):
     import torch
 
     torch.manual_seed(seed)
-    flat, counts = features
-    model = build_heads(flat.shape[1], args.hidden, args.layers)
+    flat, counts, ngrams = features
+    model = build_heads(flat.shape[1], args.hidden, args.layers, args.ngrams)
     labels = torch.tensor([float(rows[i]["risk"]) for i in index])
     categories = torch.tensor([CATEGORIES.index(rows[i]["category"]) if rows[i]["risk"] else 0 for i in index])
     weights = kind_weights(rows, index, args.kind_weight)
     pos_weight = (labels < 0.5).sum() / labels.sum().clamp(min=1.0)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=args.head_lr, weight_decay=args.weight_decay)
+    heads = [p for name, p in model.named_parameters() if not name.startswith("ngram.")]
+    groups = [{"params": heads, "weight_decay": args.weight_decay}]
+    if args.ngrams:
+        groups.append({"params": list(model.ngram.parameters()), "weight_decay": args.ngram_decay})
+    optimiser = torch.optim.AdamW(groups, lr=args.head_lr)
     epochs = args.epochs * 4
     steps = epochs * math.ceil(len(index) / args.batch)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=args.head_lr, total_steps=steps, pct_start=0.1)
@@ -609,12 +657,19 @@ def fit_heads(rows: list[dict], features, index: list[int], args, seed: int):
             chosen = order[start : start + args.batch]
             picked = np.concatenate([np.arange(starts[index[j]], starts[index[j] + 1]) for j in chosen])
             loss = message_loss(model, flat_t[picked], [counts[index[j]] for j in chosen], labels[chosen],
-                                categories[chosen], pos_weight, weights[chosen])
+                                categories[chosen], pos_weight, weights[chosen], _dense_rows(ngrams, picked))
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
             scheduler.step()
     return model
+
+
+def _dense_rows(ngrams, picked):
+    """The picked windows' n-gram rows as a dense tensor (``None`` without n-grams)."""
+    import torch
+
+    return None if ngrams is None else torch.from_numpy(ngrams[picked].toarray())
 
 
 def fit_members(rows: list[dict], features, index: list[int], args) -> list:
@@ -626,13 +681,13 @@ def member_scores(members: list, features, index: list[int]) -> np.ndarray:
     """Each message's probability of risk: per window the members' mean probability, then the riskiest window."""
     import torch
 
-    flat, counts = features
+    flat, counts, ngrams = features
     starts = np.concatenate([[0], np.cumsum(counts)])
     picked = np.concatenate([np.arange(starts[i], starts[i + 1]) for i in index])
     with torch.no_grad():
-        x = torch.from_numpy(flat[picked])
+        x, g = torch.from_numpy(flat[picked]), _dense_rows(ngrams, picked)
         # float64: a confident head's float32 probabilities round to 1.0, and thresholds near 1 lose their resolution
-        probabilities = np.mean([torch.sigmoid(m.risk(x).squeeze(1).double()).numpy() for m in members], axis=0)
+        probabilities = np.mean([torch.sigmoid(risk_logits(m, x, g).double()).numpy() for m in members], axis=0)
     return np.array([p.max() for p in np.split(probabilities, np.cumsum([counts[i] for i in index])[:-1])])
 
 
@@ -809,7 +864,7 @@ def nearest_hits_from_features(rows: list[dict], features) -> np.ndarray:
     from mesa.safety.semantic import SemanticLayer
 
     layer = SemanticLayer(encoder=_NoEncoder(), classifier=None)  # the packaged base-model bank embeddings
-    flat, counts = features
+    flat, counts = features[:2]
     sims = flat[:, :384] @ layer.matrix.T
     risk = sims[:, : layer.n_risk].max(1)
     hit = (risk >= layer.risk_threshold) & (risk - sims[:, layer.n_risk :].max(1) >= layer.margin)
@@ -909,7 +964,8 @@ POOL_NAMES = {"mean": ("mean",), "meanmax": ("mean", "max"), "meancls": ("mean",
 def describe(args, n_rows: int) -> str:
     return (f"bench/train_safety_classifier.py (seed {SEED}, rank {args.rank}, top {args.top}, ffn {args.ffn}, "
             f"hidden {args.hidden}x{args.layers}, seeds {args.seeds}, pool {args.pool}, windows {args.windows}, "
-            f"kind weights '{args.kind_weight}', buried {args.bury}, mined MESC {args.mine_mesc}, nearest rule {args.nearest}, {args.epochs} epochs): "
+            f"kind weights '{args.kind_weight}', n-gram buckets {args.ngrams} (decay {args.ngram_decay}), "
+            f"buried {args.bury}, mined MESC {args.mine_mesc}, nearest rule {args.nearest}, {args.epochs} epochs): "
             f"{n_rows} messages, thresholds from {args.folds}-fold grouped out-of-fold scores OR'd with the rules: "
             f"hard negatives <= {args.hard_negative_limit:.0%}, MESC train sample <= {MESC_LIMIT:.0%}, ask <= {ASK_LIMIT:.0%}")
 
@@ -928,7 +984,8 @@ def export_heads(members: list, args, elevated: float, ask: float, n_rows: int) 
     save_classifier(args.out / "classifier.npz", stacked(lambda m: output(m).weight[0]), stacked(lambda m: output(m).bias[0]),
                     stacked(lambda m: m.category.weight).mean(0), stacked(lambda m: m.category.bias).mean(0), CATEGORIES,
                     elevated, ask, describe(args, n_rows), nearest_rule=args.nearest, hidden=hidden or None,
-                    pools=POOL_NAMES[args.pool], packed=args.windows == "packed")
+                    pools=POOL_NAMES[args.pool], packed=args.windows == "packed",
+                    ngrams=(stacked(lambda m: m.ngram.weight[0]), args.ngram_idf) if args.ngrams else None)
     print(f"wrote {args.out / 'classifier.npz'}")
 
 
@@ -973,6 +1030,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bury", type=int, default=0, help="buried variants per round-3/4 message (and as many negatives)")
     ap.add_argument("--mine-mesc", type=int, default=0, help="train on this many more MESC train turns with risk words")
     ap.add_argument("--weight-decay", type=float, default=0.0)
+    ap.add_argument("--ngrams", type=int, default=0, help="also read hashed character n-grams (this many buckets) "
+                    "linearly beside the embedding (--rank 0)")
+    ap.add_argument("--ngram-decay", type=float, default=0.01, help="weight decay of the n-gram part")
     ap.add_argument("--batch", type=int, default=32, help="messages per step")
     ap.add_argument("--lora-lr", type=float, default=1e-3)
     ap.add_argument("--head-lr", type=float, default=1e-2)
@@ -1046,7 +1106,10 @@ def run_frozen(args, rows: list[dict], windows_of, rules: np.ndarray) -> None:
     """Heads on the frozen encoder's cached features: leave-one-round-out and grouped CV figures, then the export."""
     cache = PooledCache(args.cache)
     cache.fill(windows_of)
-    features = cache.features(windows_of, args.pool)
+    features = (*cache.features(windows_of, args.pool), None)
+    if args.ngrams:
+        ngrams, args.ngram_idf = ngram_features(rows, window_texts(rows, packed=args.windows == "packed"), args.ngrams)
+        features = (*features[:2], ngrams)
     if args.nearest:
         rules = rules | nearest_hits_from_features(rows, features)
     if args.holdout_round:
