@@ -43,25 +43,29 @@ the lowest ``elevated`` threshold with hard negatives <= 4 % and the MESC train 
 the issue's 5 % for unseen data); the ``ask`` threshold (LLM judgement asked) the lowest with <= 5 % of the MESC sample
 asking.
 
-The shipped classifier: ``--hidden 256 --seeds 3 --batch 64`` (frozen MiniLM, mean-pooled packed windows, three MLP
-risk heads of 256 ReLU units averaged; no nearest-exemplar rule beside it, no adapter). Chosen on the held-out rounds
-over a 64-unit head (the previous release), wider and two-layer heads, five seeds, mean+max and first-token features,
-one window per sentence, per-kind loss weights, buried variants and the nearest-exemplar rule (docs/safety.md, "How
-it was trained", has the figures).
+The shipped classifier: ``--hidden 256 --seeds 3 --ngrams 4096 --hard-negative-limit 0.045 --batch 64`` (frozen
+MiniLM, mean-pooled packed windows, three MLP risk heads of 256 ReLU units averaged, each adding a linear reading of the
+window's hashed character n-grams to its logit; thresholds at hard negatives <= 4.5 % out of fold; no nearest-exemplar
+rule beside it, no adapter), trained on rounds 1, 3, 4, 5 and 6. Chosen on the five held-out rounds under the rule fixed
+before the round-6 runs (:data:`SELECTION_RULE`) over the previous configuration (no n-grams, 4 %), five seeds, 512
+units, and the 4 / 4.5 / 5 % limits; earlier rounds also tried a 64-unit head, two-layer heads, mean+max and
+first-token features, one window per sentence, per-kind loss weights, buried variants and the nearest-exemplar rule
+(docs/safety.md, "How it was trained", has the figures).
 
 Reproducible: seeded (torch, numpy, the MESC sample, the folds); run it under ``nice`` with ``--threads 1`` on a busy
-machine (two torch threads on two cores shared with other work ran several times slower). On this 2-core machine
-(load average 5-8 from other work): the MiniLM pass took about 6.5 minutes for the 8,400 windows of rounds 1 and 3
-and 3 more for round 4's 2,750 (kept with ``--cache``; a run embeds only new windows), the rules about a minute
-(kept beside the cache);
-with both cached the shipped configuration's leave-one-round-out (3 rounds), 5-fold CV and final fit took about
-3 minutes (193 s at load average 5; the held-out rounds alone took 5.5 minutes while three runs shared the CPU).
-One LoRA epoch (top 2 layers) took about 6 minutes, so a LoRA run of the same protocol does not fit here.
-Needs torch (CPU build) and the ``safety`` extra; inference needs numpy only. Usage::
+machine (two torch threads on two cores shared with other work ran several times slower). On this 2-core machine, with
+the window features and rule verdicts cached (``--cache``; a run embeds only new windows: round 6's 870 took 6 s at
+load average 1), a leave-one-round-out of five rounds took 2.5 minutes for the previous configuration, 3 with the
+n-grams, 5 for five seeds or 512 units (load average 2-4, another training beside it); the shipped command (five
+rounds, 5-fold CV, final fit, export) took about 5 minutes. One LoRA epoch (top 2 layers, rank 8, about 10,000
+messages) took 45 s to 1.5 minutes, so a LoRA run of the full protocol (about 20 adapter trainings) did not fit;
+``--rank 8 --holdout-round N`` screens one round instead. Needs torch (CPU build), scipy (the n-gram rows) and the
+``safety`` extra; inference needs numpy only. Usage::
 
-    nice python bench/train_safety_classifier.py /work/shared/data/mesc/mesc_train_val.csv --hidden 256 --seeds 3 --batch 64 --threads 1 --holdout-round all --cache /tmp/win.npz
-    nice python bench/train_safety_classifier.py data.csv --hidden 64 --holdout-round all --no-cv --dry-run  # compare a variant
-    nice python bench/train_safety_classifier.py data.csv --rank 8 --top 2 --epochs 2 --folds-run 1 --dry-run  # LoRA
+    nice python bench/train_safety_classifier.py /work/shared/data/mesc/mesc_train_val.csv --hidden 256 --seeds 3 --ngrams 4096 --hard-negative-limit 0.045 --batch 64 --threads 1 --holdout-round all --cache /tmp/win.npz
+    nice python bench/train_safety_classifier.py data.csv --hidden 256 --seeds 3 --batch 64 --threads 1 --holdout-round all --no-cv --dry-run --compare-limits 0.045,0.05 --summary-json ref.json  # reference
+    nice python bench/train_safety_classifier.py data.csv --hidden 512 --seeds 3 --batch 64 --threads 1 --holdout-round all --no-cv --dry-run --reference-json ref.json  # a candidate, judged
+    nice python bench/train_safety_classifier.py data.csv --rank 8 --top 2 --hidden 256 --epochs 4 --holdout-round 4 --no-cv --dry-run --cache /tmp/lower.npz  # LoRA screen
 """
 
 from __future__ import annotations
@@ -719,7 +723,7 @@ def holdout_round(rows: list[dict], features, rules: np.ndarray, args, held: str
         hit = rules[test_index] | (scores >= elevated)
         figures["limits"][f"{limit:g}"] = {"elevated": elevated, "hit": kind_counts(test_rows, hit)}
         print(f"\nheld-out round {held} ({len(test_index)} messages; thresholds chosen without it, hard negatives <= "
-              f"{limit:.0%}: elevated >= {elevated:.4f}):")
+              f"{limit:.1%}: elevated >= {elevated:.4f}):")
         print_kind_rates(as_rates(figures["limits"][f"{limit:g}"]["hit"]), as_rates(figures["rules"]))
     matched = matched_recall(test_rows, scores, rules[test_index], MATCHED_NEGATIVES)
     if matched:
@@ -787,7 +791,7 @@ def print_pooled(per_round: list[dict], args) -> dict:
     for name, figures in (("all held-out rounds", summary["all"]), ("rounds 1, 3, 4", summary["1,3,4"])):
         print(f"\nadded up over {name} ({', '.join(figures['rounds'])}):")
         for limit, totals in figures["limits"].items():
-            print(f"  thresholds chosen without the round, hard negatives <= {float(limit):.0%}:")
+            print(f"  thresholds chosen without the round, hard negatives <= {float(limit):.1%}:")
             print_kind_rates(as_rates(totals))
         if figures["matched"]:
             print(f"  ranking only (each round's hard negatives at {MATCHED_NEGATIVES:.0%}): "
@@ -967,7 +971,7 @@ def describe(args, n_rows: int) -> str:
             f"kind weights '{args.kind_weight}', n-gram buckets {args.ngrams} (decay {args.ngram_decay}), "
             f"buried {args.bury}, mined MESC {args.mine_mesc}, nearest rule {args.nearest}, {args.epochs} epochs): "
             f"{n_rows} messages, thresholds from {args.folds}-fold grouped out-of-fold scores OR'd with the rules: "
-            f"hard negatives <= {args.hard_negative_limit:.0%}, MESC train sample <= {MESC_LIMIT:.0%}, ask <= {ASK_LIMIT:.0%}")
+            f"hard negatives <= {args.hard_negative_limit:.1%}, MESC train sample <= {MESC_LIMIT:.0%}, ask <= {ASK_LIMIT:.0%}")
 
 
 def export_heads(members: list, args, elevated: float, ask: float, n_rows: int) -> None:

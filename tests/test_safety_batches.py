@@ -147,7 +147,7 @@ def test_the_semantic_layer_adds_recall_the_rules_lack_on_unseen_messages():
 # The goals (explicit 100 %, implicit >= 95 %, hard negatives <= 5 %) are not met yet; docs/safety.md has the
 # figures. These floors are the levels measured on the validation batch (never tuned on): a change that loses
 # recall or adds false alarms there fails here.
-VALIDATION_FLOORS = {"explicit": 0.96, "implicit": 0.80, "hard_negative": 0.05}
+VALIDATION_FLOORS = {"explicit": 0.96, "implicit": 0.90, "hard_negative": 0.05}
 
 
 @pytest.mark.integration
