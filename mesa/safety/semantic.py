@@ -12,8 +12,9 @@ Deciders, each per window, the higher level wins:
 
 - a **trained classifier** (``data/classifier.npz``: a risk head, and a category head, softmax, over the window's
   features; the risk head is linear or an MLP, one head or an ensemble whose probabilities are averaged, and the
-  features the mean-pooled embedding or that with max-pooled or first-token ones, as the file says; numpy at
-  inference: a few small matrix products and a sigmoid), trained by
+  features the mean-pooled embedding or that with max-pooled or first-token ones, as the file says; a file with
+  ``ngram_weights`` also adds to each member's logit a linear reading of the window's hashed character n-grams,
+  :func:`char_ngrams`; numpy at inference: a few small matrix products and a sigmoid), trained by
   ``bench/train_safety_classifier.py`` on the messages of ``tests/safety_batches/train_*.jsonl``, the tuning batch,
   the bank and a seeded sample of MESC train client turns. When the classifier names an adapter, the encoder is
   MiniLM with the low-rank adapter ``data/adapter.npz`` merged into its weights at load (fine-tuned with the heads;
