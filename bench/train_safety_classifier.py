@@ -26,12 +26,16 @@ trains the heads alone on the frozen encoder, on window features computed once a
 
 Choosing between variants: **leave one writing round out** (``--holdout-round all``). The training files come from
 separate writing rounds by different writers (round 1: ``train_risk``, ``train_negatives*``, ``train_buried``,
-``tune`` and the exemplar bank; round 3: ``train_v3_*``; round 4: ``train_v4_*``), and a writer's phrasings repeat,
+``tune`` and the exemplar bank; round 3: ``train_v3_*``; round 4: ``train_v4_*``; round 5: ``train_v5_*``; round 6:
+``train_v6_*``), and a writer's phrasings repeat,
 so grouped cross-validation flatters a model on people it never read. For each round: train on the other rounds and
 the MESC sample, choose the thresholds on their grouped out-of-fold scores (``--inner-folds``) as below, then score
 the held-out round's own messages at those thresholds (per kind and kind of implicit risk, hard negatives escalated);
 it also prints the recall at the threshold that keeps that round's hard negatives at 5 % ("ranking only": variants
-land at different false-alarm rates, which makes recall alone an unfair comparison).
+land at different false-alarm rates, which makes recall alone an unfair comparison). The rounds are then added up
+(hits and messages summed), at the exported hard-negative limit and at each of ``--compare-limits``; ``--summary-json``
+keeps those counts and ``--reference-json`` applies the selection rule (:data:`SELECTION_RULE`: implicit +2 points or
+more, explicit -1 point at most, hard negatives +0.5 point at most) against a reference run.
 
 Thresholds of the shipped model come from grouped 5-fold cross-validation over everything (a buried variant, and
 the two halves of a contrast pair, sit in the fold of their source): the out-of-fold scores OR'd with the rules give
@@ -39,25 +43,29 @@ the lowest ``elevated`` threshold with hard negatives <= 4 % and the MESC train 
 the issue's 5 % for unseen data); the ``ask`` threshold (LLM judgement asked) the lowest with <= 5 % of the MESC sample
 asking.
 
-The shipped classifier: ``--hidden 256 --seeds 3 --batch 64`` (frozen MiniLM, mean-pooled packed windows, three MLP
-risk heads of 256 ReLU units averaged; no nearest-exemplar rule beside it, no adapter). Chosen on the held-out rounds
-over a 64-unit head (the previous release), wider and two-layer heads, five seeds, mean+max and first-token features,
-one window per sentence, per-kind loss weights, buried variants and the nearest-exemplar rule (docs/safety.md, "How
-it was trained", has the figures).
+The shipped classifier: ``--hidden 256 --seeds 3 --ngrams 4096 --hard-negative-limit 0.045 --batch 64`` (frozen
+MiniLM, mean-pooled packed windows, three MLP risk heads of 256 ReLU units averaged, each adding a linear reading of the
+window's hashed character n-grams to its logit; thresholds at hard negatives <= 4.5 % out of fold; no nearest-exemplar
+rule beside it, no adapter), trained on rounds 1, 3, 4, 5 and 6. Chosen on the five held-out rounds under the rule fixed
+before the round-6 runs (:data:`SELECTION_RULE`) over the previous configuration (no n-grams, 4 %), five seeds, 512
+units, and the 4 / 4.5 / 5 % limits; earlier rounds also tried a 64-unit head, two-layer heads, mean+max and
+first-token features, one window per sentence, per-kind loss weights, buried variants and the nearest-exemplar rule
+(docs/safety.md, "How it was trained", has the figures).
 
 Reproducible: seeded (torch, numpy, the MESC sample, the folds); run it under ``nice`` with ``--threads 1`` on a busy
-machine (two torch threads on two cores shared with other work ran several times slower). On this 2-core machine
-(load average 5-8 from other work): the MiniLM pass took about 6.5 minutes for the 8,400 windows of rounds 1 and 3
-and 3 more for round 4's 2,750 (kept with ``--cache``; a run embeds only new windows), the rules about a minute
-(kept beside the cache);
-with both cached the shipped configuration's leave-one-round-out (3 rounds), 5-fold CV and final fit took about
-3 minutes (193 s at load average 5; the held-out rounds alone took 5.5 minutes while three runs shared the CPU).
-One LoRA epoch (top 2 layers) took about 6 minutes, so a LoRA run of the same protocol does not fit here.
-Needs torch (CPU build) and the ``safety`` extra; inference needs numpy only. Usage::
+machine (two torch threads on two cores shared with other work ran several times slower). On this 2-core machine, with
+the window features and rule verdicts cached (``--cache``; a run embeds only new windows: round 6's 870 took 6 s at
+load average 1), a leave-one-round-out of five rounds took 2.5 minutes for the previous configuration, 3 with the
+n-grams, 5 for five seeds or 512 units (load average 2-4, another training beside it); the shipped command (five
+rounds, 5-fold CV, final fit, export) took about 5 minutes. One LoRA epoch (top 2 layers, rank 8, about 10,000
+messages) took 45 s to 1.5 minutes, so a LoRA run of the full protocol (about 20 adapter trainings) did not fit;
+``--rank 8 --holdout-round N`` screens one round instead. Needs torch (CPU build), scipy (the n-gram rows) and the
+``safety`` extra; inference needs numpy only. Usage::
 
-    nice python bench/train_safety_classifier.py /work/shared/data/mesc/mesc_train_val.csv --hidden 256 --seeds 3 --batch 64 --threads 1 --holdout-round all --cache /tmp/win.npz
-    nice python bench/train_safety_classifier.py data.csv --hidden 64 --holdout-round all --no-cv --dry-run  # compare a variant
-    nice python bench/train_safety_classifier.py data.csv --rank 8 --top 2 --epochs 2 --folds-run 1 --dry-run  # LoRA
+    nice python bench/train_safety_classifier.py /work/shared/data/mesc/mesc_train_val.csv --hidden 256 --seeds 3 --ngrams 4096 --hard-negative-limit 0.045 --batch 64 --threads 1 --holdout-round all --cache /tmp/win.npz
+    nice python bench/train_safety_classifier.py data.csv --hidden 256 --seeds 3 --batch 64 --threads 1 --holdout-round all --no-cv --dry-run --compare-limits 0.045,0.05 --summary-json ref.json  # reference
+    nice python bench/train_safety_classifier.py data.csv --hidden 512 --seeds 3 --batch 64 --threads 1 --holdout-round all --no-cv --dry-run --reference-json ref.json  # a candidate, judged
+    nice python bench/train_safety_classifier.py data.csv --rank 8 --top 2 --hidden 256 --epochs 4 --holdout-round 4 --no-cv --dry-run --cache /tmp/lower.npz  # LoRA screen
 """
 
 from __future__ import annotations
@@ -81,7 +89,7 @@ import numpy as np
 from mesa.safety import SafetyPolicy
 from mesa.safety.measure import load_batch
 from mesa.safety.minilm import MAX_TOKENS, adapter_base_digest, default_model_dir, save_adapter
-from mesa.safety.semantic import _choose, save_classifier, windows
+from mesa.safety.semantic import _choose, char_ngrams, save_classifier, windows
 
 SEED = 20261129
 CATEGORIES = ["suicide", "self_harm", "harm_to_others", "abuse"]
@@ -105,8 +113,7 @@ ASK_LIMIT = 0.05
 def training_rows(batches: Path, mesc_csv: Path, mesc_fit: int) -> list[dict]:
     """Every message as ``{text, risk, category, kind, group, fit}`` (group: the CV fold unit; ``fit``: trained on,
     else only scored for calibration: everyday MESC talk is easy, the first ``mesc_fit`` of the sample suffice)."""
-    files = [*sorted(batches.glob("train_*.jsonl")), batches / "tune.jsonl"]
-    own = [r | {"round": round_of(f)} for f in files for r in load_batch(f)]
+    own = own_messages(batches)
     sources = [r["text"] for r in own if r.get("augment") != "buried"]
     rows: list[dict] = []
     for r in own:
@@ -131,11 +138,25 @@ def training_rows(batches: Path, mesc_csv: Path, mesc_fit: int) -> list[dict]:
     return rows
 
 
+def own_messages(batches: Path) -> list[dict]:
+    """The messages written for the classifier (every ``train_*.jsonl`` and ``tune.jsonl``), each with its round;
+    never one whose text is also in ``valid.jsonl`` (a writer may happen to write the same words: round 6 did once),
+    so the validation batch stays unseen."""
+    files = [*sorted(batches.glob("train_*.jsonl")), batches / "tune.jsonl"]
+    valid = {_plain(r["text"]) for r in load_batch(batches / "valid.jsonl")}
+    own = [r | {"round": round_of(f)} for f in files for r in load_batch(f)]
+    kept = [r for r in own if _plain(r["text"]) not in valid]
+    if len(kept) < len(own):
+        print(f"  left out {len(own) - len(kept)} training message(s) that valid.jsonl also holds", file=sys.stderr)
+    return kept
+
+
 def round_of(path: Path) -> str:
-    """The writing round a batch file belongs to (each round: other writers): ``train_v5_*`` 5, ``train_v4_*`` 4, ``train_v3_*`` 3, the
-    rest (``train_risk``, ``train_negatives*``, ``train_buried``, ``tune``) 1. The exemplar bank was drawn from the
-    round-1 tuning batch, so it counts as round 1; the MESC sample belongs to no round and is never held out."""
-    for prefix, name in (("train_v5_", "5"), ("train_v4_", "4"), ("train_v3_", "3")):
+    """The writing round a batch file belongs to (each round: other writers): ``train_v6_*`` 6, ``train_v5_*`` 5,
+    ``train_v4_*`` 4, ``train_v3_*`` 3, the rest (``train_risk``, ``train_negatives*``, ``train_buried``, ``tune``) 1.
+    The exemplar bank was drawn from the round-1 tuning batch, so it counts as round 1; the MESC sample belongs to no
+    round and is never held out."""
+    for prefix, name in (("train_v6_", "6"), ("train_v5_", "5"), ("train_v4_", "4"), ("train_v3_", "3")):
         if path.name.startswith(prefix):
             return name
     return "1"
@@ -185,6 +206,25 @@ def tokenised_windows(rows: list[dict], packed: bool = True) -> list[list[list[i
         parts = _choose(windows(row["text"], packed)) or [row["text"]]
         out.append([e.ids for e in tokenizer.encode_batch(parts)])
     return out
+
+
+def window_texts(rows: list[dict], packed: bool = True) -> list[list[str]]:
+    """Per message, the windows' texts, in the order of :func:`tokenised_windows`."""
+    return [_choose(windows(row["text"], packed)) or [row["text"]] for row in rows]
+
+
+def ngram_features(rows: list[dict], texts_of: list[list[str]], buckets: int):
+    """Every window's hashed character n-grams (:func:`mesa.safety.semantic.char_ngrams`, a sparse matrix, message
+    after message) and the idf used. The idf is counted on the MESC sample's windows only: that sample belongs to no
+    writing round, so no held-out round's text shapes the features it is scored with."""
+    from scipy import sparse
+
+    mesc = [t for r, ts in zip(rows, texts_of, strict=True) if r["kind"] == "mesc" for t in ts]
+    seen = (char_ngrams(mesc, np.ones(buckets, dtype=np.float32)) > 0).sum(0)
+    idf = (np.log((1 + len(mesc)) / (1 + seen)) + 1.0).astype(np.float32)  # smoothed, as scikit-learn's
+    flat = [t for ts in texts_of for t in ts]
+    blocks = [sparse.csr_matrix(char_ngrams(flat[i : i + 2000], idf)) for i in range(0, len(flat), 2000)]
+    return sparse.vstack(blocks).tocsr(), idf
 
 
 def folds_of(rows: list[dict], folds: int) -> np.ndarray:
@@ -424,12 +464,13 @@ def _upper_pass(model, cache: LowerCache, flat: list[list[int]], batch: int):
     return out, None
 
 
-def message_loss(model, embeddings, counts, labels, categories, pos_weight, weights=None):
+def message_loss(model, embeddings, counts, labels, categories, pos_weight, weights=None, ngrams=None):
     """Class-weighted BCE on each message's riskiest window + category cross-entropy on risk messages' riskiest window
-    (``weights``: a weight per message, for kinds of risk that need more pull)."""
+    (``weights``: a weight per message, for kinds of risk that need more pull; ``ngrams``: the windows' character
+    n-grams, read by the heads' linear ``ngram`` part)."""
     import torch
 
-    logits = model.risk(embeddings).squeeze(1)
+    logits = risk_logits(model, embeddings, ngrams)
     index, padding = _window_index(counts)
     per_message = logits[index].masked_fill(padding, float("-inf"))  # (messages, most windows)
     best, riskiest = per_message.max(dim=1)
@@ -439,6 +480,14 @@ def message_loss(model, embeddings, counts, labels, categories, pos_weight, weig
         chosen = index[torch.arange(len(counts)), riskiest][risky]
         loss = loss + 0.5 * torch.nn.functional.cross_entropy(model.category(embeddings[chosen]), categories[risky])
     return loss
+
+
+def risk_logits(model, embeddings, ngrams=None):
+    """Each window's risk logit: the risk head on the embedding, plus the linear n-gram part when the heads have one."""
+    logits = model.risk(embeddings).squeeze(1)
+    if ngrams is not None:
+        logits = logits + model.ngram(ngrams).squeeze(1)
+    return logits
 
 
 def _window_index(counts: list[int]):
@@ -551,8 +600,9 @@ class _NoEncoder:
 # -- heads on cached features (the frozen encoder: what ships) ------------------------------------------------------
 
 
-def build_heads(dim: int, hidden: int, layers: int):
-    """The risk head (linear, or an MLP of ``layers`` ReLU layers of ``hidden`` units) and the category head."""
+def build_heads(dim: int, hidden: int, layers: int, ngrams: int = 0):
+    """The risk head (linear, or an MLP of ``layers`` ReLU layers of ``hidden`` units), the category head, and with
+    ``ngrams`` buckets a linear reading of the windows' character n-grams added to the risk logit (starts at zero)."""
     from torch import nn
 
     class Heads(nn.Module):
@@ -567,6 +617,9 @@ def build_heads(dim: int, hidden: int, layers: int):
                 self.risk = nn.Linear(dim, 1)
             self.category = nn.Linear(dim, len(CATEGORIES))
             nn.init.zeros_(self.category.weight)
+            if ngrams:
+                self.ngram = nn.Linear(ngrams, 1, bias=False)
+                nn.init.zeros_(self.ngram.weight)
 
     return Heads()
 
@@ -584,13 +637,17 @@ def fit_heads(rows: list[dict], features, index: list[int], args, seed: int):
     import torch
 
     torch.manual_seed(seed)
-    flat, counts = features
-    model = build_heads(flat.shape[1], args.hidden, args.layers)
+    flat, counts, ngrams = features
+    model = build_heads(flat.shape[1], args.hidden, args.layers, args.ngrams)
     labels = torch.tensor([float(rows[i]["risk"]) for i in index])
     categories = torch.tensor([CATEGORIES.index(rows[i]["category"]) if rows[i]["risk"] else 0 for i in index])
     weights = kind_weights(rows, index, args.kind_weight)
     pos_weight = (labels < 0.5).sum() / labels.sum().clamp(min=1.0)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=args.head_lr, weight_decay=args.weight_decay)
+    heads = [p for name, p in model.named_parameters() if not name.startswith("ngram.")]
+    groups = [{"params": heads, "weight_decay": args.weight_decay}]
+    if args.ngrams:
+        groups.append({"params": list(model.ngram.parameters()), "weight_decay": args.ngram_decay})
+    optimiser = torch.optim.AdamW(groups, lr=args.head_lr)
     epochs = args.epochs * 4
     steps = epochs * math.ceil(len(index) / args.batch)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=args.head_lr, total_steps=steps, pct_start=0.1)
@@ -604,12 +661,19 @@ def fit_heads(rows: list[dict], features, index: list[int], args, seed: int):
             chosen = order[start : start + args.batch]
             picked = np.concatenate([np.arange(starts[index[j]], starts[index[j] + 1]) for j in chosen])
             loss = message_loss(model, flat_t[picked], [counts[index[j]] for j in chosen], labels[chosen],
-                                categories[chosen], pos_weight, weights[chosen])
+                                categories[chosen], pos_weight, weights[chosen], _dense_rows(ngrams, picked))
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
             scheduler.step()
     return model
+
+
+def _dense_rows(ngrams, picked):
+    """The picked windows' n-gram rows as a dense tensor (``None`` without n-grams)."""
+    import torch
+
+    return None if ngrams is None else torch.from_numpy(ngrams[picked].toarray())
 
 
 def fit_members(rows: list[dict], features, index: list[int], args) -> list:
@@ -621,13 +685,13 @@ def member_scores(members: list, features, index: list[int]) -> np.ndarray:
     """Each message's probability of risk: per window the members' mean probability, then the riskiest window."""
     import torch
 
-    flat, counts = features
+    flat, counts, ngrams = features
     starts = np.concatenate([[0], np.cumsum(counts)])
     picked = np.concatenate([np.arange(starts[i], starts[i + 1]) for i in index])
     with torch.no_grad():
-        x = torch.from_numpy(flat[picked])
+        x, g = torch.from_numpy(flat[picked]), _dense_rows(ngrams, picked)
         # float64: a confident head's float32 probabilities round to 1.0, and thresholds near 1 lose their resolution
-        probabilities = np.mean([torch.sigmoid(m.risk(x).squeeze(1).double()).numpy() for m in members], axis=0)
+        probabilities = np.mean([torch.sigmoid(risk_logits(m, x, g).double()).numpy() for m in members], axis=0)
     return np.array([p.max() for p in np.split(probabilities, np.cumsum([counts[i] for i in index])[:-1])])
 
 
@@ -644,22 +708,29 @@ def oof_scores(rows: list[dict], features, index: list[int], args, folds: int) -
 
 def holdout_round(rows: list[dict], features, rules: np.ndarray, args, held: str) -> dict:
     """Leave one writing round out: train on the other rounds, choose the thresholds on their grouped out-of-fold
-    scores (``--inner-folds``), then score the held-out round's own messages (never its synthetic variants)."""
+    scores (``--inner-folds``), then score the held-out round's own messages (never its synthetic variants).
+
+    The thresholds are chosen once per hard-negative limit of ``--limits`` (the same scores: a limit is a choice of
+    threshold, not of model). Figures are counts ``(hits, n)`` so that rounds add up exactly (:func:`pooled`)."""
     train_index, test_index = holdout_split(rows, held)
     inner = oof_scores(rows, features, train_index, args, args.inner_folds)
-    elevated, _ = calibrate([rows[i] for i in train_index], inner, rules[train_index], quiet=True)
     members = fit_members(rows, features, [i for i in train_index if rows[i].get("fit", True)], args)
     scores = member_scores(members, features, test_index)
-    hit = rules[test_index] | (scores >= elevated)
     test_rows = [rows[i] for i in test_index]
-    figures = {"elevated": elevated, "rules": kind_rates(test_rows, rules[test_index]), "hit": kind_rates(test_rows, hit)}
-    print(f"\nheld-out round {held} ({len(test_index)} messages; thresholds chosen without it: elevated >= {elevated:.4f}):")
-    print_kind_rates(figures["hit"], figures["rules"])
+    figures = {"round": held, "rules": kind_counts(test_rows, rules[test_index]), "limits": {}}
+    for limit in args.limits:
+        elevated, _ = calibrate([rows[i] for i in train_index], inner, rules[train_index], quiet=True, limit=limit)
+        hit = rules[test_index] | (scores >= elevated)
+        figures["limits"][f"{limit:g}"] = {"elevated": elevated, "hit": kind_counts(test_rows, hit)}
+        print(f"\nheld-out round {held} ({len(test_index)} messages; thresholds chosen without it, hard negatives <= "
+              f"{limit:.1%}: elevated >= {elevated:.4f}):")
+        print_kind_rates(as_rates(figures["limits"][f"{limit:g}"]["hit"]), as_rates(figures["rules"]))
     matched = matched_recall(test_rows, scores, rules[test_index], MATCHED_NEGATIVES)
     if matched:
         figures["matched"] = matched
         print(f"  ranking only (threshold {matched['threshold']:.4f} set on this round so that <= {MATCHED_NEGATIVES:.0%} of its "
-              f"hard negatives escalate): explicit {100 * matched['explicit']:.1f} %, implicit {100 * matched['implicit']:.1f} %")
+              f"hard negatives escalate): explicit {100 * _share(matched['explicit']):.1f} %, "
+              f"implicit {100 * _share(matched['implicit']):.1f} %")
     return figures
 
 
@@ -669,15 +740,89 @@ land at different false-alarm rates, which makes recall alone an unfair comparis
 
 
 def matched_recall(rows: list[dict], scores: np.ndarray, rules: np.ndarray, limit: float) -> dict | None:
+    """Recall ``(hits, n)`` per kind at the lowest threshold holding this round's hard negatives at ``limit``."""
     negatives = np.array([r["kind"] == "hard_negative" for r in rows])
     if not negatives.any():
         return None
     for t in np.unique(np.concatenate([np.arange(0.05, 1.0, 0.001), scores[scores >= 0.05]])):
         hit = rules | (scores >= t)
         if rate(hit, negatives) <= limit:
-            kinds = {k: rate(hit, np.array([r["kind"] == k for r in rows])) for k in ("explicit", "implicit")}
+            kinds = {k: _count(hit, np.array([r["kind"] == k for r in rows])) for k in ("explicit", "implicit")}
             return {"threshold": float(t), **kinds}
     return None
+
+
+def pooled(per_round: list[dict], rounds: tuple[str, ...] | None = None) -> dict:
+    """The held-out rounds added up: per hard-negative limit and kind, the hits and messages of every round in
+    ``rounds`` (all by default) summed, and the ranking-only recall summed the same way."""
+    chosen = [f for f in per_round if rounds is None or f["round"] in rounds]
+    out: dict = {"rounds": [f["round"] for f in chosen], "limits": {}, "matched": {}}
+    for figures in chosen:
+        for limit, at in figures["limits"].items():
+            totals = out["limits"].setdefault(limit, {})
+            for key, (hits, n) in at["hit"].items():
+                totals[key] = [a + b for a, b in zip(totals.get(key, [0, 0]), (hits, n), strict=True)]
+        for key in ("explicit", "implicit"):
+            if key in figures.get("matched", {}):
+                out["matched"][key] = [a + b for a, b in zip(out["matched"].get(key, [0, 0]), figures["matched"][key], strict=True)]
+    return out
+
+
+SELECTION_RULE = {"implicit": 2.0, "explicit": -1.0, "hard_negative": 0.5}
+"""Fixed before any round-6 candidate ran (docs/safety.md): summed over the held-out rounds, at the thresholds chosen
+without each round, a candidate replaces the reference only if implicit recall rises by >= 2 points, explicit recall
+falls by <= 1 point and hard negatives escalated rise by <= 0.5 point."""
+
+
+def passes_selection(reference: dict, candidate: dict) -> tuple[bool, dict]:
+    """Whether ``candidate`` beats ``reference`` under :data:`SELECTION_RULE`; both are ``{kind: (hits, n)}`` added up
+    over the same held-out rounds. Returns the verdict and each kind's change in points."""
+    # rounded: 52/100 - 50/100 is 1.9999999999999996 points in floating point
+    change = {k: round(100 * (_share(candidate[k]) - _share(reference[k])), 9) for k in SELECTION_RULE}
+    ok = (change["implicit"] >= SELECTION_RULE["implicit"] and change["explicit"] >= SELECTION_RULE["explicit"]
+          and change["hard_negative"] <= SELECTION_RULE["hard_negative"])
+    return ok, change
+
+
+def print_pooled(per_round: list[dict], args) -> dict:
+    """Print (and return) the held-out rounds added up: all of them, and rounds 1, 3, 4 (the earlier releases' note)."""
+    summary = {"all": pooled(per_round), "1,3,4": pooled(per_round, ("1", "3", "4")), "per_round": per_round,
+               "config": describe(args, 0)}
+    for name, figures in (("all held-out rounds", summary["all"]), ("rounds 1, 3, 4", summary["1,3,4"])):
+        print(f"\nadded up over {name} ({', '.join(figures['rounds'])}):")
+        for limit, totals in figures["limits"].items():
+            print(f"  thresholds chosen without the round, hard negatives <= {float(limit):.1%}:")
+            print_kind_rates(as_rates(totals))
+        if figures["matched"]:
+            print(f"  ranking only (each round's hard negatives at {MATCHED_NEGATIVES:.0%}): "
+                  + ", ".join(f"{k} {100 * _share(v):.1f} %" for k, v in figures["matched"].items()))
+    return summary
+
+
+def print_selection(reference: dict, summary: dict, limit: float) -> None:
+    """The selection rule's verdict against a reference run's summary, on the held-out rounds both ran: the reference
+    at its own exported limit (its first), this run at ``limit``."""
+    if reference["all"]["rounds"] != summary["all"]["rounds"]:
+        print(f"\nselection: not comparable (held-out rounds {reference['all']['rounds']} vs {summary['all']['rounds']})")
+        return
+    ok, change = passes_selection(next(iter(reference["all"]["limits"].values())), summary["all"]["limits"][f"{limit:g}"])
+    print(f"\nselection against the reference ({reference['config'][:60]}...): "
+          + ", ".join(f"{k} {v:+.1f} points" for k, v in change.items())
+          + (": PASSES" if ok else ": does not pass") + f" (rule: {SELECTION_RULE})")
+
+
+def _count(hit: np.ndarray, mask: np.ndarray) -> tuple[int, int]:
+    return int(hit[mask].sum()), int(mask.sum())
+
+
+def _share(counts) -> float:
+    hits, n = counts
+    return hits / n if n else float("nan")
+
+
+def as_rates(counts: dict) -> dict:
+    """``{key: (hits, n)}`` as ``{key: (rate, n)}`` (what :func:`print_kind_rates` shows)."""
+    return {key: (_share(value), value[1]) for key, value in counts.items()}
 
 
 def holdout_split(rows: list[dict], held: str) -> tuple[list[int], list[int]]:
@@ -695,16 +840,20 @@ def _plain(text: str) -> str:
     return " ".join("".join(c if c.isalnum() else " " for c in text.lower()).split())
 
 
-def kind_rates(rows: list[dict], hit: np.ndarray) -> dict:
-    """Escalation rate and count per kind (explicit, implicit, hard_negative) and per kind of implicit risk."""
+def kind_counts(rows: list[dict], hit: np.ndarray) -> dict:
+    """Escalations and messages ``(hits, n)`` per kind (explicit, implicit, hard_negative) and kind of implicit risk."""
     out = {}
     keys = [r["kind"] for r in rows]
     sub = [f"  {r['risk_kind']}" if r["kind"] == "implicit" else None for r in rows]
     for key in [*dict.fromkeys(k for k in ("explicit", "implicit", "hard_negative") if k in keys),
                 *sorted({k for k in sub if k})]:
-        mask = np.array([k == key or s == key for k, s in zip(keys, sub, strict=True)])
-        out[key] = (rate(hit, mask), int(mask.sum()))
+        out[key] = _count(hit, np.array([k == key or s == key for k, s in zip(keys, sub, strict=True)]))
     return out
+
+
+def kind_rates(rows: list[dict], hit: np.ndarray) -> dict:
+    """Escalation rate and count per kind (explicit, implicit, hard_negative) and per kind of implicit risk."""
+    return as_rates(kind_counts(rows, hit))
 
 
 def print_kind_rates(figures: dict, rules: dict | None = None) -> None:
@@ -719,7 +868,7 @@ def nearest_hits_from_features(rows: list[dict], features) -> np.ndarray:
     from mesa.safety.semantic import SemanticLayer
 
     layer = SemanticLayer(encoder=_NoEncoder(), classifier=None)  # the packaged base-model bank embeddings
-    flat, counts = features
+    flat, counts = features[:2]
     sims = flat[:, :384] @ layer.matrix.T
     risk = sims[:, : layer.n_risk].max(1)
     hit = (risk >= layer.risk_threshold) & (risk - sims[:, layer.n_risk :].max(1) >= layer.margin)
@@ -770,14 +919,17 @@ def rate(hit: np.ndarray, mask: np.ndarray) -> float:
     return float(hit[mask].mean()) if mask.any() else float("nan")
 
 
-def calibrate(rows: list[dict], scores: np.ndarray, rules: np.ndarray, quiet: bool = False) -> tuple[float, float]:
+def calibrate(rows: list[dict], scores: np.ndarray, rules: np.ndarray, quiet: bool = False,
+              limit: float = HARD_NEGATIVE_LIMIT) -> tuple[float, float]:
+    """The lowest ``elevated`` threshold keeping hard negatives <= ``limit`` and the MESC sample <= 1 % escalated (with
+    the rules beside it), and the lowest ``ask`` threshold with <= 5 % of the MESC sample asking."""
     own_negative = np.array([r["kind"] == "hard_negative" for r in rows])
     mesc = np.array([r["kind"] == "mesc" for r in rows])
     elevated = ask = None
     # every score seen is a candidate (a fixed grid stops short when the limit needs a threshold above 0.999)
     for t in np.unique(np.concatenate([np.arange(0.05, 1.0, 0.001), scores[scores >= 0.05]])):
         hit = rules | (scores >= t)
-        if elevated is None and rate(hit, own_negative) <= HARD_NEGATIVE_LIMIT and rate(hit, mesc) <= MESC_LIMIT:
+        if elevated is None and rate(hit, own_negative) <= limit and rate(hit, mesc) <= MESC_LIMIT:
             elevated = float(t)
         if ask is None and rate(scores >= t, mesc) <= ASK_LIMIT:
             ask = float(t)
@@ -816,9 +968,10 @@ POOL_NAMES = {"mean": ("mean",), "meanmax": ("mean", "max"), "meancls": ("mean",
 def describe(args, n_rows: int) -> str:
     return (f"bench/train_safety_classifier.py (seed {SEED}, rank {args.rank}, top {args.top}, ffn {args.ffn}, "
             f"hidden {args.hidden}x{args.layers}, seeds {args.seeds}, pool {args.pool}, windows {args.windows}, "
-            f"kind weights '{args.kind_weight}', buried {args.bury}, mined MESC {args.mine_mesc}, nearest rule {args.nearest}, {args.epochs} epochs): "
+            f"kind weights '{args.kind_weight}', n-gram buckets {args.ngrams} (decay {args.ngram_decay}), "
+            f"buried {args.bury}, mined MESC {args.mine_mesc}, nearest rule {args.nearest}, {args.epochs} epochs): "
             f"{n_rows} messages, thresholds from {args.folds}-fold grouped out-of-fold scores OR'd with the rules: "
-            f"hard negatives <= {HARD_NEGATIVE_LIMIT:.0%}, MESC train sample <= {MESC_LIMIT:.0%}, ask <= {ASK_LIMIT:.0%}")
+            f"hard negatives <= {args.hard_negative_limit:.1%}, MESC train sample <= {MESC_LIMIT:.0%}, ask <= {ASK_LIMIT:.0%}")
 
 
 def export_heads(members: list, args, elevated: float, ask: float, n_rows: int) -> None:
@@ -835,7 +988,8 @@ def export_heads(members: list, args, elevated: float, ask: float, n_rows: int) 
     save_classifier(args.out / "classifier.npz", stacked(lambda m: output(m).weight[0]), stacked(lambda m: output(m).bias[0]),
                     stacked(lambda m: m.category.weight).mean(0), stacked(lambda m: m.category.bias).mean(0), CATEGORIES,
                     elevated, ask, describe(args, n_rows), nearest_rule=args.nearest, hidden=hidden or None,
-                    pools=POOL_NAMES[args.pool], packed=args.windows == "packed")
+                    pools=POOL_NAMES[args.pool], packed=args.windows == "packed",
+                    ngrams=(stacked(lambda m: m.ngram.weight[0]), args.ngram_idf) if args.ngrams else None)
     print(f"wrote {args.out / 'classifier.npz'}")
 
 
@@ -880,6 +1034,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bury", type=int, default=0, help="buried variants per round-3/4 message (and as many negatives)")
     ap.add_argument("--mine-mesc", type=int, default=0, help="train on this many more MESC train turns with risk words")
     ap.add_argument("--weight-decay", type=float, default=0.0)
+    ap.add_argument("--ngrams", type=int, default=0, help="also read hashed character n-grams (this many buckets) "
+                    "linearly beside the embedding (--rank 0)")
+    ap.add_argument("--ngram-decay", type=float, default=0.01, help="weight decay of the n-gram part")
     ap.add_argument("--batch", type=int, default=32, help="messages per step")
     ap.add_argument("--lora-lr", type=float, default=1e-3)
     ap.add_argument("--head-lr", type=float, default=1e-2)
@@ -887,6 +1044,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--inner-folds", type=int, default=3, help="folds choosing a held-out round's thresholds")
     ap.add_argument("--holdout-round", default="", help="leave this writing round out (1, 3, 4 or all): train on the "
                     "others, thresholds from their out-of-fold scores, figures on the held-out round")
+    ap.add_argument("--hard-negative-limit", type=float, default=HARD_NEGATIVE_LIMIT,
+                    help="the exported elevated threshold keeps this share of hard negatives escalated (out of fold)")
+    ap.add_argument("--compare-limits", default="0.05", help="held-out rounds: also report thresholds chosen at these "
+                    "hard-negative limits (comma-separated; the same models, other thresholds)")
+    ap.add_argument("--summary-json", type=Path, default=None, help="write the held-out rounds' counts (added up) here")
+    ap.add_argument("--reference-json", type=Path, default=None, help="a reference run's --summary-json: print whether "
+                    "this run passes the selection rule against it (summed over the same held-out rounds)")
     ap.add_argument("--nearest", action="store_true", help="keep the nearest-exemplar rule beside it (--rank 0 only)")
     ap.add_argument("--folds-run", type=int, default=0, help="run only the first N folds (LoRA; figures on their rows)")
     ap.add_argument("--mesc-fit", type=int, default=1000, help="MESC sample turns trained on (all are scored)")
@@ -899,8 +1063,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.nearest and args.rank:
         ap.error("--nearest reads base-model embeddings: only with --rank 0")
-    if args.rank and (args.holdout_round or args.seeds > 1 or args.pool != "mean" or args.windows != "packed"):
-        ap.error("--holdout-round, --seeds, --pool and --windows are for the frozen encoder (--rank 0)")
+    if args.rank and (args.holdout_round == "all" or args.seeds > 1 or args.pool != "mean" or args.windows != "packed"):
+        ap.error("--holdout-round all, --seeds, --pool and --windows are for the frozen encoder (--rank 0); with LoRA "
+                 "--holdout-round R screens one round")
+    args.limits = [args.hard_negative_limit, *(float(x) for x in args.compare_limits.split(",") if x)]
     import torch
 
     torch.set_num_threads(args.threads)
@@ -945,13 +1111,20 @@ def run_frozen(args, rows: list[dict], windows_of, rules: np.ndarray) -> None:
     """Heads on the frozen encoder's cached features: leave-one-round-out and grouped CV figures, then the export."""
     cache = PooledCache(args.cache)
     cache.fill(windows_of)
-    features = cache.features(windows_of, args.pool)
+    features = (*cache.features(windows_of, args.pool), None)
+    if args.ngrams:
+        ngrams, args.ngram_idf = ngram_features(rows, window_texts(rows, packed=args.windows == "packed"), args.ngrams)
+        features = (*features[:2], ngrams)
     if args.nearest:
         rules = rules | nearest_hits_from_features(rows, features)
     if args.holdout_round:
         held = sorted({r["round"] for r in rows} - {"mesc"}) if args.holdout_round == "all" else [args.holdout_round]
-        for name in held:
-            holdout_round(rows, features, rules, args, name)
+        per_round = [holdout_round(rows, features, rules, args, name) for name in held]
+        summary = print_pooled(per_round, args)
+        if args.summary_json:
+            args.summary_json.write_text(json.dumps(summary, indent=1), encoding="utf-8")
+        if args.reference_json:
+            print_selection(json.loads(args.reference_json.read_text(encoding="utf-8")), summary, args.hard_negative_limit)
     elevated, ask = args.elevated, args.ask
     if not args.no_cv:
         scores = oof_scores(rows, features, list(range(len(rows))), args, args.folds)
@@ -959,7 +1132,7 @@ def run_frozen(args, rows: list[dict], windows_of, rules: np.ndarray) -> None:
         shown = [r for r, keep in zip(rows, real, strict=True) if keep]
         print(f"\ngrouped {args.folds}-fold CV, the rules alone ({len(shown)} messages):")
         report(shown, np.zeros(len(shown)), rules[real], 1.0)
-        elevated, ask = calibrate(shown, scores[real], rules[real])
+        elevated, ask = calibrate(shown, scores[real], rules[real], limit=args.hard_negative_limit)
         print("  by kind of implicit risk:")
         print_kind_rates(kind_rates(shown, rules[real] | (scores[real] >= elevated)))
     if not args.dry_run:
@@ -967,10 +1140,27 @@ def run_frozen(args, rows: list[dict], windows_of, rules: np.ndarray) -> None:
         export_heads(members, args, elevated, ask, len(rows))
 
 
+def screen_lora_round(rows: list[dict], windows_of, cache: LowerCache, rules: np.ndarray, args, held: str) -> None:
+    """A LoRA screen on one held-out round (a full leave-one-round-out with inner folds does not fit this CPU): the
+    adapter and head trained on the other rounds, the round's own messages scored, and the recall at the threshold
+    holding its hard negatives at 5 % printed (ranking only: compare with the frozen run's figure for that round)."""
+    train_index, test_index = holdout_split(rows, held)
+    model = train(rows, windows_of, cache, [i for i in train_index if rows[i].get("fit", True)], args)
+    scores = message_scores(model, cache, windows_of, test_index)
+    test_rows = [rows[i] for i in test_index]
+    matched = matched_recall(test_rows, scores, rules[test_index], MATCHED_NEGATIVES)
+    print(f"\nLoRA screen, held-out round {held} ({len(test_index)} messages), ranking only (hard negatives <= "
+          f"{MATCHED_NEGATIVES:.0%} of the round): " + ", ".join(f"{k} {100 * _share(matched[k]):.1f} % ({matched[k][0]}/{matched[k][1]})"
+                                                               for k in ("explicit", "implicit")))
+
+
 def run_lora(args, rows: list[dict], windows_of, rules: np.ndarray) -> None:
     """The encoder fine-tuned with a low-rank adapter (supported, not shipped): grouped CV figures, then the export."""
     cache = LowerCache(args.cache, args.top)
     cache.fill(build_model(0, False, args.top), windows_of)
+    if args.holdout_round:
+        screen_lora_round(rows, windows_of, cache, rules, args, args.holdout_round)
+        return
     elevated, ask = args.elevated, args.ask
     if not args.no_cv:
         scores, scored = out_of_fold(rows, windows_of, cache, args)

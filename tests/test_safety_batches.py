@@ -33,9 +33,12 @@ def test_batches_are_split_and_disjoint():
 
 
 def test_the_classifier_training_batches_cover_every_kind_and_never_the_validation_batch():
-    train = [r for f in sorted(BATCHES.glob("train_*.jsonl")) for r in load_batch(f)]
-    valid = {r["text"].strip().lower() for r in load_batch(BATCHES / "valid.jsonl")}
-    assert len(train) >= 600 and not {r["text"].strip().lower() for r in train} & valid
+    """What the trainer reads covers every kind and never a validation message (a writer who never saw
+    ``valid.jsonl`` may write the same words; the trainer leaves such a message out)."""
+    trainer = _trainer()
+    train = trainer.own_messages(BATCHES)
+    valid = {trainer._plain(r["text"]) for r in load_batch(BATCHES / "valid.jsonl")}
+    assert len(train) >= 600 and not {trainer._plain(r["text"]) for r in train} & valid
     risk = [r for r in train if r["expect"] == "escalate"]
     # hard negatives in proportion (the classifier also trains on everyday MESC talk, so not necessarily as many)
     assert len(train) - len(risk) >= 0.8 * len(risk)
@@ -72,7 +75,8 @@ def test_each_batch_file_belongs_to_its_writing_round():
     trainer = _trainer()
     names = {"train_risk.jsonl": "1", "train_negatives_extra.jsonl": "1", "train_buried.jsonl": "1", "tune.jsonl": "1",
              "train_v3_contrast.jsonl": "3", "train_v3_risk_means.jsonl": "3", "train_v4_risk_means.jsonl": "4",
-             "train_v4_neg_idiom.jsonl": "4", "train_v4_contrast.jsonl": "4"}
+             "train_v4_neg_idiom.jsonl": "4", "train_v4_contrast.jsonl": "4", "train_v5_risk_means.jsonl": "5",
+             "train_v5_neg_past.jsonl": "5", "train_v6_risk_preparation.jsonl": "6", "train_v6_neg_anxious.jsonl": "6"}
     assert {name: trainer.round_of(Path(name)) for name in names} == names
 
 
@@ -98,6 +102,32 @@ def test_leaving_a_round_out_keeps_all_of_it_out_of_training():
         trainer.holdout_split(rows, "mesc")
 
 
+def test_held_out_rounds_add_up_by_counts_and_the_selection_rule_reads_the_sums():
+    """Rounds are added up message by message (not by averaging their rates), and a candidate replaces the reference
+    only with >= 2 points more implicit recall, <= 1 point less explicit, <= 0.5 point more hard negatives escalated."""
+    trainer = _trainer()
+
+    def held(name, explicit, implicit, negatives):
+        return {"round": name, "limits": {"0.04": {"hit": {"explicit": explicit, "implicit": implicit,
+                                                            "hard_negative": negatives}}},
+                "matched": {"explicit": explicit, "implicit": implicit}}
+
+    rounds = [held("1", (9, 10), (10, 100), (1, 50)), held("3", (90, 100), (60, 300), (2, 50)), held("6", (1, 1), (0, 0), (0, 0))]
+    total = trainer.pooled(rounds)
+    assert total["rounds"] == ["1", "3", "6"]
+    assert total["limits"]["0.04"]["implicit"] == [70, 400]  # 17.5 %, where averaging 10 % and 20 % would say 15 %
+    assert total["limits"]["0.04"]["explicit"] == [100, 111]  # 90.1 %, not the mean of 90 %, 90 % and 100 %
+    assert trainer.pooled(rounds, ("1", "3"))["limits"]["0.04"]["explicit"] == [99, 110]
+    assert total["matched"]["implicit"] == [70, 400]
+
+    reference = {"explicit": (90, 100), "implicit": (50, 100), "hard_negative": (4, 100)}
+    assert trainer.passes_selection(reference, {"explicit": (89, 100), "implicit": (52, 100), "hard_negative": (4, 100)})[0]
+    assert not trainer.passes_selection(reference, {"explicit": (89, 100), "implicit": (51, 100), "hard_negative": (4, 100)})[0]
+    assert not trainer.passes_selection(reference, {"explicit": (88, 100), "implicit": (60, 100), "hard_negative": (4, 100)})[0]
+    ok, change = trainer.passes_selection(reference, {"explicit": (90, 100), "implicit": (60, 100), "hard_negative": (5, 100)})
+    assert not ok and round(change["hard_negative"], 6) == 1.0
+
+
 def test_rules_alone_raise_no_false_alarm_on_hard_negatives():
     got = _rates(SafetyPolicy(semantic=False), "valid.jsonl")
     assert got["hard_negative"] <= GOALS["hard_negative"], got["misses"]
@@ -117,7 +147,7 @@ def test_the_semantic_layer_adds_recall_the_rules_lack_on_unseen_messages():
 # The goals (explicit 100 %, implicit >= 95 %, hard negatives <= 5 %) are not met yet; docs/safety.md has the
 # figures. These floors are the levels measured on the validation batch (never tuned on): a change that loses
 # recall or adds false alarms there fails here.
-VALIDATION_FLOORS = {"explicit": 0.96, "implicit": 0.80, "hard_negative": 0.05}
+VALIDATION_FLOORS = {"explicit": 0.96, "implicit": 0.90, "hard_negative": 0.05}
 
 
 @pytest.mark.integration

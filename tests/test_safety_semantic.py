@@ -475,3 +475,68 @@ def test_the_trainers_lora_forward_equals_the_numpy_merge(tmp_path):
     merged = MiniLM(adapter=tmp_path / "adapter.npz").encode([windows(t)[0] for t in texts])
     assert (trained.numpy() * merged).sum(1).min() > 1 - 1e-4
     assert (MiniLM().encode([windows(t)[0] for t in texts]) * merged).sum(1).max() < 0.99  # the adapter changed them
+
+
+@needs_numpy
+def test_character_ngrams_are_stable_hashed_and_normalised():
+    """The n-gram features the classifier may read: the same text gives the same buckets in any process (CRC-32, not
+    the salted ``hash``), case and spacing do not matter, rows are unit vectors, idf weighs buckets."""
+    import numpy as np
+
+    from mesa.safety.semantic import char_ngrams
+
+    idf = np.ones(256, dtype=np.float32)
+    rows = char_ngrams(["I have the PILLS", "i  have the pills", "", "a walk"], idf)
+    assert rows.shape == (4, 256) and rows.dtype == np.float32
+    assert np.allclose(rows[0], rows[1]) and np.allclose(np.linalg.norm(rows[[0, 1, 3]], axis=1), 1.0)
+    assert not rows[2].any()  # an empty window reads nothing
+    code = "import numpy as np; from mesa.safety.semantic import char_ngrams; print(np.flatnonzero(char_ngrams(['the pills'], np.ones(256)))[:8].tolist())"
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ | {"PYTHONHASHSEED": "7"})
+    assert other.stdout.strip() == str(np.flatnonzero(char_ngrams(["the pills"], idf))[:8].tolist())
+    heavy = idf.copy()
+    heavy[np.flatnonzero(rows[3])[0]] = 10.0  # one of 'a walk''s buckets weighs more
+    assert char_ngrams(["a walk"], heavy).max() > rows[3].max()
+
+
+@needs_numpy
+def test_the_trainers_ngram_heads_are_what_the_layer_runs(tmp_path):
+    """Heads reading the embedding (MLP) and the windows' character n-grams (linear, added to the logit), trained in
+    torch by bench/train_safety_classifier.py: once exported, the numpy layer gives each message the same probability."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("scipy")
+    from importlib import util
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    import numpy as np
+    from scipy import sparse
+
+    from mesa.safety.semantic import SemanticLayer, char_ngrams
+
+    spec = util.spec_from_file_location("trainer", Path(__file__).parents[1] / "bench" / "train_safety_classifier.py")
+    trainer = util.module_from_spec(spec)
+    spec.loader.exec_module(trainer)
+    torch.manual_seed(3)
+    members = [trainer.build_heads(384, 8, 1, ngrams=128) for _ in range(2)]
+    with torch.no_grad():
+        for member in members:
+            member.ngram.weight.normal_(0, 3.0)  # it starts at zero: give the n-grams an effect to check
+    texts = ["I have the pills counted out. The bus was late again.", "a walk in the park with my sister"]
+    rows = [{"text": t} for t in texts]
+    windows_of = trainer.window_texts(rows)
+    idf = np.linspace(0.5, 2.0, 128).astype(np.float32)
+    flat_texts = [w for ws in windows_of for w in ws]
+    features = (KeywordEncoder().encode(flat_texts), [len(ws) for ws in windows_of], sparse.csr_matrix(char_ngrams(flat_texts, idf)))
+    trained = trainer.member_scores(members, features, [0, 1])
+    args = SimpleNamespace(out=tmp_path, hidden=8, layers=1, pool="mean", windows="packed", nearest=False, ngrams=128,
+                           ngram_idf=idf, rank=0, top=0, ffn=False, seeds=2, kind_weight="", ngram_decay=0.01, bury=0,
+                           mine_mesc=0, epochs=1, folds=5, hard_negative_limit=0.04)
+    trainer.export_heads(members, args, 0.5, 0.3, 2)
+    bank = {"version": "t", "risk": {"suicide": {"means_access": ["the pills"]}}, "safe": {"everyday": ["a walk"]}}
+    layer = SemanticLayer(encoder=KeywordEncoder(), bank=bank, cache_dir=tmp_path, classifier=tmp_path / "classifier.npz")
+    assert layer.classifier["ngram_weights"].shape == (2, 128)
+    served = [layer.assess(t).score for t in texts]
+    assert np.allclose(served, trained, atol=1e-5), (served, trained)
+    without = members[0].risk(torch.from_numpy(features[0][:1])).item()
+    assert abs(without - trainer.risk_logits(members[0], torch.from_numpy(features[0][:1]),
+                                            torch.from_numpy(features[2][:1].toarray())).item()) > 1e-3  # the n-grams count

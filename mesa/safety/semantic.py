@@ -12,8 +12,9 @@ Deciders, each per window, the higher level wins:
 
 - a **trained classifier** (``data/classifier.npz``: a risk head, and a category head, softmax, over the window's
   features; the risk head is linear or an MLP, one head or an ensemble whose probabilities are averaged, and the
-  features the mean-pooled embedding or that with max-pooled or first-token ones, as the file says; numpy at
-  inference: a few small matrix products and a sigmoid), trained by
+  features the mean-pooled embedding or that with max-pooled or first-token ones, as the file says; a file with
+  ``ngram_weights`` also adds to each member's logit a linear reading of the window's hashed character n-grams,
+  :func:`char_ngrams`; numpy at inference: a few small matrix products and a sigmoid), trained by
   ``bench/train_safety_classifier.py`` on the messages of ``tests/safety_batches/train_*.jsonl``, the tuning batch,
   the bank and a seeded sample of MESC train client turns. When the classifier names an adapter, the encoder is
   MiniLM with the low-rank adapter ``data/adapter.npz`` merged into its weights at load (fine-tuned with the heads;
@@ -40,6 +41,8 @@ import json
 import logging
 import os
 import re
+import zlib
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -210,7 +213,8 @@ class SemanticLayer:
             features = self.encoder.encode_pooled(parts, c["pools"])
             vectors = features[:, :384]
         sims = vectors @ self.matrix.T
-        probabilities = [None] * len(parts) if c is None else risk_probabilities(c, features)
+        ngrams = None if c is None or c["ngram_weights"] is None else char_ngrams(parts, c["ngram_idf"])
+        probabilities = [None] * len(parts) if c is None else risk_probabilities(c, features, ngrams)
         best: SemanticSignal | None = None
         for vector, feature, row, part, p in zip(vectors, features, sims, parts, probabilities, strict=True):
             signal = self._window_signal(vector, row, part) if c is None else self._classified_signal(feature, p, row, part)
@@ -254,15 +258,48 @@ class SemanticLayer:
         return SemanticSignal(level, category, kind, risk, margin, window, exemplar)
 
 
-def risk_probabilities(classifier: dict[str, Any], features: Any) -> Any:
+NGRAM_SIZES = (3, 4, 5)
+"""Lengths of the character n-grams the classifier may read beside the embedding (``ngram_weights`` in its file)."""
+
+
+def char_ngrams(texts: list[str], idf: Any) -> Any:
+    """Hashed character n-grams of each window: ``(len(texts), len(idf))`` float32 rows, L2-normalised.
+
+    The window's (already folded) text is lower-cased with its spaces collapsed and a space at each end, so word
+    starts and ends count; each n-gram of :data:`NGRAM_SIZES` (of its UTF-8 bytes: folded text is mostly ASCII) falls
+    into one of ``len(idf)`` buckets by CRC-32 (stable across processes, unlike ``hash``); a bucket's weight is
+    ``1 + log(count)`` times its ``idf``. The trainer calls this same function, so what it learnt from is what the
+    layer computes."""
+    import numpy as np
+
+    buckets = len(idf)
+    out = np.zeros((len(texts), buckets), dtype=np.float32)
+    for row, text in enumerate(texts):
+        padded = f" {' '.join(text.lower().split())} "
+        data = padded.encode("utf-8")
+        counts = Counter(zlib.crc32(data[i : i + n]) % buckets for n in NGRAM_SIZES for i in range(len(data) - n + 1))
+        if counts:
+            out[row, list(counts)] = 1.0 + np.log(np.fromiter(counts.values(), dtype=np.float32))
+    out *= np.asarray(idf, dtype=np.float32)
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return out / np.maximum(norms, 1e-12)
+
+
+def risk_probabilities(classifier: dict[str, Any], features: Any, ngrams: Any = None) -> Any:
     """The risk head's probability for each row of ``features`` ``(n, d)``: each member's hidden ReLU layers, its
-    logistic output, then the members' mean (an ensemble of one is a single head)."""
+    logistic output, then the members' mean (an ensemble of one is a single head). A classifier with
+    ``ngram_weights`` also adds, per member, a linear reading of the windows' character n-grams (``ngrams``, from
+    :func:`char_ngrams`) to the logit."""
     import numpy as np
 
     x = features[None].astype(np.float32)  # (1, n, d): broadcast over the members
     for weights, bias in classifier["hidden"]:  # weights (members, out, in), bias (members, out)
         x = np.maximum(x @ weights.transpose(0, 2, 1) + bias[:, None, :], 0.0)
     logits = (x @ classifier["risk_weights"][:, :, None])[..., 0].astype(np.float64) + classifier["risk_bias"][:, None]
+    if classifier.get("ngram_weights") is not None:
+        if ngrams is None:
+            raise ValueError("this classifier reads character n-grams: pass char_ngrams(windows, classifier['ngram_idf'])")
+        logits = logits + (classifier["ngram_weights"] @ ngrams.T).astype(np.float64)  # (members, n)
     # the logistic function without overflow, in float64: thresholds near 1 need the resolution float32 lacks
     return (0.5 + 0.5 * np.tanh(0.5 * logits)).mean(0)
 
@@ -305,13 +342,24 @@ def load_classifier(source: str | Path) -> dict[str, Any]:
             # what a window's features are (absent: the mean-pooled embedding) and how windows are cut
             "pools": tuple(str(p) for p in data["pools"]) if "pools" in data.files else ("mean",),
             "packed": bool(data["packed"]) if "packed" in data.files else True,
+            # a linear reading of the windows' character n-grams beside the MLP (absent: none)
+            "ngram_weights": _member_rows(data["ngram_weights"]) if "ngram_weights" in data.files else None,
+            "ngram_idf": data["ngram_idf"].astype(np.float32) if "ngram_idf" in data.files else None,
         }
+
+
+def _member_rows(weights: Any) -> Any:
+    """Per-member weights ``(members, d)`` (a single head's file stores ``(d,)``)."""
+    import numpy as np
+
+    weights = weights.astype(np.float32)
+    return weights if weights.ndim == 2 else weights[None]
 
 
 def save_classifier(path: Path, risk_weights: Any, risk_bias: Any, category_weights: Any, category_bias: Any,
                     categories: list[str], elevated: float, ask: float, how: str, adapter: str = "",
                     nearest_rule: bool = True, hidden: tuple[Any, Any] | list[tuple[Any, Any]] | None = None,
-                    pools: tuple[str, ...] = ("mean",), packed: bool = True) -> None:
+                    pools: tuple[str, ...] = ("mean",), packed: bool = True, ngrams: tuple[Any, Any] | None = None) -> None:
     """Write the classifier's weights and thresholds as an npz of plain arrays (readable with ``allow_pickle=False``).
 
     ``adapter``: the digest of the MiniLM adapter the heads were trained on ("" for the base model);
@@ -319,13 +367,17 @@ def save_classifier(path: Path, risk_weights: Any, risk_bias: Any, category_weig
     ``hidden``: an MLP risk head's ReLU layers, ``(weights (h, d), bias (h,))`` or a list of them (``risk_weights``
     then has h); an ensemble has a leading member axis on every risk-head array (``risk_bias`` one per member);
     ``pools``: the window features the heads read (``mean``, ``max``, ``first``: :meth:`MiniLM.encode_pooled`);
-    ``packed``: short sentences share a window (else one window per sentence)."""
+    ``packed``: short sentences share a window (else one window per sentence);
+    ``ngrams``: ``(weights (members, buckets), idf (buckets,))`` of a linear reading of the windows' character n-grams
+    (:func:`char_ngrams`) added to each member's logit."""
     import numpy as np
 
     layers = [] if hidden is None else [hidden] if isinstance(hidden, tuple) else list(hidden)
     names = ["hidden" if n == 1 else f"hidden{n}" for n in range(1, len(layers) + 1)]
     arrays = {f"{name}_{part}": np.asarray(array, dtype=np.float32)
               for name, layer in zip(names, layers, strict=True) for part, array in zip(("weights", "bias"), layer, strict=True)}
+    if ngrams is not None:
+        arrays |= {"ngram_weights": np.asarray(ngrams[0], dtype=np.float32), "ngram_idf": np.asarray(ngrams[1], dtype=np.float32)}
 
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
