@@ -86,7 +86,6 @@ class RogueClassifier:
 def test_a_classifier_label_outside_the_taxonomy_never_reaches_the_reply(make_agent, caplog):
     script = ScriptedModel(user_emotion="fear", strategy="Restatement")
     agent = make_agent(model=script, classifier=RogueClassifier(), classifier_use="step")
-    # (not "I am scared of tomorrow": the safety classifier escalates that line, a known false alarm, docs/safety.md)
     reply = agent.respond("I am nervous about my driving test tomorrow", thread_id="rogue")
     assert (reply.user_emotion.label, reply.user_emotion.source) == ("fear", "llm")  # the LLM step decided instead
     assert (reply.strategy.label, reply.strategy.source) == ("Restatement", "llm")
