@@ -182,3 +182,9 @@ def capture_train(monkeypatch, pick):
     monkeypatch.setattr(cli, "_load", lambda corpus, data, split: synthetic_examples(3))
     monkeypatch.setattr(SupervisedClassifier, "train", staticmethod(fake_train))
     return asked
+
+
+def strategy_accuracy(classifier, examples) -> float:
+    """The share of examples whose gold strategy the classifier predicts from the example's text and history."""
+    predicted = [classifier.predict("strategy", e.text, e.history) for e in examples]
+    return sum(p == e.strategy for p, e in zip(predicted, examples, strict=True)) / len(examples)

@@ -6,7 +6,7 @@ import json
 import random
 
 import pytest
-from _eval_fixtures import HashEmbedder
+from _eval_fixtures import HashEmbedder, strategy_accuracy
 
 pytest.importorskip("sklearn")
 
@@ -59,11 +59,6 @@ def _xor_dialogues(n: int, seed: int):
     return [e for e in dialogues_to_examples(dialogues, corpus="toy", system_emotion=False) if e.turn_index >= 2]
 
 
-def _accuracy(clf, examples) -> float:
-    predicted = [clf.predict("strategy", e.text, e.history) for e in examples]
-    return sum(p == e.strategy for p, e in zip(predicted, examples, strict=True)) / len(examples)
-
-
 def test_the_booster_learns_what_the_linear_head_cannot_and_survives_the_file(tmp_path):
     import numpy as np
 
@@ -72,8 +67,8 @@ def test_the_booster_learns_what_the_linear_head_cannot_and_survives_the_file(tm
     train, test = _xor_dialogues(40, seed=1), _xor_dialogues(15, seed=2)
     head = SupervisedClassifier.train(train, "esconv", strategy_sequence=1.0, **FIT)
     mixed = SupervisedClassifier.train(train, "esconv", strategy_sequence=1.0, strategy_booster=0.5, **FIT)
-    assert _accuracy(mixed, test) >= 0.9
-    assert _accuracy(mixed, test) > _accuracy(head, test) + 0.2
+    assert strategy_accuracy(mixed, test) >= 0.9
+    assert strategy_accuracy(mixed, test) > strategy_accuracy(head, test) + 0.2
 
     path = mixed.save(tmp_path / "clf.npz")
     with np.load(path, allow_pickle=False) as data:

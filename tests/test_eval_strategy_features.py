@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from _eval_fixtures import HashEmbedder, write_esconv_jsonl
+from _eval_fixtures import HashEmbedder, strategy_accuracy, write_esconv_jsonl
 
 from mesa.eval.datasets import load_esconv
 from mesa.eval.strategy_features import SequenceBlock, sequence_feature_names, sequence_features
@@ -116,11 +116,6 @@ def _rule_dialogues(n: int, seed: int):
     return [e for e in dialogues_to_examples(dialogues, corpus="toy", system_emotion=False) if e.turn_index >= 5]
 
 
-def _accuracy(clf, examples) -> float:
-    predicted = [clf.predict("strategy", e.text, e.history) for e in examples]
-    return sum(p == e.strategy for p, e in zip(predicted, examples, strict=True)) / len(examples)
-
-
 def test_the_strategy_head_learns_what_only_the_sequence_shows(tmp_path):
     from mesa.eval.classifier import SupervisedClassifier
 
@@ -128,8 +123,8 @@ def test_the_strategy_head_learns_what_only_the_sequence_shows(tmp_path):
     fit = {"embedder": HashEmbedder(), "c_grid": (1.0,), "weight_powers": (1.0,), "holdout": 0, "tasks": ["strategy"]}
     without = SupervisedClassifier.train(train, "esconv", **fit)
     with_sequence = SupervisedClassifier.train(train, "esconv", strategy_sequence=1.0, **fit)
-    assert _accuracy(with_sequence, test) >= 0.8
-    assert _accuracy(with_sequence, test) > _accuracy(without, test) + 0.1
+    assert strategy_accuracy(with_sequence, test) >= 0.8
+    assert strategy_accuracy(with_sequence, test) > strategy_accuracy(without, test) + 0.1
 
     path = with_sequence.save(tmp_path / "clf.npz")
     loaded = SupervisedClassifier.load(path, embedder=HashEmbedder())
