@@ -23,11 +23,18 @@ def main() -> None:
         for text in ("I failed my exam and I feel worthless.", "Everyone else seems to cope so easily."):
             reply = agent.respond(text, thread_id="quickstart")
             print(f"user:           {text}")
-            print(f"user emotion:   {reply.user_emotion.label}")
-            print(f"strategy:       {reply.strategy.label}")
-            print(f"system emotion: {reply.system_emotion.label}")
+            print(f"user emotion:   {label_of(reply.user_emotion)}")
+            print(f"strategy:       {label_of(reply.strategy)}")
+            print(f"system emotion: {label_of(reply.system_emotion)}")
             print(f"reply:          {reply.text}")
+            for step, reason in reply.failed_steps.items():  # a step that failed leaves its label out, never the reply
+                print(f"failed step:    {step}: {reason}")
             print(f"time:           {reply.timings['total']:.2f} s\n")
+
+
+def label_of(prediction) -> str:
+    """A step's label, or a dash when the step gave none (its reason is in ``reply.failed_steps``)."""
+    return prediction.label if prediction is not None else "-"
 
 
 if __name__ == "__main__":

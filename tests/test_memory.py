@@ -200,8 +200,9 @@ def test_a_failed_turn_keeps_the_users_message_and_the_next_turn_sees_it(make_ag
 def test_a_failed_streamed_turn_keeps_the_users_message(make_agent):
     agent = make_agent(model=ScriptedModel(strategy="Hug"), strict=True)
     with pytest.raises(StructuredOutputError):
-        list(agent.stream("nobody listens to me", thread_id="s"))
-    assert [(m.text, m.unanswered) for m in agent.history("s")] == [("nobody listens to me", True)]
+        # (not "nobody listens to me": the safety classifier escalates that line, a known false alarm, docs/safety.md)
+        list(agent.stream("my flatmates never listen to me", thread_id="s"))
+    assert [(m.text, m.unanswered) for m in agent.history("s")] == [("my flatmates never listen to me", True)]
 
 
 async def test_a_cancelled_turn_keeps_the_users_message(make_agent):
