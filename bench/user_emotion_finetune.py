@@ -14,7 +14,8 @@ each scored on fold K against the same computation with the frozen encoder:
 Usage (after ``user_emotion_filter_cv.py DATA features`` and ``oof 0.002`` and ``oof-tfidf 1.0``, which write the
 scratch files in /tmp that the ``oof`` comparison reads)::
 
-    nice python bench/user_emotion_finetune.py DATA/mesc train 0 [EPOCHS [RANK [TOP [FFN]]]]   # LoRA, fold 0 held out
+    nice python bench/user_emotion_finetune.py DATA/mesc tune 0 3 epochs=3 lr=0.002   # settings, read on fold 3
+    nice python bench/user_emotion_finetune.py DATA/mesc train 0 [key=value ...]  # LoRA on folds 1-3, fold 0 held out
     nice python bench/user_emotion_finetune.py DATA/mesc oof 0          # the combination, fine-tuned vs frozen head
     MESA_CACHE_DIR=<cache> nice python bench/user_emotion_finetune.py DATA/mesc holdout 0   # the real training
 
@@ -143,56 +144,106 @@ def predict(model, head, states: list) -> np.ndarray:
     return out
 
 
-def train(data: str, k: int, epochs: int = 2, rank: int = 8, top: int = 2, ffn: bool = False) -> None:
+def parse_settings(args: list[str]) -> dict:
+    """``key=value`` words (epochs, rank, top, ffn, lr, head_lr) over the defaults."""
+    settings = {"epochs": 3, "rank": 8, "top": 2, "ffn": 1, "lr": 2e-3, "head_lr": 2e-3}  # chosen on fold 3
+    for word in args:
+        key, value = word.split("=")
+        settings[key] = type(settings[key])(float(value)) if key in settings else _unknown(key)
+    return settings
+
+
+def _unknown(key: str):
+    raise SystemExit(f"unknown setting {key!r}")
+
+
+def train(data: str, k: int, settings: dict, inner: int | None = None) -> None:
+    """Fine-tune on every fold but ``k`` (and ``inner``): with ``inner``, only report the per-turn wF1 on that
+    fold, with the frozen encoder's on the same split beside it (settings are chosen this way, never on ``k``)."""
     import torch
 
     torch.manual_seed(SEED)
     torch.set_num_threads(1)
     texts, labels, fold, turn = turn_rows(data)
-    # one training example per user turn of the training folds (a turn repeats across windows)
-    first = {}
-    for i, t in enumerate(turn):
-        if fold[i] != k and labels[i]:
-            first.setdefault(t, i)
-    fit = np.array(sorted(first.values()))
-    held = np.flatnonzero(fold == k)
+    scored = k if inner is None else inner
+    fit = training_turns(labels, fold, turn, {k, scored})
+    held = np.flatnonzero(fold == scored)
     unique = sorted({texts[i] for i in np.concatenate([fit, held])})
     slot = {text: j for j, text in enumerate(unique)}
     tokens = tokenised(unique)
-    model = build_model(rank, ffn, top)
+    model = build_model(settings["rank"], bool(settings["ffn"]), settings["top"])
     states = lower_states(model, tokens)
-    log("texts", len(unique), "fit turns", len(fit), "held rows", len(held), "lower layers cached")
-    y = torch.tensor([NAMES.index(label) for label in labels[fit]])
+    log("texts", len(unique), "fit turns", len(fit), "scored rows (fold", scored, ")", len(held), settings)
+    head = fine_tune(model, [states[slot[texts[i]]] for i in fit], labels[fit], settings)
+    p_held = predict(model, head, [states[slot[texts[i]]] for i in held])
+    log("fold", scored, "per-turn wF1, fine-tuned head:", round(100 * wf1(labels[held], p_held), 1))
+    if inner is not None:
+        frozen = frozen_reading(fit, held, labels)
+        log("fold", scored, "per-turn wF1, frozen MiniLM + logistic regression (C 0.02):", round(100 * frozen, 1))
+        return
+    proba = np.zeros((len(texts), len(NAMES)))
+    proba[held] = p_held
+    np.save(proba_path(k), proba)
+    write_adapter(model, settings["rank"], bool(settings["ffn"]), settings["top"], k)
+
+
+def training_turns(labels: np.ndarray, fold: np.ndarray, turn: list, left_out: set[int]) -> np.ndarray:
+    """One row per labelled user turn of the training folds (a turn repeats across windows: keep its first row)."""
+    first: dict = {}
+    for i, t in enumerate(turn):
+        if fold[i] not in left_out and labels[i]:
+            first.setdefault(t, i)
+    return np.array(sorted(first.values()))
+
+
+def fine_tune(model, states: list, labels: np.ndarray, settings: dict):
+    """LoRA + a softmax head, class-weighted cross-entropy, one-cycle AdamW; returns the head (logits of an
+    embedding)."""
+    import torch
+
+    y = torch.tensor([NAMES.index(label) for label in labels])
     counts = np.bincount(y.numpy(), minlength=len(NAMES))
     weight = torch.tensor(len(y) / (len(NAMES) * np.maximum(counts, 1)), dtype=torch.float32)
-    head = torch.nn.Linear(384, len(NAMES))
-    # unit-length embeddings: a scaled head (cosine-classifier style) reaches confident logits quickly
-    scaled = lambda emb: head(emb * 20.0)
+    linear = torch.nn.Linear(384, len(NAMES))
+
+    def head(emb):  # unit-length embeddings: scaled (cosine-classifier style) to reach confident logits
+        return linear(emb * 20.0)
+
+    rates = [settings["lr"], settings["head_lr"]]
     optimiser = torch.optim.AdamW(
-        [{"params": model.lora.parameters(), "lr": 1e-3}, {"params": head.parameters(), "lr": 1e-2}], weight_decay=0.01
+        [{"params": model.lora.parameters(), "lr": rates[0]}, {"params": linear.parameters(), "lr": rates[1]}],
+        weight_decay=0.01,
     )
+    steps = settings["epochs"] * math.ceil(len(y) / BATCH)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=rates, total_steps=steps, pct_start=0.1)
     rng = np.random.default_rng(SEED)
-    lengths = [len(tokens[slot[texts[i]]]) for i in fit]
-    steps = epochs * math.ceil(len(fit) / BATCH)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=[1e-3, 1e-2], total_steps=steps, pct_start=0.1)
-    for epoch in range(epochs):
-        started = time.time()
-        total = 0.0
-        for chosen in batches(np.arange(len(fit)), lengths, rng):
-            emb = upper_batch(model, [states[slot[texts[fit[j]]]] for j in chosen])
-            loss = torch.nn.functional.cross_entropy(scaled(emb), y[chosen], weight=weight)
+    lengths = [len(s) for s in states]
+    for epoch in range(settings["epochs"]):
+        started, total = time.time(), 0.0
+        for chosen in batches(np.arange(len(y)), lengths, rng):
+            loss = torch.nn.functional.cross_entropy(
+                head(upper_batch(model, [states[j] for j in chosen])), y[chosen], weight=weight
+            )
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
             schedule.step()
-            total += float(loss) * len(chosen)
-        log(f"epoch {epoch + 1}: {time.time() - started:.0f} s, train loss {total / len(fit):.3f}")
-    p_held = predict(model, scaled, [states[slot[texts[i]]] for i in held])
-    proba = np.zeros((len(texts), len(NAMES)))
-    proba[held] = p_held
-    np.save(proba_path(k), proba)
-    log("fold", k, "per-turn wF1 of the fine-tuned head (rows of fold k):", round(100 * wf1(labels[held], p_held), 1))
-    write_adapter(model, rank, ffn, top, k)
+            total += loss.item() * len(chosen)
+        log(f"epoch {epoch + 1}: {time.time() - started:.0f} s, train loss {total / len(y):.3f}")
+    return head
+
+
+def frozen_reading(fit: np.ndarray, held: np.ndarray, labels: np.ndarray) -> float:
+    """The reference on the same split: logistic regression on the frozen message embedding (features columns 0:384,
+    as ``user_emotion_filter_cv.py oof 0.02 0:384``)."""
+    from sklearn.linear_model import LogisticRegression
+
+    x = load()["x"][:, :384]
+    z = (x - x.mean(0)) / np.maximum(x.std(0), 1e-6)
+    model = LogisticRegression(C=0.02, class_weight="balanced", max_iter=300).fit(z[fit], labels[fit])
+    out = np.zeros((len(held), len(NAMES)))
+    out[:, [NAMES.index(c) for c in model.classes_]] = model.predict_proba(z[held])
+    return wf1(labels[held], out)
 
 
 def write_adapter(model, rank: int, ffn: bool, top: int, k: int) -> None:
@@ -200,10 +251,17 @@ def write_adapter(model, rank: int, ffn: bool, top: int, k: int) -> None:
 
     base = load_file(str(default_model_dir() / "model.safetensors"))
     targets = lora_targets(ffn, top)
-    lora = {n: (model.lora[n.replace(".", "_")].A.detach().numpy(), model.lora[n.replace(".", "_")].B.detach().numpy())
-            for n in targets}
-    digest = save_adapter(adapter_path(k), lora, LORA_SCALE, adapter_base_digest(base, targets),
-                          f"user emotion, MESC train folds != {k}, rank {rank}, top {top}, ffn {ffn}")
+    lora = {
+        n: (model.lora[n.replace(".", "_")].A.detach().numpy(), model.lora[n.replace(".", "_")].B.detach().numpy())
+        for n in targets
+    }
+    digest = save_adapter(
+        adapter_path(k),
+        lora,
+        LORA_SCALE,
+        adapter_base_digest(base, targets),
+        f"user emotion, MESC train folds != {k}, rank {rank}, top {top}, ffn {ffn}",
+    )
     log("adapter", adapter_path(k), digest)
 
 
@@ -216,13 +274,20 @@ def compare_oof(k: int) -> None:
     m = ex_fold == k
     before = predictive(ph, f["seq"][m], transition, start, 0.5)
     prior = np.array([np.mean(y[~m] == n) for n in NAMES])
-    for name, pt in (("frozen head (oof 0.002)", np.load(f"{SCRATCH}-oof-0.002.npy")), ("fine-tuned", np.load(proba_path(k)))):
+    if len(np.load(proba_path(k))) != len(f["gold"]):
+        raise SystemExit("the features scratch file is from other data: rerun user_emotion_filter_cv.py features")
+    for name, pt in (
+        ("frozen head (oof 0.002)", np.load(f"{SCRATCH}-oof-0.002.npy")),
+        ("fine-tuned", np.load(proba_path(k))),
+    ):
         alone = wf1(y[m], pt[last_row][m])
         combined = wf1(y[m], before * pt[last_row][m] * np.sqrt(px[last_row][m]) * prior**-0.25)
         print(f"fold {k} {name}: turn alone {100 * alone:.1f}, default combination {100 * combined:.1f}", flush=True)
     # both readings of the turn together (the fine-tuned head does not see the label history the frozen head reads)
     both = np.load(f"{SCRATCH}-oof-0.002.npy")[last_row][m] * np.load(proba_path(k))[last_row][m]
-    print(f"fold {k} frozen x fine-tuned: {100 * wf1(y[m], before * both * np.sqrt(px[last_row][m]) * prior**-0.25):.1f}")
+    print(
+        f"fold {k} frozen x fine-tuned: {100 * wf1(y[m], before * both * np.sqrt(px[last_row][m]) * prior**-0.25):.1f}"
+    )
 
 
 def holdout(data: str, k: int) -> None:
@@ -263,8 +328,9 @@ if __name__ == "__main__":
     data, mode, fold_k = sys.argv[1], sys.argv[2], int(sys.argv[3])
     assert 0 <= fold_k < FOLDS
     if mode == "train":
-        extra = sys.argv[4:]
-        train(data, fold_k, *(int(v) for v in extra[:3]), *(v == "ffn" for v in extra[3:4]))
+        train(data, fold_k, parse_settings(sys.argv[4:]))
+    elif mode == "tune":  # tune K V key=value...: fold K left out entirely, fit on the rest but V, read V
+        train(data, fold_k, parse_settings(sys.argv[5:]), inner=int(sys.argv[4]))
     elif mode == "oof":
         compare_oof(fold_k)
     elif mode == "holdout":
