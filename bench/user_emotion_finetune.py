@@ -5,7 +5,7 @@ user turns of every fold but K and read on fold K. Val is never read. Two ways t
 each scored on fold K against the same computation with the frozen encoder:
 
 * ``oof``: its own softmax head's probabilities replace the per-turn head's reading of the current turn in today's
-  default combination (TF-IDF filter over the earlier turns, tau 0.5) x turn reading x TF-IDF reading^0.5 x training
+  default combination (TF-IDF filter over the earlier turns, tau 0.5 x turn reading x TF-IDF reading^0.5 x training
   label shares^-0.25, the ``prior`` mode of user_emotion_filter_cv.py);
 * ``holdout``: its adapter merged into numpy MiniLM (``mesa.safety.minilm.MiniLM(adapter=...)``) becomes the embedder
   of the real training (``SupervisedClassifier.train`` on the other folds, the same settings as ``holdout filter K``),
@@ -19,9 +19,11 @@ scratch files in /tmp that the ``oof`` comparison reads)::
     nice python bench/user_emotion_finetune.py DATA/mesc oof 0          # the combination, fine-tuned vs frozen head
     MESA_CACHE_DIR=<cache> nice python bench/user_emotion_finetune.py DATA/mesc holdout 0   # the real training
 
-Defaults: 2 epochs (fixed before any fold-K figure was seen), LoRA rank 8 on query/value of the top 2 layers,
-class-weighted cross-entropy, AdamW (LoRA 1e-3, head 1e-2), batches of 32. The frozen lower layers run once per
-text (cached); each epoch runs only the top layers. Torch threads: 1 (the machine is shared). Seeded.
+Defaults (chosen with ``tune 0 3``: fitted on folds 1-2, read on fold 3, never on a scored fold): LoRA rank 8
+(scale 2) on query, value and both FFN matrices of the top 2 layers, 3 epochs, one-cycle AdamW (LoRA and head
+2e-3), class-weighted cross-entropy, batches of 32. The frozen lower layers run once per text (cached); each epoch
+runs only the top layers. Torch threads: 1 (the machine is shared). Seeded. The ``tune`` mode also needs
+``oof 0.02 0:384``'s features (the frozen reference). Figures: docs/evaluation.md ("Fine-tuning the encoder").
 """
 
 from __future__ import annotations
