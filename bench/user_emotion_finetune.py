@@ -22,13 +22,14 @@ scratch files in /tmp that the ``oof`` comparison reads)::
 Defaults (chosen with ``tune 0 3``: fitted on folds 1-2, read on fold 3, never on a scored fold): LoRA rank 8
 (scale 2) on query, value and both FFN matrices of the top 2 layers, 3 epochs, one-cycle AdamW (LoRA and head
 2e-3), class-weighted cross-entropy, batches of 32. The frozen lower layers run once per text (cached); each epoch
-runs only the top layers. Torch threads: 1 (the machine is shared). Seeded. The ``tune`` mode also needs
-``oof 0.02 0:384``'s features (the frozen reference). Figures: docs/evaluation.md ("Fine-tuning the encoder").
+runs only the top layers. Torch threads: 1 (the machine is shared). Seeded. The ``tune`` mode's frozen reference
+reads the message embedding from the ``features`` scratch file (columns 0:384). Figures: docs/evaluation.md ("Fine-tuning the encoder").
 """
 
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -185,7 +186,8 @@ def train(data: str, k: int, settings: dict, inner: int | None = None) -> None:
         return
     proba = np.zeros((len(texts), len(NAMES)))
     proba[held] = p_held
-    np.save(proba_path(k), proba)
+    with os.fdopen(os.open(proba_path(k), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
+        np.save(handle, proba)  # private, as every file mesa writes
     write_adapter(model, settings["rank"], bool(settings["ffn"]), settings["top"], k)
 
 
