@@ -152,11 +152,11 @@ def own_messages(batches: Path) -> list[dict]:
 
 
 def round_of(path: Path) -> str:
-    """The writing round a batch file belongs to (each round: other writers): ``train_v6_*`` 6, ``train_v5_*`` 5,
+    """The writing round a batch file belongs to (each round: other writers): ``train_v7_*`` 7, ``train_v6_*`` 6, ``train_v5_*`` 5,
     ``train_v4_*`` 4, ``train_v3_*`` 3, the rest (``train_risk``, ``train_negatives*``, ``train_buried``, ``tune``) 1.
     The exemplar bank was drawn from the round-1 tuning batch, so it counts as round 1; the MESC sample belongs to no
     round and is never held out."""
-    for prefix, name in (("train_v6_", "6"), ("train_v5_", "5"), ("train_v4_", "4"), ("train_v3_", "3")):
+    for prefix, name in (("train_v7_", "7"), ("train_v6_", "6"), ("train_v5_", "5"), ("train_v4_", "4"), ("train_v3_", "3")):
         if path.name.startswith(prefix):
             return name
     return "1"
