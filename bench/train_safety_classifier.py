@@ -110,10 +110,11 @@ ASK_LIMIT = 0.05
 # -- data ------------------------------------------------------------------------------------------------------
 
 
-def training_rows(batches: Path, mesc_csv: Path, mesc_fit: int) -> list[dict]:
+def training_rows(batches: Path, mesc_csv: Path, mesc_fit: int, rounds: tuple[str, ...] | None = None) -> list[dict]:
     """Every message as ``{text, risk, category, kind, group, fit}`` (group: the CV fold unit; ``fit``: trained on,
-    else only scored for calibration: everyday MESC talk is easy, the first ``mesc_fit`` of the sample suffice)."""
-    own = own_messages(batches)
+    else only scored for calibration: everyday MESC talk is easy, the first ``mesc_fit`` of the sample suffice);
+    ``rounds``: only these writing rounds' files (the bank counts as round 1), all when ``None``."""
+    own = own_messages(batches, rounds)
     sources = [r["text"] for r in own if r.get("augment") != "buried"]
     rows: list[dict] = []
     for r in own:
@@ -124,7 +125,7 @@ def training_rows(batches: Path, mesc_csv: Path, mesc_fit: int) -> list[dict]:
     unknown = {r["category"] for r in rows if r["risk"] and r["category"] not in CATEGORIES}
     if unknown:
         raise SystemExit(f"risk categories the heads do not know (add them to CATEGORY_OF): {sorted(unknown)}")
-    bank = json.loads((DATA / "exemplars.json").read_text(encoding="utf-8"))
+    bank = json.loads((DATA / "exemplars.json").read_text(encoding="utf-8")) if rounds is None or "1" in rounds else {"risk": {}, "safe": {}}
     for category, kinds in bank["risk"].items():
         for texts in kinds.values():
             rows += [{"text": t, "risk": True, "category": category, "kind": "bank", "group": t, "round": "1",
@@ -138,11 +139,11 @@ def training_rows(batches: Path, mesc_csv: Path, mesc_fit: int) -> list[dict]:
     return rows
 
 
-def own_messages(batches: Path) -> list[dict]:
-    """The messages written for the classifier (every ``train_*.jsonl`` and ``tune.jsonl``), each with its round;
-    never one whose text is also in ``valid.jsonl`` (a writer may happen to write the same words: round 6 did once),
-    so the validation batch stays unseen."""
-    files = [*sorted(batches.glob("train_*.jsonl")), batches / "tune.jsonl"]
+def own_messages(batches: Path, rounds: tuple[str, ...] | None = None) -> list[dict]:
+    """The messages written for the classifier (every ``train_*.jsonl`` and ``tune.jsonl`` of ``rounds``, all rounds
+    when ``None``), each with its round; never one whose text is also in ``valid.jsonl`` (a writer may happen to write
+    the same words: round 6 did once), so the validation batch stays unseen."""
+    files = [f for f in [*sorted(batches.glob("train_*.jsonl")), batches / "tune.jsonl"] if rounds is None or round_of(f) in rounds]
     valid = {_plain(r["text"]) for r in load_batch(batches / "valid.jsonl")}
     own = [r | {"round": round_of(f)} for f in files for r in load_batch(f)]
     kept = [r for r in own if _plain(r["text"]) not in valid]
@@ -1020,6 +1021,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("mesc_csv", type=Path, help="MESC mesc_train_val.csv (its train split gives real non-crisis turns)")
     ap.add_argument("--batches", type=Path, default=ROOT / "tests" / "safety_batches")
+    ap.add_argument("--rounds", default="", help="train only on these writing rounds, e.g. 1,3,4,5,6 (default: every "
+                    "train_*.jsonl; the shipped classifier was trained before round 7 was written)")
     ap.add_argument("--rank", type=int, default=0, help="LoRA rank (0: the frozen encoder, heads only)")
     ap.add_argument("--ffn", action="store_true", help="also adapt the feed-forward layers (else query/value only)")
     ap.add_argument("--top", type=int, default=2, help="adapt the top N of the 6 layers (the others are frozen, cached)")
@@ -1073,7 +1076,7 @@ def main(argv: list[str] | None = None) -> int:
     random.seed(SEED)
     np.random.seed(SEED)
     start = time.perf_counter()
-    rows = training_rows(args.batches, args.mesc_csv, args.mesc_fit)
+    rows = training_rows(args.batches, args.mesc_csv, args.mesc_fit, tuple(args.rounds.split(",")) if args.rounds else None)
     if args.bury:
         rows += buried_variants(rows, args.mesc_csv, args.bury, ("3", "4"))
     if args.mine_mesc:

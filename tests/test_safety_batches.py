@@ -32,6 +32,15 @@ def test_batches_are_split_and_disjoint():
         assert {r["kind"] for r in rows} == {"explicit", "implicit", "hard_negative"}
 
 
+def test_the_trainer_can_leave_later_writing_rounds_out():
+    """``--rounds`` reproduces a classifier trained before a round was written: no file of another round is read."""
+    trainer = _trainer()
+    everything = trainer.own_messages(BATCHES)
+    early = trainer.own_messages(BATCHES, ("1", "3"))
+    assert {r["round"] for r in early} == {"1", "3"}
+    assert len(early) == sum(r["round"] in ("1", "3") for r in everything) < len(everything)
+
+
 def test_the_classifier_training_batches_cover_every_kind_and_never_the_validation_batch():
     """What the trainer reads covers every kind and never a validation message (a writer who never saw
     ``valid.jsonl`` may write the same words; the trainer leaves such a message out)."""

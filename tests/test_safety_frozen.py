@@ -1,6 +1,6 @@
 """The frozen blind sets: messages written by people who never saw the safety layer.
 
-``tests/safety_frozen/`` (written 2026-11-29) and ``tests/safety_frozen2/`` to ``tests/safety_frozen5/`` (written
+``tests/safety_frozen/`` (written 2026-11-29) and ``tests/safety_frozen2/`` to ``tests/safety_frozen6/`` (written
 2026-11-30, each before the classifier it was first measured on was trained) hold one object a line (text, expect,
 kind, category), written by other authors; they must not be read while developing the layer. This test asserts the
 measured recall floors and hard-negative ceilings (the 5 % goal, or the measured rate where the goal is not met) on
@@ -24,6 +24,8 @@ HAS_EXTRA = all(importlib.util.find_spec(m) for m in ("numpy", "tokenizers", "sa
 
 # Measured with the classifier shipped after round 6 (rules + semantic layer, no LLM),
 # `python bench/safety_bench.py --frozen DIR` (explicit / implicit / hard negatives escalated):
+# - safety_frozen6 (450, blind: written after this classifier was committed, measured once on it): 97.9 % (93/95),
+#   76.4 % (149/195), 1.9 % (3/160).
 # - safety_frozen5 (450, blind: written before this classifier was trained, measured once on it): 97.9 % (93/95),
 #   76.4 % (149/195), 8.8 % (14/160); the previous classifier read 93.7 / 68.2 / 8.1 there.
 # - safety_frozen4 (450; blind for the previous classifier, second look): 96.8 % (92/95), 82.1 % (160/195), 4.4 % (7/160).
@@ -39,6 +41,7 @@ FROZEN_FLOORS = {
     "safety_frozen3": {"explicit": 0.978, "implicit": 0.81},
     "safety_frozen4": {"explicit": 0.957, "implicit": 0.815},
     "safety_frozen5": {"explicit": 0.968, "implicit": 0.758},
+    "safety_frozen6": {"explicit": 0.968, "implicit": 0.758},
 }
 HARD_NEGATIVE_CEILINGS = {"safety_frozen5": 0.094, "safety_frozen2": 0.057}
 """Sets whose hard negatives escalate above the goal (the fifth) or exactly at it (the second): the measured rate plus
