@@ -43,7 +43,7 @@ the lowest ``elevated`` threshold with hard negatives <= 4 % and the MESC train 
 the issue's 5 % for unseen data); the ``ask`` threshold (LLM judgement asked) the lowest with <= 5 % of the MESC sample
 asking.
 
-The shipped classifier: ``--hidden 256 --seeds 3 --ngrams 4096 --hard-negative-limit 0.045 --batch 64`` (frozen
+The shipped classifier: ``--rounds 1,3,4,5,6 --hidden 256 --seeds 3 --ngrams 4096 --hard-negative-limit 0.045 --batch 64`` (frozen
 MiniLM, mean-pooled packed windows, three MLP risk heads of 256 ReLU units averaged, each adding a linear reading of the
 window's hashed character n-grams to its logit; thresholds at hard negatives <= 4.5 % out of fold; no nearest-exemplar
 rule beside it, no adapter), trained on rounds 1, 3, 4, 5 and 6. Chosen on the five held-out rounds under the rule fixed
@@ -62,7 +62,7 @@ messages) took 45 s to 1.5 minutes, so a LoRA run of the full protocol (about 20
 ``--rank 8 --holdout-round N`` screens one round instead. Needs torch (CPU build), scipy (the n-gram rows) and the
 ``safety`` extra; inference needs numpy only. Usage::
 
-    nice python bench/train_safety_classifier.py /work/shared/data/mesc/mesc_train_val.csv --hidden 256 --seeds 3 --ngrams 4096 --hard-negative-limit 0.045 --batch 64 --threads 1 --holdout-round all --cache /tmp/win.npz
+    nice python bench/train_safety_classifier.py /work/shared/data/mesc/mesc_train_val.csv --rounds 1,3,4,5,6 --hidden 256 --seeds 3 --ngrams 4096 --hard-negative-limit 0.045 --batch 64 --threads 1 --holdout-round all --cache /tmp/win.npz
     nice python bench/train_safety_classifier.py data.csv --hidden 256 --seeds 3 --batch 64 --threads 1 --holdout-round all --no-cv --dry-run --compare-limits 0.045,0.05 --summary-json ref.json  # reference
     nice python bench/train_safety_classifier.py data.csv --hidden 512 --seeds 3 --batch 64 --threads 1 --holdout-round all --no-cv --dry-run --reference-json ref.json  # a candidate, judged
     nice python bench/train_safety_classifier.py data.csv --rank 8 --top 2 --hidden 256 --epochs 4 --holdout-round 4 --no-cv --dry-run --cache /tmp/lower.npz  # LoRA screen
