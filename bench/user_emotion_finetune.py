@@ -40,7 +40,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from train_safety_classifier import LORA_SCALE, build_model, lora_targets, padded
+from train_safety_classifier import LORA_SCALE, build_model, lora_targets, padded, padded_states
 from user_emotion_filter_cv import (
     FOLDS,
     NAMES,
@@ -112,15 +112,8 @@ def lower_states(model, tokens: list[list[int]]) -> list:
 
 
 def upper_batch(model, states: list):
-    import torch
-
-    length = max(len(s) for s in states)
-    x = torch.zeros((len(states), length, 384))
-    mask = torch.zeros((len(states), length))
-    for row, state in enumerate(states):
-        x[row, : len(state)] = state.float()
-        mask[row, : len(state)] = 1.0
-    return model.upper(x, mask)
+    """The adapted upper layers over a batch of cached lower-layer states (padded as the safety trainer pads them)."""
+    return model.upper(*padded_states(states))
 
 
 def batches(order: np.ndarray, lengths: list[int], rng: np.random.Generator) -> list[np.ndarray]:
