@@ -58,6 +58,11 @@ def log(*args):
     print(f"[{time.time() - t0:6.0f}s]", *args, flush=True)
 
 
+def print_folds(label: str, per_fold, digits: int = 1) -> None:
+    """One setting's weighted F1: the mean over the folds, then each fold's."""
+    print(f"{label}: {100 * np.mean(per_fold):.{digits}f}", [round(100 * x, 1) for x in per_fold], flush=True)
+
+
 def user_turns(examples):
     """Unique user-turn items keyed (dialogue, position, history length) and each example's sequence of keys."""
     items, gold, dialogue, sequences = {}, {}, {}, []
@@ -245,7 +250,7 @@ def run_filter(c, taus, mixes):
         for mix in mixes:
             per = [wf1(y[ex_fold == k], results[(k, tau, mix)][ex_fold == k]) for k in range(FOLDS)]
             table[(tau, mix)] = per
-            print(f"tau={tau} mix={mix}: {100 * np.mean(per):.1f}", [round(100 * v, 1) for v in per], flush=True)
+            print_folds(f"tau={tau} mix={mix}", per)
     # Nested: choose (tau, mix) and the bias on the 3 other folds, score the 4th.
     nested, nested_nobias = [], []
     for k in range(FOLDS):
@@ -297,11 +302,7 @@ def run_stack(c, head_c, decays, betas):
             scores[b].append(wf1(y[~tr], q * prior**b))
         log("stack fold", k, {b: round(100 * v[-1], 1) for b, v in scores.items()})
     for b in betas:
-        print(
-            f"stack C={c} head C={head_c} decays={decays} prior^{b}: {100 * np.mean(scores[b]):.1f}",
-            [round(100 * v, 1) for v in scores[b]],
-            flush=True,
-        )
+        print_folds(f"stack C={c} head C={head_c} decays={decays} prior^{b}", scores[b])
 
 
 if __name__ == "__main__" and sys.argv[2] == "stack":
@@ -336,11 +337,7 @@ def run_hybrid(c_history, c_turn, taus, taus_turn):
                 res.setdefault((tau, t2), []).append(wf1(y[m], before * np.power(pt[last_row][m], t2)))
         log("hybrid fold", k)
     for key, v in res.items():
-        print(
-            f"hybrid history {c_history} tau={key[0]} turn {c_turn} tau={key[1]}: {100 * np.mean(v):.1f}",
-            [round(100 * x, 1) for x in v],
-            flush=True,
-        )
+        print_folds(f"hybrid history {c_history} tau={key[0]} turn {c_turn} tau={key[1]}", v)
 
 
 if __name__ == "__main__" and sys.argv[2] == "hybrid":
@@ -456,11 +453,7 @@ def run_hybrid3(c_history, c_turn, c_extra, tau_h, taus_extra):
         for t3 in taus_extra:
             res.setdefault(t3, []).append(wf1(y[m], before * pt[last_row][m] * np.power(px[last_row][m], t3)))
     for t3, v in res.items():
-        print(
-            f"hybrid3 history {c_history} tau={tau_h} turn {c_turn} extra {c_extra} tau={t3}: {100 * np.mean(v):.1f}",
-            [round(100 * x, 1) for x in v],
-            flush=True,
-        )
+        print_folds(f"hybrid3 history {c_history} tau={tau_h} turn {c_turn} extra {c_extra} tau={t3}", v)
 
 
 if __name__ == "__main__" and sys.argv[2] == "hybrid3":
@@ -486,7 +479,7 @@ def run_prior(c_history, c_turn, c_extra, betas):
         for beta in betas:
             res.setdefault(beta, []).append(wf1(y[m], base * np.power(prior, beta)))
     for beta, v in res.items():
-        print(f"prior^{beta}: {100 * np.mean(v):.2f}", [round(100 * x, 1) for x in v], flush=True)
+        print_folds(f"prior^{beta}", v, digits=2)
 
 
 if __name__ == "__main__" and sys.argv[2] == "prior":
