@@ -188,3 +188,22 @@ def strategy_accuracy(classifier, examples) -> float:
     """The share of examples whose gold strategy the classifier predicts from the example's text and history."""
     predicted = [classifier.predict("strategy", e.text, e.history) for e in examples]
     return sum(p == e.strategy for p, e in zip(predicted, examples, strict=True)) / len(examples)
+
+
+def run_eval_cli(tmp_path: Path, monkeypatch, rows: str, *extra: str):
+    """``mesa eval`` through the real CLI on a small MESC CSV under both history protocols, with a hashing embedder and
+    a scripted LLM (anger, Approval, neutral). Returns the script, the CLI result and the report folder."""
+    from typer.testing import CliRunner
+
+    from mesa.cli import app
+    from mesa.eval import embeddings
+    from mesa.testing import ScriptedModel
+
+    fake = HashEmbedder()
+    monkeypatch.setattr(embeddings, "default_embedder", lambda model=None, cache_dir=None: fake)
+    script = ScriptedModel(user_emotion="anger", strategy="Approval", system_emotion="neutral", reply="Hard.")
+    data = write_mesc_csv(tmp_path / "mesc.csv")
+    out = tmp_path / "report"
+    args = ["eval", "--data", str(data), "--split", "train", "--rows", rows, "--history", "both", *extra]
+    args += ["--model", script.model, "--out", str(out), "--no-progress", "--no-plots"]
+    return script, CliRunner().invoke(app, args), out

@@ -6,7 +6,7 @@ import ast
 import json
 from pathlib import Path
 
-from _eval_fixtures import HashEmbedder, write_mesc_csv
+from _eval_fixtures import run_eval_cli, write_mesc_csv
 from typer.testing import CliRunner
 
 import mesa
@@ -32,18 +32,8 @@ def test_every_command_declares_its_options_in_the_annotated_style():
 
 
 def test_eval_runs_every_llm_row_on_the_llm_subset_under_both_protocols(tmp_path, monkeypatch):
-    from mesa.cli import app
-    from mesa.eval import embeddings
-
-    fake = HashEmbedder()
-    monkeypatch.setattr(embeddings, "default_embedder", lambda model=None, cache_dir=None: fake)
-    script = ScriptedModel(user_emotion="anger", strategy="Approval", system_emotion="neutral", reply="Hard.")
-    data = write_mesc_csv(tmp_path / "mesc.csv")
-    out = tmp_path / "report"
     rows = "majority,classifier,llm,llm+demos,llm+prior"
-    args = ["eval", "--data", str(data), "--split", "train", "--rows", rows, "--history", "both", "--llm-limit", "1"]
-    args += ["--model", script.model, "--demos", "2", "--out", str(out), "--no-progress", "--no-plots"]
-    result = CliRunner().invoke(app, args)
+    script, result, out = run_eval_cli(tmp_path, monkeypatch, rows, "--llm-limit", "1", "--demos", "2")
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
     names = [row["name"] for row in report["rows"]]

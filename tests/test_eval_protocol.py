@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from _eval_fixtures import HashEmbedder, synthetic_examples, write_mesc_csv
+from _eval_fixtures import run_eval_cli, synthetic_examples, write_mesc_csv
 
 from mesa.errors import MesaError
 from mesa.eval import AgentPredictor, ClassifierPredictor, arun_predictor, load_mesc, select_examples
@@ -176,20 +176,7 @@ async def test_a_predictor_that_may_read_history_labels_runs_each_protocol(tmp_p
 
 
 def test_eval_both_protocols_runs_an_llm_row_once_and_llm_prior_twice(tmp_path, monkeypatch):
-    from typer.testing import CliRunner
-
-    from mesa.cli import app
-    from mesa.eval import embeddings
-    from mesa.testing import ScriptedModel
-
-    fake = HashEmbedder()
-    monkeypatch.setattr(embeddings, "default_embedder", lambda model=None, cache_dir=None: fake)
-    script = ScriptedModel(user_emotion="anger", strategy="Approval", system_emotion="neutral", reply="Hard.")
-    data = write_mesc_csv(tmp_path / "mesc.csv")
-    out = tmp_path / "report"
-    args = ["eval", "--data", str(data), "--split", "train", "--rows", "llm,llm+demos,llm+prior", "--history", "both"]
-    args += ["--model", script.model, "--demos", "1", "--out", str(out), "--no-progress", "--no-plots"]
-    result = CliRunner().invoke(app, args)
+    _, result, out = run_eval_cli(tmp_path, monkeypatch, "llm,llm+demos,llm+prior", "--demos", "1")
     assert result.exit_code == 0, result.output
     files = sorted(p.name.split("-")[0] for p in (out / "cache").glob("llm*.jsonl"))
     assert files == ["llm", "llm_demos", "llm_prior", "llm_prior"]  # llm+prior: one file per protocol
