@@ -59,13 +59,13 @@ load average 1), a leave-one-round-out of five rounds took 2.5 minutes for the p
 n-grams, 5 for five seeds or 512 units (load average 2-4, another training beside it); the shipped command (five
 rounds, 5-fold CV, final fit, export) took about 5 minutes. One LoRA epoch (top 2 layers, rank 8, about 10,000
 messages) took 45 s to 1.5 minutes, so a LoRA run of the full protocol (about 20 adapter trainings) did not fit;
-``--rank 8 --holdout-round N`` screens one round instead. Needs torch (CPU build), scipy (the n-gram rows) and the
+``--rank 8 --holdout-round N --screen`` screens one round instead. Needs torch (CPU build), scipy (the n-gram rows) and the
 ``safety`` extra; inference needs numpy only. Usage::
 
     nice python bench/train_safety_classifier.py /work/shared/data/mesc/mesc_train_val.csv --rounds 1,3,4,5,6 --hidden 256 --seeds 3 --ngrams 4096 --hard-negative-limit 0.045 --batch 64 --threads 1 --holdout-round all --cache /tmp/win.npz
     nice python bench/train_safety_classifier.py data.csv --hidden 256 --seeds 3 --batch 64 --threads 1 --holdout-round all --no-cv --dry-run --compare-limits 0.045,0.05 --summary-json ref.json  # reference
     nice python bench/train_safety_classifier.py data.csv --hidden 512 --seeds 3 --batch 64 --threads 1 --holdout-round all --no-cv --dry-run --reference-json ref.json  # a candidate, judged
-    nice python bench/train_safety_classifier.py data.csv --rank 8 --top 2 --hidden 256 --epochs 4 --holdout-round 4 --no-cv --dry-run --cache /tmp/lower.npz  # LoRA screen
+    nice python bench/train_safety_classifier.py data.csv --rank 8 --top 2 --hidden 256 --epochs 4 --holdout-round 4 --screen --no-cv --dry-run --cache /tmp/lower.npz  # LoRA screen
 """
 
 from __future__ import annotations
@@ -707,16 +707,51 @@ def oof_scores(rows: list[dict], features, index: list[int], args, folds: int) -
     return scores
 
 
-def holdout_round(rows: list[dict], features, rules: np.ndarray, args, held: str) -> dict:
+class FrozenHeads:
+    """How the frozen encoder's heads are scored in the protocol: features computed once, ``--seeds`` members."""
+
+    def __init__(self, rows: list[dict], features, args) -> None:
+        self.rows, self.features, self.args = rows, features, args
+
+    def out_of_fold(self, index: list[int], folds: int) -> np.ndarray:
+        return oof_scores(self.rows, self.features, index, self.args, folds)
+
+    def fit_and_score(self, fit: list[int], scored: list[int]) -> np.ndarray:
+        return member_scores(fit_members(self.rows, self.features, fit, self.args), self.features, scored)
+
+
+class AdaptedEncoder:
+    """How the LoRA-adapted encoder and its head are scored in the protocol: one adapter trained per fit."""
+
+    def __init__(self, rows: list[dict], windows_of, cache: LowerCache, args) -> None:
+        self.rows, self.windows_of, self.cache, self.args = rows, windows_of, cache, args
+
+    def out_of_fold(self, index: list[int], folds: int) -> np.ndarray:
+        fold = folds_of([self.rows[i] for i in index], folds)
+        scores = np.zeros(len(index))
+        for k in range(folds):
+            fit = [i for i, f in zip(index, fold, strict=True) if f != k and self.rows[i].get("fit", True)]
+            held = [n for n, f in enumerate(fold) if f == k]
+            scores[held] = self.fit_and_score(fit, [index[n] for n in held])
+        return scores
+
+    def fit_and_score(self, fit: list[int], scored: list[int]) -> np.ndarray:
+        started = time.perf_counter()
+        model = train(self.rows, self.windows_of, self.cache, fit, self.args)
+        print(f"  adapter trained on {len(fit)} messages ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
+        return message_scores(model, self.cache, self.windows_of, scored)
+
+
+def holdout_round(rows: list[dict], scorer, rules: np.ndarray, args, held: str) -> dict:
     """Leave one writing round out: train on the other rounds, choose the thresholds on their grouped out-of-fold
     scores (``--inner-folds``), then score the held-out round's own messages (never its synthetic variants).
+    ``scorer`` trains and scores a model (:class:`FrozenHeads` or :class:`AdaptedEncoder`).
 
     The thresholds are chosen once per hard-negative limit of ``--limits`` (the same scores: a limit is a choice of
     threshold, not of model). Figures are counts ``(hits, n)`` so that rounds add up exactly (:func:`pooled`)."""
     train_index, test_index = holdout_split(rows, held)
-    inner = oof_scores(rows, features, train_index, args, args.inner_folds)
-    members = fit_members(rows, features, [i for i in train_index if rows[i].get("fit", True)], args)
-    scores = member_scores(members, features, test_index)
+    inner = scorer.out_of_fold(train_index, args.inner_folds)
+    scores = scorer.fit_and_score([i for i in train_index if rows[i].get("fit", True)], test_index)
     test_rows = [rows[i] for i in test_index]
     figures = {"round": held, "rules": kind_counts(test_rows, rules[test_index]), "limits": {}}
     for limit in args.limits:
@@ -724,15 +759,47 @@ def holdout_round(rows: list[dict], features, rules: np.ndarray, args, held: str
         hit = rules[test_index] | (scores >= elevated)
         figures["limits"][f"{limit:g}"] = {"elevated": elevated, "hit": kind_counts(test_rows, hit)}
         print(f"\nheld-out round {held} ({len(test_index)} messages; thresholds chosen without it, hard negatives <= "
-              f"{limit:.1%}: elevated >= {elevated:.4f}):")
+              f"{limit:.1%}: elevated >= {elevated:.4f}):", flush=True)
         print_kind_rates(as_rates(figures["limits"][f"{limit:g}"]["hit"]), as_rates(figures["rules"]))
     matched = matched_recall(test_rows, scores, rules[test_index], MATCHED_NEGATIVES)
     if matched:
         figures["matched"] = matched
         print(f"  ranking only (threshold {matched['threshold']:.4f} set on this round so that <= {MATCHED_NEGATIVES:.0%} of its "
               f"hard negatives escalate): explicit {100 * _share(matched['explicit']):.1f} %, "
-              f"implicit {100 * _share(matched['implicit']):.1f} %")
+              f"implicit {100 * _share(matched['implicit']):.1f} %", flush=True)
     return figures
+
+
+def held_out_rounds(rows: list[dict], spec: str) -> list[str]:
+    """The rounds ``--holdout-round`` names: ``all`` (every writing round), one round, or a comma-separated list
+    (two processes can share the rounds and :func:`combine_summaries` adds their summaries up)."""
+    return sorted({r["round"] for r in rows} - {"mesc"}) if spec == "all" else spec.split(",")
+
+
+def run_holdout(args, rows: list[dict], scorer, rules: np.ndarray) -> None:
+    """The leave-one-round-out protocol over ``--holdout-round``, its summary and the selection verdict."""
+    per_round = [holdout_round(rows, scorer, rules, args, name) for name in held_out_rounds(rows, args.holdout_round)]
+    summarise(per_round, args, describe(args, 0))
+
+
+def summarise(per_round: list[dict], args, config: str) -> None:
+    summary = print_pooled(per_round, config)
+    if args.summary_json:
+        args.summary_json.write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    if args.reference_json:
+        print_selection(json.loads(args.reference_json.read_text(encoding="utf-8")), summary, args.hard_negative_limit)
+
+
+def combine_summaries(paths: list[Path], args) -> None:
+    """Several runs' ``--summary-json`` over disjoint held-out rounds (the same configuration), added up as one run."""
+    summaries = [json.loads(p.read_text(encoding="utf-8")) for p in paths]
+    if len({s["config"] for s in summaries}) != 1:
+        raise SystemExit("--combine: the summaries come from different configurations")
+    per_round = [f for s in summaries for f in s["per_round"]]
+    rounds = [f["round"] for f in per_round]
+    if len(set(rounds)) != len(rounds):
+        raise SystemExit(f"--combine: a held-out round appears twice ({rounds})")
+    summarise(sorted(per_round, key=lambda f: f["round"]), args, summaries[0]["config"])
 
 
 MATCHED_NEGATIVES = 0.05
@@ -785,10 +852,10 @@ def passes_selection(reference: dict, candidate: dict) -> tuple[bool, dict]:
     return ok, change
 
 
-def print_pooled(per_round: list[dict], args) -> dict:
+def print_pooled(per_round: list[dict], config: str) -> dict:
     """Print (and return) the held-out rounds added up: all of them, and rounds 1, 3, 4 (the earlier releases' note)."""
     summary = {"all": pooled(per_round), "1,3,4": pooled(per_round, ("1", "3", "4")), "per_round": per_round,
-               "config": describe(args, 0)}
+               "config": config}
     for name, figures in (("all held-out rounds", summary["all"]), ("rounds 1, 3, 4", summary["1,3,4"])):
         print(f"\nadded up over {name} ({', '.join(figures['rounds'])}):")
         for limit, totals in figures["limits"].items():
@@ -1000,7 +1067,7 @@ def export(model, args, elevated: float, ask: float, n_rows: int) -> None:
     how = (f"bench/train_safety_classifier.py (seed {SEED}, rank {args.rank}, top {args.top}, ffn {args.ffn}, "
            f"hidden {args.hidden}, nearest rule {args.nearest}, {args.epochs} epochs): "
            f"{n_rows} messages, thresholds from {args.folds}-fold grouped out-of-fold scores OR'd with the rules: "
-           f"hard negatives <= {HARD_NEGATIVE_LIMIT:.0%}, MESC train sample <= {MESC_LIMIT:.0%}, ask <= {ASK_LIMIT:.0%}")
+           f"hard negatives <= {args.hard_negative_limit:.1%}, MESC train sample <= {MESC_LIMIT:.0%}, ask <= {ASK_LIMIT:.0%}")
     adapter_digest = ""
     if args.rank:
         base = load_file(str(default_model_dir() / "model.safetensors"))
@@ -1045,8 +1112,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--head-lr", type=float, default=1e-2)
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--inner-folds", type=int, default=3, help="folds choosing a held-out round's thresholds")
-    ap.add_argument("--holdout-round", default="", help="leave this writing round out (1, 3, 4 or all): train on the "
-                    "others, thresholds from their out-of-fold scores, figures on the held-out round")
+    ap.add_argument("--holdout-round", default="", help="leave these writing rounds out, one at a time (all, one round "
+                    "or a list such as 1,3,4): train on the others, thresholds from their out-of-fold scores, figures on "
+                    "the held-out round")
+    ap.add_argument("--screen", action="store_true", help="LoRA: one held-out round, ranking only (no inner folds)")
+    ap.add_argument("--combine", default="", help="add up these --summary-json files of disjoint held-out rounds "
+                    "(comma-separated) as one run, print the verdict against --reference-json, train nothing")
     ap.add_argument("--hard-negative-limit", type=float, default=HARD_NEGATIVE_LIMIT,
                     help="the exported elevated threshold keeps this share of hard negatives escalated (out of fold)")
     ap.add_argument("--compare-limits", default="0.05", help="held-out rounds: also report thresholds chosen at these "
@@ -1066,10 +1137,14 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.nearest and args.rank:
         ap.error("--nearest reads base-model embeddings: only with --rank 0")
-    if args.rank and (args.holdout_round == "all" or args.seeds > 1 or args.pool != "mean" or args.windows != "packed"):
-        ap.error("--holdout-round all, --seeds, --pool and --windows are for the frozen encoder (--rank 0); with LoRA "
-                 "--holdout-round R screens one round")
+    if args.rank and (args.seeds > 1 or args.pool != "mean" or args.windows != "packed" or args.ngrams):
+        ap.error("--seeds, --pool, --windows and --ngrams are for the frozen encoder (--rank 0)")
+    if args.screen and not (args.rank and args.holdout_round and "," not in args.holdout_round and args.holdout_round != "all"):
+        ap.error("--screen needs --rank and one --holdout-round")
     args.limits = [args.hard_negative_limit, *(float(x) for x in args.compare_limits.split(",") if x)]
+    if args.combine:
+        combine_summaries([Path(p) for p in args.combine.split(",")], args)
+        return 0
     import torch
 
     torch.set_num_threads(args.threads)
@@ -1121,13 +1196,7 @@ def run_frozen(args, rows: list[dict], windows_of, rules: np.ndarray) -> None:
     if args.nearest:
         rules = rules | nearest_hits_from_features(rows, features)
     if args.holdout_round:
-        held = sorted({r["round"] for r in rows} - {"mesc"}) if args.holdout_round == "all" else [args.holdout_round]
-        per_round = [holdout_round(rows, features, rules, args, name) for name in held]
-        summary = print_pooled(per_round, args)
-        if args.summary_json:
-            args.summary_json.write_text(json.dumps(summary, indent=1), encoding="utf-8")
-        if args.reference_json:
-            print_selection(json.loads(args.reference_json.read_text(encoding="utf-8")), summary, args.hard_negative_limit)
+        run_holdout(args, rows, FrozenHeads(rows, features, args), rules)
     elevated, ask = args.elevated, args.ask
     if not args.no_cv:
         scores = oof_scores(rows, features, list(range(len(rows))), args, args.folds)
@@ -1161,16 +1230,18 @@ def run_lora(args, rows: list[dict], windows_of, rules: np.ndarray) -> None:
     """The encoder fine-tuned with a low-rank adapter (supported, not shipped): grouped CV figures, then the export."""
     cache = LowerCache(args.cache, args.top)
     cache.fill(build_model(0, False, args.top), windows_of)
-    if args.holdout_round:
+    if args.screen:
         screen_lora_round(rows, windows_of, cache, rules, args, args.holdout_round)
         return
+    if args.holdout_round:
+        run_holdout(args, rows, AdaptedEncoder(rows, windows_of, cache, args), rules)
     elevated, ask = args.elevated, args.ask
     if not args.no_cv:
         scores, scored = out_of_fold(rows, windows_of, cache, args)
         held_out = [r for r, s in zip(rows, scored, strict=True) if s]
         print(f"\nthe rules alone ({len(held_out)} held-out messages):")
         report(held_out, np.zeros(len(held_out)), rules[scored], 1.0)
-        elevated, ask = calibrate(held_out, scores[scored], rules[scored])
+        elevated, ask = calibrate(held_out, scores[scored], rules[scored], limit=args.hard_negative_limit)
     if not args.dry_run:
         model = train(rows, windows_of, cache, [i for i, r in enumerate(rows) if r.get("fit", True)], args)
         export(model, args, elevated, ask, len(rows))
