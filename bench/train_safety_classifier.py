@@ -57,15 +57,19 @@ machine (two torch threads on two cores shared with other work ran several times
 the window features and rule verdicts cached (``--cache``; a run embeds only new windows: round 6's 870 took 6 s at
 load average 1), a leave-one-round-out of five rounds took 2.5 minutes for the previous configuration, 3 with the
 n-grams, 5 for five seeds or 512 units (load average 2-4, another training beside it); the shipped command (five
-rounds, 5-fold CV, final fit, export) took about 5 minutes. One LoRA epoch (top 2 layers, rank 8, about 10,000
-messages) took 45 s to 1.5 minutes, so a LoRA run of the full protocol (about 20 adapter trainings) did not fit;
-``--rank 8 --holdout-round N --screen`` screens one round instead. Needs torch (CPU build), scipy (the n-gram rows) and the
-``safety`` extra; inference needs numpy only. Usage::
+rounds, 5-fold CV, final fit, export) took about 5 minutes. With ``--rank 8`` the same protocol trains one adapter per
+inner fold and held-out round (20 for five rounds, 4 to 6 minutes each here): split the rounds between two processes
+(``--holdout-round 1,3,4`` and ``--holdout-round 5,6``, each with ``--summary-json``; 48 and 38 minutes beside a third
+training) and add them up with ``--combine a.json,b.json --reference-json ref.json``, which trains nothing.
+``--rank 8 --holdout-round N --screen`` screens one round instead (ranking only, one adapter). Needs torch (CPU build),
+scipy (the n-gram rows) and the ``safety`` extra; inference needs numpy only. Usage::
 
     nice python bench/train_safety_classifier.py /work/shared/data/mesc/mesc_train_val.csv --rounds 1,3,4,5,6 --hidden 256 --seeds 3 --ngrams 4096 --hard-negative-limit 0.045 --batch 64 --threads 1 --holdout-round all --cache /tmp/win.npz
     nice python bench/train_safety_classifier.py data.csv --hidden 256 --seeds 3 --batch 64 --threads 1 --holdout-round all --no-cv --dry-run --compare-limits 0.045,0.05 --summary-json ref.json  # reference
     nice python bench/train_safety_classifier.py data.csv --hidden 512 --seeds 3 --batch 64 --threads 1 --holdout-round all --no-cv --dry-run --reference-json ref.json  # a candidate, judged
     nice python bench/train_safety_classifier.py data.csv --rank 8 --top 2 --hidden 256 --epochs 4 --holdout-round 4 --screen --no-cv --dry-run --cache /tmp/lower.npz  # LoRA screen
+    nice python bench/train_safety_classifier.py data.csv --rounds 1,3,4,5,6 --rank 8 --top 2 --hidden 256 --epochs 4 --hard-negative-limit 0.045 --threads 1 --holdout-round 1,3,4 --no-cv --dry-run --cache /tmp/lower.npz --summary-json a.json  # LoRA, full protocol (and 5,6 into b.json)
+    python bench/train_safety_classifier.py data.csv --hard-negative-limit 0.045 --combine a.json,b.json --reference-json ref.json  # the verdict
 """
 
 from __future__ import annotations

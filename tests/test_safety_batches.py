@@ -8,6 +8,7 @@ layer (the real model, so integration-marked) must lift implicit risk to the goa
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -137,6 +138,38 @@ def test_held_out_rounds_add_up_by_counts_and_the_selection_rule_reads_the_sums(
     ok, change = trainer.passes_selection(reference, {"explicit": (90, 100), "implicit": (60, 100), "hard_negative": (5, 100)})
     assert not ok and round(change["hard_negative"], 6) == 1.0
 
+
+
+def test_summaries_of_two_processes_combine_into_the_one_run_they_split(tmp_path, capsys):
+    """``--combine`` adds up the held-out rounds two processes ran (LoRA's protocol is split so) exactly as one run over
+    all of them would, prints the selection verdict, and refuses summaries of different configurations or a round
+    held out twice."""
+    trainer = _trainer()
+
+    def held(name, explicit, implicit, negatives):
+        return {"round": name, "limits": {"0.045": {"hit": {"explicit": explicit, "implicit": implicit,
+                                                             "hard_negative": negatives}}}}
+
+    first = [held("1", (9, 10), (10, 100), (1, 50)), held("3", (90, 100), (60, 300), (2, 50))]
+    second = [held("5", (40, 50), (80, 100), (3, 100))]
+    for name, per_round in (("a", first), ("b", second)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(trainer.print_pooled(per_round, "config X")))
+    reference = trainer.print_pooled([held("1", (9, 10), (10, 100), (1, 50)), held("3", (90, 100), (50, 300), (2, 50)),
+                                      held("5", (40, 50), (70, 100), (3, 100))], "reference")
+    (tmp_path / "ref.json").write_text(json.dumps(reference))
+    capsys.readouterr()
+    trainer.main(["unused.csv", "--hard-negative-limit", "0.045", "--combine", f"{tmp_path / 'b.json'},{tmp_path / 'a.json'}",
+                  "--summary-json", str(tmp_path / "all.json"), "--reference-json", str(tmp_path / "ref.json")])
+    combined = json.loads((tmp_path / "all.json").read_text())
+    assert combined["all"] == json.loads(json.dumps(trainer.pooled(first + second)))
+    assert combined["all"]["limits"]["0.045"]["implicit"] == [150, 500]
+    assert "implicit +4.0 points" in capsys.readouterr().out  # 150/500 against 130/500: passes the implicit part
+
+    (tmp_path / "c.json").write_text(json.dumps(trainer.print_pooled(second, "config Y")))
+    with pytest.raises(SystemExit, match="different configurations"):
+        trainer.main(["unused.csv", "--combine", f"{tmp_path / 'a.json'},{tmp_path / 'c.json'}"])
+    with pytest.raises(SystemExit, match="appears twice"):
+        trainer.main(["unused.csv", "--combine", f"{tmp_path / 'a.json'},{tmp_path / 'a.json'}"])
 
 def test_rules_alone_raise_no_false_alarm_on_hard_negatives():
     got = _rates(SafetyPolicy(semantic=False), "valid.jsonl")

@@ -1,6 +1,6 @@
 """The frozen blind sets: messages written by people who never saw the safety layer.
 
-``tests/safety_frozen/`` (written 2026-11-29) and ``tests/safety_frozen2/`` to ``tests/safety_frozen6/`` (written
+``tests/safety_frozen/`` (written 2026-11-29) and ``tests/safety_frozen2/`` to ``tests/safety_frozen7/`` (written
 2026-11-30, each before the classifier it was first measured on was trained) hold one object a line (text, expect,
 kind, category), written by other authors; they must not be read while developing the layer. This test asserts the
 measured recall floors and hard-negative ceilings (the 5 % goal, or the measured rate where the goal is not met) on
@@ -24,6 +24,8 @@ HAS_EXTRA = all(importlib.util.find_spec(m) for m in ("numpy", "tokenizers", "sa
 
 # Measured with the classifier shipped after round 6 (rules + semantic layer, no LLM),
 # `python bench/safety_bench.py --frozen DIR` (explicit / implicit / hard negatives escalated):
+# - safety_frozen7 (450, blind: written after this classifier was committed, measured once on it): 95.8 % (91/95),
+#   76.9 % (150/195), 5.0 % (8/160).
 # - safety_frozen6 (450, blind: written after this classifier was committed, measured once on it): 97.9 % (93/95),
 #   76.4 % (149/195), 1.9 % (3/160).
 # - safety_frozen5 (450, blind: written before this classifier was trained, measured once on it): 97.9 % (93/95),
@@ -42,10 +44,11 @@ FROZEN_FLOORS = {
     "safety_frozen4": {"explicit": 0.957, "implicit": 0.815},
     "safety_frozen5": {"explicit": 0.968, "implicit": 0.758},
     "safety_frozen6": {"explicit": 0.968, "implicit": 0.758},
+    "safety_frozen7": {"explicit": 0.947, "implicit": 0.764},
 }
-HARD_NEGATIVE_CEILINGS = {"safety_frozen5": 0.094, "safety_frozen2": 0.057}
-"""Sets whose hard negatives escalate above the goal (the fifth) or exactly at it (the second): the measured rate plus
-one message (15/160 and 9/160), so it cannot rise unnoticed and one borderline flip does not fail."""
+HARD_NEGATIVE_CEILINGS = {"safety_frozen5": 0.094, "safety_frozen2": 0.057, "safety_frozen7": 0.057}
+"""Sets whose hard negatives escalate above the goal (the fifth) or exactly at it (the second and seventh): the measured
+rate plus one message (15/160 and 9/160), so it cannot rise unnoticed and one borderline flip does not fail."""
 SETS = [Path(os.environ["MESA_SAFETY_FROZEN"])] if os.environ.get("MESA_SAFETY_FROZEN") else [HERE / name for name in FROZEN_FLOORS]
 
 pytestmark = [
