@@ -242,8 +242,9 @@ def folds_of(rows: list[dict], folds: int) -> np.ndarray:
 # -- the model (torch, training only) ------------------------------------------------------------------------------
 
 
-def build_model(rank: int, ffn: bool, top: int, hidden: int = 0):
-    """MiniLM in torch, the same computation as :class:`mesa.safety.minilm.MiniLM`, with LoRA on its top layers.
+def build_model(rank: int, ffn: bool, top: int, hidden: int = 0, ngrams: int = 0):
+    """MiniLM in torch, the same computation as :class:`mesa.safety.minilm.MiniLM`, with LoRA on its top layers (and,
+    with ``ngrams`` buckets, the heads' linear reading of the windows' character n-grams, as :func:`build_heads`).
 
     ``lower`` runs the frozen layers (its output is computed once per window and cached), ``upper`` the ``top``
     adapted ones, the pooling and nothing else: on a 2-core CPU a full backward pass per step would not fit the
@@ -276,6 +277,9 @@ def build_model(rank: int, ffn: bool, top: int, hidden: int = 0):
                 nn.init.zeros_(self.risk.weight)
             self.category = nn.Linear(384, len(CATEGORIES))
             nn.init.zeros_(self.category.weight)
+            if ngrams:
+                self.ngram = nn.Linear(ngrams, 1, bias=False)
+                nn.init.zeros_(self.ngram.weight)
 
         def dense(self, x, name):
             y = x @ base[name + ".weight"].T + base[name + ".bias"]
@@ -507,22 +511,27 @@ def _window_index(counts: list[int]):
     return index, padding
 
 
-def train(rows: list[dict], windows_of, cache: LowerCache, index: list[int], args) -> object:
+def train(rows: list[dict], windows_of, cache: LowerCache, index: list[int], args, ngrams=None) -> object:
+    """The adapter and heads trained on the rows of ``index`` (``ngrams``: every window's n-gram rows, message after
+    message, when the heads read them)."""
     import torch
 
     torch.manual_seed(SEED)
-    model = build_model(args.rank, args.ffn, args.top, args.hidden)
+    model = build_model(args.rank, args.ffn, args.top, args.hidden, args.ngrams)
     labels = torch.tensor([float(rows[i]["risk"]) for i in index])
     categories = torch.tensor([CATEGORIES.index(rows[i]["category"]) if rows[i]["risk"] else 0 for i in index])
     pos_weight = (labels < 0.5).sum() / labels.sum().clamp(min=1.0)
     heads = [*model.risk.parameters(), *model.category.parameters()]
     groups = [{"params": heads, "lr": args.head_lr, "weight_decay": 0.0}]
+    if args.ngrams:
+        groups.append({"params": list(model.ngram.parameters()), "lr": args.head_lr, "weight_decay": args.ngram_decay})
     if args.rank:
         groups.append({"params": list(model.lora.parameters()), "lr": args.lora_lr, "weight_decay": 0.01})
     optimiser = torch.optim.AdamW(groups)
     frozen = None if args.rank else window_embeddings(model, cache, [windows_of[i] for i in index])
     epochs = args.epochs if args.rank else args.epochs * 4  # heads alone are cheap: give them more passes
     rng = random.Random(SEED)
+    starts = np.concatenate([[0], np.cumsum([len(ws) for ws in windows_of])])
     steps = epochs * math.ceil(len(index) / args.batch)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=[g["lr"] for g in groups], total_steps=steps, pct_start=0.1)
     for epoch in range(epochs):
@@ -537,7 +546,9 @@ def train(rows: list[dict], windows_of, cache: LowerCache, index: list[int], arg
                 counts = [len(windows_of[index[j]]) for j in chosen]
             else:
                 embeddings, counts = _frozen_rows(frozen, chosen)
-            loss = message_loss(model, embeddings, counts, labels[chosen], categories[chosen], pos_weight)
+            picked = None if ngrams is None else np.concatenate([np.arange(starts[index[j]], starts[index[j] + 1]) for j in chosen])
+            loss = message_loss(model, embeddings, counts, labels[chosen], categories[chosen], pos_weight,
+                                ngrams=_dense_rows(ngrams, picked) if ngrams is not None else None)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -557,17 +568,20 @@ def _frozen_rows(frozen, chosen: list[int]):
     return flat[torch.cat(picked)], [counts[j] for j in chosen]
 
 
-def message_scores(model, cache: LowerCache, windows_of, index: list[int]) -> np.ndarray:
+def message_scores(model, cache: LowerCache, windows_of, index: list[int], ngrams=None) -> np.ndarray:
     """Each message's probability of risk: the maximum over its windows (as the layer computes it)."""
     import torch
 
     flat, counts = window_embeddings(model, cache, [windows_of[i] for i in index])
+    starts = np.concatenate([[0], np.cumsum([len(ws) for ws in windows_of])])
+    picked = None if ngrams is None else np.concatenate([np.arange(starts[i], starts[i + 1]) for i in index])
     with torch.no_grad():
-        probabilities = torch.sigmoid(model.risk(flat).squeeze(1)).numpy()
+        logits = risk_logits(model, flat, None if ngrams is None else _dense_rows(ngrams, picked))
+        probabilities = torch.sigmoid(logits.double()).numpy()
     return np.array([p.max() for p in np.split(probabilities, np.cumsum(counts)[:-1])])
 
 
-def out_of_fold(rows: list[dict], windows_of, cache: LowerCache, args) -> tuple[np.ndarray, np.ndarray]:
+def out_of_fold(rows: list[dict], windows_of, cache: LowerCache, args, ngrams=None) -> tuple[np.ndarray, np.ndarray]:
     """Out-of-fold scores, and which rows have one (``--folds-run`` runs the first folds only, to save time)."""
     fold = folds_of(rows, args.folds)
     scores = np.zeros(len(rows))
@@ -575,8 +589,8 @@ def out_of_fold(rows: list[dict], windows_of, cache: LowerCache, args) -> tuple[
         started = time.perf_counter()
         train_index = [i for i in range(len(rows)) if fold[i] != k and rows[i].get("fit", True)]
         test_index = [i for i in range(len(rows)) if fold[i] == k]
-        model = train(rows, windows_of, cache, train_index, args)
-        scores[test_index] = message_scores(model, cache, windows_of, test_index)
+        model = train(rows, windows_of, cache, train_index, args, ngrams)
+        scores[test_index] = message_scores(model, cache, windows_of, test_index, ngrams)
         print(f"  fold {k + 1}/{args.folds} done ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
     return scores, fold < (args.folds_run or args.folds)
 
@@ -727,8 +741,8 @@ class FrozenHeads:
 class AdaptedEncoder:
     """How the LoRA-adapted encoder and its head are scored in the protocol: one adapter trained per fit."""
 
-    def __init__(self, rows: list[dict], windows_of, cache: LowerCache, args) -> None:
-        self.rows, self.windows_of, self.cache, self.args = rows, windows_of, cache, args
+    def __init__(self, rows: list[dict], windows_of, cache: LowerCache, args, ngrams=None) -> None:
+        self.rows, self.windows_of, self.cache, self.args, self.ngrams = rows, windows_of, cache, args, ngrams
 
     def out_of_fold(self, index: list[int], folds: int) -> np.ndarray:
         fold = folds_of([self.rows[i] for i in index], folds)
@@ -741,9 +755,9 @@ class AdaptedEncoder:
 
     def fit_and_score(self, fit: list[int], scored: list[int]) -> np.ndarray:
         started = time.perf_counter()
-        model = train(self.rows, self.windows_of, self.cache, fit, self.args)
+        model = train(self.rows, self.windows_of, self.cache, fit, self.args, self.ngrams)
         print(f"  adapter trained on {len(fit)} messages ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
-        return message_scores(model, self.cache, self.windows_of, scored)
+        return message_scores(model, self.cache, self.windows_of, scored, self.ngrams)
 
 
 def holdout_round(rows: list[dict], scorer, rules: np.ndarray, args, held: str) -> dict:
@@ -1068,10 +1082,7 @@ def export_heads(members: list, args, elevated: float, ask: float, n_rows: int) 
 def export(model, args, elevated: float, ask: float, n_rows: int) -> None:
     from safetensors.numpy import load_file
 
-    how = (f"bench/train_safety_classifier.py (seed {SEED}, rank {args.rank}, top {args.top}, ffn {args.ffn}, "
-           f"hidden {args.hidden}, nearest rule {args.nearest}, {args.epochs} epochs): "
-           f"{n_rows} messages, thresholds from {args.folds}-fold grouped out-of-fold scores OR'd with the rules: "
-           f"hard negatives <= {args.hard_negative_limit:.1%}, MESC train sample <= {MESC_LIMIT:.0%}, ask <= {ASK_LIMIT:.0%}")
+    how = describe(args, n_rows)
     adapter_digest = ""
     if args.rank:
         base = load_file(str(default_model_dir() / "model.safetensors"))
@@ -1084,7 +1095,8 @@ def export(model, args, elevated: float, ask: float, n_rows: int) -> None:
     save_classifier(args.out / "classifier.npz", output.weight.detach().numpy()[0], float(output.bias.detach()[0]),
                     model.category.weight.detach().numpy(), model.category.bias.detach().numpy(), CATEGORIES,
                     elevated, ask, how, adapter=adapter_digest, nearest_rule=args.nearest,
-                    hidden=None if hidden is None else (hidden.weight.detach().numpy(), hidden.bias.detach().numpy()))
+                    hidden=None if hidden is None else (hidden.weight.detach().numpy(), hidden.bias.detach().numpy()),
+                    ngrams=(model.ngram.weight.detach().numpy(), args.ngram_idf) if args.ngrams else None)
     print(f"wrote {args.out / 'classifier.npz'}")
 
 
@@ -1109,7 +1121,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mine-mesc", type=int, default=0, help="train on this many more MESC train turns with risk words")
     ap.add_argument("--weight-decay", type=float, default=0.0)
     ap.add_argument("--ngrams", type=int, default=0, help="also read hashed character n-grams (this many buckets) "
-                    "linearly beside the embedding (--rank 0)")
+                    "linearly beside the embedding")
     ap.add_argument("--ngram-decay", type=float, default=0.01, help="weight decay of the n-gram part")
     ap.add_argument("--batch", type=int, default=32, help="messages per step")
     ap.add_argument("--lora-lr", type=float, default=1e-3)
@@ -1141,8 +1153,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.nearest and args.rank:
         ap.error("--nearest reads base-model embeddings: only with --rank 0")
-    if args.rank and (args.seeds > 1 or args.pool != "mean" or args.windows != "packed" or args.ngrams):
-        ap.error("--seeds, --pool, --windows and --ngrams are for the frozen encoder (--rank 0)")
+    if args.rank and (args.seeds > 1 or args.pool != "mean" or args.windows != "packed"):
+        ap.error("--seeds, --pool and --windows are for the frozen encoder (--rank 0)")
     if args.screen and not (args.rank and args.holdout_round and "," not in args.holdout_round and args.holdout_round != "all"):
         ap.error("--screen needs --rank and one --holdout-round")
     args.limits = [args.hard_negative_limit, *(float(x) for x in args.compare_limits.split(",") if x)]
@@ -1216,13 +1228,13 @@ def run_frozen(args, rows: list[dict], windows_of, rules: np.ndarray) -> None:
         export_heads(members, args, elevated, ask, len(rows))
 
 
-def screen_lora_round(rows: list[dict], windows_of, cache: LowerCache, rules: np.ndarray, args, held: str) -> None:
+def screen_lora_round(rows: list[dict], windows_of, cache: LowerCache, rules: np.ndarray, args, held: str, ngrams=None) -> None:
     """A LoRA screen on one held-out round (a full leave-one-round-out with inner folds does not fit this CPU): the
     adapter and head trained on the other rounds, the round's own messages scored, and the recall at the threshold
     holding its hard negatives at 5 % printed (ranking only: compare with the frozen run's figure for that round)."""
     train_index, test_index = holdout_split(rows, held)
-    model = train(rows, windows_of, cache, [i for i in train_index if rows[i].get("fit", True)], args)
-    scores = message_scores(model, cache, windows_of, test_index)
+    model = train(rows, windows_of, cache, [i for i in train_index if rows[i].get("fit", True)], args, ngrams)
+    scores = message_scores(model, cache, windows_of, test_index, ngrams)
     test_rows = [rows[i] for i in test_index]
     matched = matched_recall(test_rows, scores, rules[test_index], MATCHED_NEGATIVES)
     print(f"\nLoRA screen, held-out round {held} ({len(test_index)} messages), ranking only (hard negatives <= "
@@ -1234,20 +1246,23 @@ def run_lora(args, rows: list[dict], windows_of, rules: np.ndarray) -> None:
     """The encoder fine-tuned with a low-rank adapter (supported, not shipped): grouped CV figures, then the export."""
     cache = LowerCache(args.cache, args.top)
     cache.fill(build_model(0, False, args.top), windows_of)
+    ngrams = None
+    if args.ngrams:
+        ngrams, args.ngram_idf = ngram_features(rows, window_texts(rows), args.ngrams)
     if args.screen:
-        screen_lora_round(rows, windows_of, cache, rules, args, args.holdout_round)
+        screen_lora_round(rows, windows_of, cache, rules, args, args.holdout_round, ngrams)
         return
     if args.holdout_round:
-        run_holdout(args, rows, AdaptedEncoder(rows, windows_of, cache, args), rules)
+        run_holdout(args, rows, AdaptedEncoder(rows, windows_of, cache, args, ngrams), rules)
     elevated, ask = args.elevated, args.ask
     if not args.no_cv:
-        scores, scored = out_of_fold(rows, windows_of, cache, args)
+        scores, scored = out_of_fold(rows, windows_of, cache, args, ngrams)
         held_out = [r for r, s in zip(rows, scored, strict=True) if s]
         print(f"\nthe rules alone ({len(held_out)} held-out messages):")
         report(held_out, np.zeros(len(held_out)), rules[scored], 1.0)
         elevated, ask = calibrate(held_out, scores[scored], rules[scored], limit=args.hard_negative_limit)
     if not args.dry_run:
-        model = train(rows, windows_of, cache, [i for i, r in enumerate(rows) if r.get("fit", True)], args)
+        model = train(rows, windows_of, cache, [i for i, r in enumerate(rows) if r.get("fit", True)], args, ngrams)
         export(model, args, elevated, ask, len(rows))
 
 
