@@ -477,6 +477,53 @@ def test_the_trainers_lora_forward_equals_the_numpy_merge(tmp_path):
     assert (MiniLM().encode([windows(t)[0] for t in texts]) * merged).sum(1).max() < 0.99  # the adapter changed them
 
 
+
+@pytest.mark.integration
+@needs_extra
+def test_the_trainers_lora_heads_with_ngrams_are_what_the_layer_runs(tmp_path):
+    """An adapter trained with heads that also read character n-grams (bench/train_safety_classifier.py, torch), once
+    exported, is what the layer runs (numpy: the adapter merged into MiniLM, the n-grams added to the logit): each
+    message gets the same probability."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("scipy")
+    from importlib import util
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    import numpy as np
+    from scipy import sparse
+
+    from mesa.safety.semantic import SemanticLayer, char_ngrams
+
+    spec = util.spec_from_file_location("trainer", Path(__file__).parents[1] / "bench" / "train_safety_classifier.py")
+    trainer = util.module_from_spec(spec)
+    spec.loader.exec_module(trainer)
+    torch.manual_seed(2)
+    model = trainer.build_model(8, False, 2, hidden=8, ngrams=128)
+    with torch.no_grad():  # the adapter and the n-gram reading start at zero: give both an effect to check
+        for lora in model.lora.values():
+            lora.B.normal_(0, 0.05)
+        model.ngram.weight.normal_(0, 3.0)
+    texts = ["I have the pills counted out. The bus was late again.", "a walk in the park with my sister"]
+    rows = [{"text": t} for t in texts]
+    windows_of = trainer.tokenised_windows(rows)
+    cache = trainer.LowerCache(None, 2)
+    cache.fill(trainer.build_model(0, False, 2), windows_of)
+    idf = np.linspace(0.5, 2.0, 128).astype(np.float32)
+    ngrams = sparse.csr_matrix(char_ngrams([w for ws in trainer.window_texts(rows) for w in ws], idf))
+    trained = trainer.message_scores(model, cache, windows_of, [0, 1], ngrams)
+    args = SimpleNamespace(out=tmp_path, rank=8, top=2, ffn=False, hidden=8, layers=1, seeds=1, pool="mean",
+                           windows="packed", kind_weight="", ngrams=128, ngram_idf=idf, ngram_decay=0.01, bury=0,
+                           mine_mesc=0, nearest=False, epochs=1, folds=5, hard_negative_limit=0.045)
+    trainer.export(model, args, 0.5, 0.3, 2)
+    bank = {"version": "t", "risk": {"suicide": {"means_access": ["the pills"]}}, "safe": {"everyday": ["a walk"]}}
+    layer = SemanticLayer(bank=bank, cache_dir=tmp_path, classifier=tmp_path / "classifier.npz")
+    assert layer.classifier["adapter"] and layer.classifier["ngram_weights"].shape == (1, 128)
+    served = [layer.assess(t).score for t in texts]
+    assert np.allclose(served, trained, atol=1e-3), (served, trained)
+    without = trainer.message_scores(model, cache, windows_of, [0, 1])  # the same model, the n-grams left out
+    assert np.abs(without - trained).max() > 0.01
+
 @needs_numpy
 def test_character_ngrams_are_stable_hashed_and_normalised():
     """The n-gram features the classifier may read: the same text gives the same buckets in any process (CRC-32, not
