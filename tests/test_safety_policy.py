@@ -143,13 +143,15 @@ async def test_skipping_the_llm_never_changes_the_route(text, level):
 
 
 async def test_a_quote_from_a_game_or_story_does_not_ground_a_crisis():
-    # the embedded model rated this "elevated", quoting "I beat the final boss" (bench/safety_bench.py)
+    # the embedded model rated this "elevated", quoting "I beat the final boss" (bench/safety_bench.py). The quote is
+    # what is checked here, so the semantic layer is off: the LoRA classifier puts "I beat the final boss last night"
+    # at its ask level (0.70), and an ask-level signal grounds an LLM verdict by design (docs/safety.md, known false alarms)
     for text, quote in (
         ("I beat the final boss last night", "I beat the final boss"),
         ("In the novel she says the pain will be gone soon.", "the pain will be gone"),
     ):
         llm = FakeLLM({"evidence": quote, "category": "harm_to_others", "level": "elevated"})
-        result = await SafetyPolicy().aassess(text, [], llm)
+        result = await SafetyPolicy(semantic=False).aassess(text, [], llm)
         assert llm.calls and not result.crisis and result.level == "low", text
     real = "My husband came home drunk and he beat me again. I love video games."
     llm = FakeLLM({"evidence": "he beat me again", "category": "abuse", "level": "elevated"})
