@@ -533,7 +533,7 @@ def train(rows: list[dict], windows_of, cache: LowerCache, index: list[int], arg
     frozen = None if args.rank else window_embeddings(model, cache, [windows_of[i] for i in index])
     epochs = args.epochs if args.rank else args.epochs * 4  # heads alone are cheap: give them more passes
     rng = random.Random(SEED)
-    starts = np.concatenate([[0], np.cumsum([len(ws) for ws in windows_of])])
+    starts = window_starts([len(ws) for ws in windows_of])
     steps = epochs * math.ceil(len(index) / args.batch)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=[g["lr"] for g in groups], total_steps=steps, pct_start=0.1)
     for epoch in range(epochs):
@@ -548,9 +548,9 @@ def train(rows: list[dict], windows_of, cache: LowerCache, index: list[int], arg
                 counts = [len(windows_of[index[j]]) for j in chosen]
             else:
                 embeddings, counts = _frozen_rows(frozen, chosen)
-            picked = None if ngrams is None else np.concatenate([np.arange(starts[index[j]], starts[index[j] + 1]) for j in chosen])
+            picked = None if ngrams is None else window_rows(starts, [index[j] for j in chosen])
             loss = message_loss(model, embeddings, counts, labels[chosen], categories[chosen], pos_weight,
-                                ngrams=_dense_rows(ngrams, picked) if ngrams is not None else None)
+                                ngrams=_dense_rows(ngrams, picked))
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -575,10 +575,9 @@ def message_scores(model, cache: LowerCache, windows_of, index: list[int], ngram
     import torch
 
     flat, counts = window_embeddings(model, cache, [windows_of[i] for i in index])
-    starts = np.concatenate([[0], np.cumsum([len(ws) for ws in windows_of])])
-    picked = None if ngrams is None else np.concatenate([np.arange(starts[i], starts[i + 1]) for i in index])
+    picked = None if ngrams is None else window_rows(window_starts([len(ws) for ws in windows_of]), index)
     with torch.no_grad():
-        logits = risk_logits(model, flat, None if ngrams is None else _dense_rows(ngrams, picked))
+        logits = risk_logits(model, flat, _dense_rows(ngrams, picked))
         probabilities = torch.sigmoid(logits.double()).numpy()
     return np.array([p.max() for p in np.split(probabilities, np.cumsum(counts)[:-1])])
 
@@ -672,7 +671,7 @@ def fit_heads(rows: list[dict], features, index: list[int], args, seed: int):
     epochs = args.epochs * 4
     steps = epochs * math.ceil(len(index) / args.batch)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=args.head_lr, total_steps=steps, pct_start=0.1)
-    starts = np.concatenate([[0], np.cumsum(counts)])
+    starts = window_starts(counts)
     flat_t = torch.from_numpy(flat)
     rng = random.Random(seed)
     for _ in range(epochs):
@@ -680,7 +679,7 @@ def fit_heads(rows: list[dict], features, index: list[int], args, seed: int):
         rng.shuffle(order)
         for start in range(0, len(order), args.batch):
             chosen = order[start : start + args.batch]
-            picked = np.concatenate([np.arange(starts[index[j]], starts[index[j] + 1]) for j in chosen])
+            picked = window_rows(starts, [index[j] for j in chosen])
             loss = message_loss(model, flat_t[picked], [counts[index[j]] for j in chosen], labels[chosen],
                                 categories[chosen], pos_weight, weights[chosen], _dense_rows(ngrams, picked))
             optimiser.zero_grad()
@@ -688,6 +687,16 @@ def fit_heads(rows: list[dict], features, index: list[int], args, seed: int):
             optimiser.step()
             scheduler.step()
     return model
+
+
+def window_starts(counts: list[int]) -> np.ndarray:
+    """Where each message's windows start among every window laid end to end (``counts`` windows per message)."""
+    return np.concatenate([[0], np.cumsum(counts)])
+
+
+def window_rows(starts: np.ndarray, messages) -> np.ndarray:
+    """The positions of the windows of ``messages``, in their order (``starts``: :func:`window_starts`)."""
+    return np.concatenate([np.arange(starts[m], starts[m + 1]) for m in messages])
 
 
 def _dense_rows(ngrams, picked):
@@ -707,8 +716,7 @@ def member_scores(members: list, features, index: list[int]) -> np.ndarray:
     import torch
 
     flat, counts, ngrams = features
-    starts = np.concatenate([[0], np.cumsum(counts)])
-    picked = np.concatenate([np.arange(starts[i], starts[i + 1]) for i in index])
+    picked = window_rows(window_starts(counts), index)
     with torch.no_grad():
         x, g = torch.from_numpy(flat[picked]), _dense_rows(ngrams, picked)
         # float64: a confident head's float32 probabilities round to 1.0, and thresholds near 1 lose their resolution
@@ -716,14 +724,15 @@ def member_scores(members: list, features, index: list[int]) -> np.ndarray:
     return np.array([p.max() for p in np.split(probabilities, np.cumsum([counts[i] for i in index])[:-1])])
 
 
-def oof_scores(rows: list[dict], features, index: list[int], args, folds: int) -> np.ndarray:
-    """Grouped out-of-fold scores for the rows of ``index`` (fold unit: the group, as in :func:`folds_of`)."""
+def grouped_oof(rows: list[dict], index: list[int], folds: int, fit_and_score) -> np.ndarray:
+    """Grouped out-of-fold scores for the rows of ``index`` (fold unit: the group, as in :func:`folds_of`):
+    ``fit_and_score(fit, scored)`` trains on the rows of ``fit`` and scores those of ``scored``."""
     fold = folds_of([rows[i] for i in index], folds)
     scores = np.zeros(len(index))
     for k in range(folds):
         fit = [i for i, f in zip(index, fold, strict=True) if f != k and rows[i].get("fit", True)]
         held = [n for n, f in enumerate(fold) if f == k]
-        scores[held] = member_scores(fit_members(rows, features, fit, args), features, [index[n] for n in held])
+        scores[held] = fit_and_score(fit, [index[n] for n in held])
     return scores
 
 
@@ -734,7 +743,7 @@ class FrozenHeads:
         self.rows, self.features, self.args = rows, features, args
 
     def out_of_fold(self, index: list[int], folds: int) -> np.ndarray:
-        return oof_scores(self.rows, self.features, index, self.args, folds)
+        return grouped_oof(self.rows, index, folds, self.fit_and_score)
 
     def fit_and_score(self, fit: list[int], scored: list[int]) -> np.ndarray:
         return member_scores(fit_members(self.rows, self.features, fit, self.args), self.features, scored)
@@ -747,13 +756,7 @@ class AdaptedEncoder:
         self.rows, self.windows_of, self.cache, self.args, self.ngrams = rows, windows_of, cache, args, ngrams
 
     def out_of_fold(self, index: list[int], folds: int) -> np.ndarray:
-        fold = folds_of([self.rows[i] for i in index], folds)
-        scores = np.zeros(len(index))
-        for k in range(folds):
-            fit = [i for i, f in zip(index, fold, strict=True) if f != k and self.rows[i].get("fit", True)]
-            held = [n for n, f in enumerate(fold) if f == k]
-            scores[held] = self.fit_and_score(fit, [index[n] for n in held])
-        return scores
+        return grouped_oof(self.rows, index, folds, self.fit_and_score)
 
     def fit_and_score(self, fit: list[int], scored: list[int]) -> np.ndarray:
         started = time.perf_counter()
@@ -1217,7 +1220,7 @@ def run_frozen(args, rows: list[dict], windows_of, rules: np.ndarray) -> None:
         run_holdout(args, rows, FrozenHeads(rows, features, args), rules)
     elevated, ask = args.elevated, args.ask
     if not args.no_cv:
-        scores = oof_scores(rows, features, list(range(len(rows))), args, args.folds)
+        scores = FrozenHeads(rows, features, args).out_of_fold(list(range(len(rows))), args.folds)
         real = np.array([not r.get("synthetic") for r in rows])  # buried variants train, they are not measured
         shown = [r for r, keep in zip(rows, real, strict=True) if keep]
         print(f"\ngrouped {args.folds}-fold CV, the rules alone ({len(shown)} messages):")

@@ -98,6 +98,17 @@ def test_import_mesa_safety_loads_no_numpy_or_torch():
     assert out == ["False", "False", "False"]
 
 
+def _trainer():
+    """``bench/train_safety_classifier.py`` as a module (what the layer's files are trained and exported with)."""
+    from importlib import util
+    from pathlib import Path
+
+    spec = util.spec_from_file_location("train_safety_classifier", Path(__file__).parents[1] / "bench" / "train_safety_classifier.py")
+    module = util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 # -- the real model (integration) ----------------------------------------------------------------------------
 
 
@@ -122,16 +133,12 @@ def test_numpy_minilm_matches_sentence_transformers():
 def test_pooled_features_at_inference_are_the_ones_the_trainer_computes():
     """numpy MiniLM's mean/max/first-token pooling equals the torch trainer's (the heads read what they learnt on)."""
     torch = pytest.importorskip("torch")
-    from importlib import util
 
     import numpy as np
 
     from mesa.safety.minilm import MiniLM
 
-    path = os.path.join(os.path.dirname(__file__), os.pardir, "bench", "train_safety_classifier.py")
-    spec = util.spec_from_file_location("train_safety_classifier", path)
-    trainer = util.module_from_spec(spec)
-    spec.loader.exec_module(trainer)
+    trainer = _trainer()
     texts = ["I want to die", "counted them again tonight. 43. thats gotta be plenty right", "ok"]
     encoder = MiniLM()
     ours = encoder.encode_pooled(texts, ("mean", "max", "first"))
@@ -449,16 +456,12 @@ def test_the_trainers_lora_forward_equals_the_numpy_merge(tmp_path):
     """What bench/train_safety_classifier.py trains (torch, LoRA beside the frozen weights) is what the layer runs
     (numpy, the adapter merged into the weights): same embeddings once the adapter is written and loaded."""
     torch = pytest.importorskip("torch")
-    from importlib import util
-    from pathlib import Path
 
     from safetensors.numpy import load_file
 
     from mesa.safety.minilm import MiniLM, adapter_base_digest, default_model_dir, save_adapter
 
-    spec = util.spec_from_file_location("trainer", Path(__file__).parents[1] / "bench" / "train_safety_classifier.py")
-    trainer = util.module_from_spec(spec)
-    spec.loader.exec_module(trainer)
+    trainer = _trainer()
     torch.manual_seed(1)
     model = trainer.build_model(8, True, 2)
     with torch.no_grad():
@@ -486,8 +489,6 @@ def test_the_trainers_lora_heads_with_ngrams_are_what_the_layer_runs(tmp_path):
     message gets the same probability."""
     torch = pytest.importorskip("torch")
     pytest.importorskip("scipy")
-    from importlib import util
-    from pathlib import Path
     from types import SimpleNamespace
 
     import numpy as np
@@ -495,9 +496,7 @@ def test_the_trainers_lora_heads_with_ngrams_are_what_the_layer_runs(tmp_path):
 
     from mesa.safety.semantic import SemanticLayer, char_ngrams
 
-    spec = util.spec_from_file_location("trainer", Path(__file__).parents[1] / "bench" / "train_safety_classifier.py")
-    trainer = util.module_from_spec(spec)
-    spec.loader.exec_module(trainer)
+    trainer = _trainer()
     torch.manual_seed(2)
     model = trainer.build_model(8, False, 2, hidden=8, ngrams=128)
     with torch.no_grad():  # the adapter and the n-gram reading start at zero: give both an effect to check
@@ -523,6 +522,7 @@ def test_the_trainers_lora_heads_with_ngrams_are_what_the_layer_runs(tmp_path):
     assert np.allclose(served, trained, atol=1e-3), (served, trained)
     without = trainer.message_scores(model, cache, windows_of, [0, 1])  # the same model, the n-grams left out
     assert np.abs(without - trained).max() > 0.01
+
 
 @needs_numpy
 def test_character_ngrams_are_stable_hashed_and_normalised():
@@ -551,8 +551,6 @@ def test_the_trainers_ngram_heads_are_what_the_layer_runs(tmp_path):
     torch by bench/train_safety_classifier.py: once exported, the numpy layer gives each message the same probability."""
     torch = pytest.importorskip("torch")
     pytest.importorskip("scipy")
-    from importlib import util
-    from pathlib import Path
     from types import SimpleNamespace
 
     import numpy as np
@@ -560,9 +558,7 @@ def test_the_trainers_ngram_heads_are_what_the_layer_runs(tmp_path):
 
     from mesa.safety.semantic import SemanticLayer, char_ngrams
 
-    spec = util.spec_from_file_location("trainer", Path(__file__).parents[1] / "bench" / "train_safety_classifier.py")
-    trainer = util.module_from_spec(spec)
-    spec.loader.exec_module(trainer)
+    trainer = _trainer()
     torch.manual_seed(3)
     members = [trainer.build_heads(384, 8, 1, ngrams=128) for _ in range(2)]
     with torch.no_grad():
