@@ -1,6 +1,6 @@
 """The frozen blind sets: messages written by people who never saw the safety layer.
 
-``tests/safety_frozen/`` (written 2026-11-29) and ``tests/safety_frozen2/`` to ``tests/safety_frozen7/`` (written
+``tests/safety_frozen/`` (written 2026-11-29) and ``tests/safety_frozen2/`` to ``tests/safety_frozen8/`` (written
 2026-11-30, each before the classifier it was first measured on was trained) hold one object a line (text, expect,
 kind, category), written by other authors; they must not be read while developing the layer. This test asserts the
 measured recall floors and hard-negative ceilings (the 5 % goal, or the measured rate where the goal is not met) on
@@ -25,6 +25,8 @@ HAS_EXTRA = all(importlib.util.find_spec(m) for m in ("numpy", "tokenizers", "sa
 # Measured with the LoRA classifier shipped after round 7's verdict (rules + semantic layer, no LLM; MiniLM with the
 # adapter merged, one 256-unit head and the character n-grams), `python bench/safety_bench.py --frozen DIR`
 # (explicit / implicit / hard negatives escalated; the previous classifier's figures in brackets):
+# - safety_frozen8 (450, blind: written after this classifier was shipped, measured once on it):
+#   97.9 % (93/95), 81.0 % (158/195), 5.0 % (8/160).
 # - safety_frozen7 (450, blind: written before this classifier was chosen and never run on any adapter before it):
 #   94.7 % (90/95), 79.5 % (155/195), 5.6 % (9/160) [95.8 / 76.9 / 5.0, also measured once].
 # - safety_frozen6 (450): 98.9 % (94/95), 79.5 % (155/195), 1.9 % (3/160) [97.9 / 76.4 / 1.9].
@@ -33,7 +35,8 @@ HAS_EXTRA = all(importlib.util.find_spec(m) for m in ("numpy", "tokenizers", "sa
 # - safety_frozen3 (450): 98.9 % (94/95), 85.1 % (166/195), 3.8 % (6/160) [98.9 / 81.5 / 3.8].
 # - safety_frozen2 (450): 93.7 % (89/95), 79.5 % (155/195), 4.4 % (7/160) [94.7 / 74.4 / 5.0].
 # - safety_frozen (421): 98.9 % (92/93), 74.6 % (135/181), 2.0 % (3/147) [97.8 / 75.7 / 1.4].
-# The first six sets were measured on earlier classifiers, so they are second looks; none chose this one. The goals
+# The first six sets were measured on earlier classifiers, so they are second looks; none chose this one. The eighth
+# was written after it shipped. The goals
 # (explicit 100 %, implicit >= 95 %; hard negatives <= 5 %, missed on the fifth and seventh sets) are not met; these
 # floors (the measured count less one message, so one borderline message flipping on another machine's numerics
 # does not fail) and ceilings keep a change from losing what was reached. Never tune on these sets (see their READMEs).
@@ -45,10 +48,11 @@ FROZEN_FLOORS = {
     "safety_frozen5": {"explicit": 0.947, "implicit": 0.784},
     "safety_frozen6": {"explicit": 0.978, "implicit": 0.789},
     "safety_frozen7": {"explicit": 0.936, "implicit": 0.789},
+    "safety_frozen8": {"explicit": 0.968, "implicit": 0.805},
 }
-HARD_NEGATIVE_CEILINGS = {"safety_frozen5": 0.082, "safety_frozen7": 0.063, "safety_frozen4": 0.057}
-"""Sets whose hard negatives escalate above the goal (the fifth and seventh) or exactly at it (the fourth): the measured
-rate plus one message (13/160, 10/160 and 9/160), so it cannot rise unnoticed and one borderline flip does not fail."""
+HARD_NEGATIVE_CEILINGS = {"safety_frozen5": 0.082, "safety_frozen7": 0.063, "safety_frozen4": 0.057, "safety_frozen8": 0.057}
+"""Sets whose hard negatives escalate above the goal (the fifth and seventh) or exactly at it (the fourth and eighth): the
+measured rate plus one message (13/160, 10/160, 9/160 and 9/160), so it cannot rise unnoticed and one borderline flip does not fail."""
 SETS = [Path(os.environ["MESA_SAFETY_FROZEN"])] if os.environ.get("MESA_SAFETY_FROZEN") else [HERE / name for name in FROZEN_FLOORS]
 
 pytestmark = [
