@@ -82,6 +82,7 @@ import hashlib
 import json
 import math
 import random
+import re
 import sys
 import time
 from pathlib import Path
@@ -159,14 +160,11 @@ def own_messages(batches: Path, rounds: tuple[str, ...] | None = None) -> list[d
 
 
 def round_of(path: Path) -> str:
-    """The writing round a batch file belongs to (each round: other writers): ``train_v7_*`` 7, ``train_v6_*`` 6, ``train_v5_*`` 5,
-    ``train_v4_*`` 4, ``train_v3_*`` 3, the rest (``train_risk``, ``train_negatives*``, ``train_buried``, ``tune``) 1.
-    The exemplar bank was drawn from the round-1 tuning batch, so it counts as round 1; the MESC sample belongs to no
-    round and is never held out."""
-    for prefix, name in (("train_v7_", "7"), ("train_v6_", "6"), ("train_v5_", "5"), ("train_v4_", "4"), ("train_v3_", "3")):
-        if path.name.startswith(prefix):
-            return name
-    return "1"
+    """The writing round a batch file belongs to (each round: other writers): ``train_vN_*`` is round N (3 and up), the
+    rest (``train_risk``, ``train_negatives*``, ``train_buried``, ``tune``) 1. The exemplar bank was drawn from the
+    round-1 tuning batch, so it counts as round 1; the MESC sample belongs to no round and is never held out."""
+    numbered = re.match(r"train_v(\d+)_", path.name)
+    return numbered.group(1) if numbered else "1"
 
 
 ROUND1_KINDS = {"means_access": "means", "preparation_farewell": "preparation", "passive_euphemism": "passive",
@@ -1110,7 +1108,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("mesc_csv", type=Path, help="MESC mesc_train_val.csv (its train split gives real non-crisis turns)")
     ap.add_argument("--batches", type=Path, default=ROOT / "tests" / "safety_batches")
     ap.add_argument("--rounds", default="", help="train only on these writing rounds, e.g. 1,3,4,5,6 (default: every "
-                    "train_*.jsonl; the shipped classifier was trained before round 7 was written)")
+                    "train_*.jsonl; the shipped classifier was trained on rounds 1,3,4,5,6)")
     ap.add_argument("--rank", type=int, default=0, help="LoRA rank (0: the frozen encoder, heads only)")
     ap.add_argument("--ffn", action="store_true", help="also adapt the feed-forward layers (else query/value only)")
     ap.add_argument("--top", type=int, default=2, help="adapt the top N of the 6 layers (the others are frozen, cached)")

@@ -87,7 +87,8 @@ def test_each_batch_file_belongs_to_its_writing_round():
              "train_v3_contrast.jsonl": "3", "train_v3_risk_means.jsonl": "3", "train_v4_risk_means.jsonl": "4",
              "train_v4_neg_idiom.jsonl": "4", "train_v4_contrast.jsonl": "4", "train_v5_risk_means.jsonl": "5",
              "train_v5_neg_past.jsonl": "5", "train_v6_risk_preparation.jsonl": "6", "train_v6_neg_anxious.jsonl": "6",
-             "train_v7_risk_means.jsonl": "7", "train_v7_neg_other.jsonl": "7"}
+             "train_v7_risk_means.jsonl": "7", "train_v7_neg_other.jsonl": "7", "train_v8_risk_preparation.jsonl": "8",
+             "train_v8_neg_past.jsonl": "8", "train_v12_risk_means.jsonl": "12"}
     assert {name: trainer.round_of(Path(name)) for name in names} == names
 
 
