@@ -51,7 +51,7 @@ hard negatives <= 4.5 % out of fold), trained on rounds 1, 3, 4, 5 and 6; then `
 that let the LoRA path read the n-grams) over the previous classifier (``--hidden 256 --seeds 3 --ngrams 4096
 --hard-negative-limit 0.045 --batch 64``, three frozen heads); the adapter without the n-grams did not pass. Earlier
 rounds tried a 64-unit head, two-layer heads, five seeds, 512 units, mean+max and first-token features, one window
-per sentence, per-kind loss weights, buried variants and the nearest-exemplar rule (docs/safety.md, "How it was
+per sentence, per-kind loss weights, buried variants and the nearest-exemplar rule (docs/safety-classifier.md, "How it was
 trained", has the figures).
 
 Reproducible: seeded (torch, numpy, the MESC sample, the folds); run it under ``nice`` with ``--threads 1`` on a busy
@@ -858,7 +858,7 @@ def pooled(per_round: list[dict], rounds: tuple[str, ...] | None = None) -> dict
 
 
 SELECTION_RULE = {"implicit": 2.0, "explicit": -1.0, "hard_negative": 0.5}
-"""Fixed before any round-6 candidate ran (docs/safety.md): summed over the held-out rounds, at the thresholds chosen
+"""Fixed before any round-6 candidate ran (docs/safety-classifier.md): summed over the held-out rounds, at the thresholds chosen
 without each round, a candidate replaces the reference only if implicit recall rises by >= 2 points, explicit recall
 falls by <= 1 point and hard negatives escalated rise by <= 0.5 point."""
 
