@@ -894,6 +894,9 @@ def print_selection(reference: dict, summary: dict, limit: float) -> None:
     if reference["all"]["rounds"] != summary["all"]["rounds"]:
         print(f"\nselection: not comparable (held-out rounds {reference['all']['rounds']} vs {summary['all']['rounds']})")
         return
+    if f"{limit:g}" not in summary["all"]["limits"]:
+        raise SystemExit(f"selection: this run has no figures at hard negatives <= {limit:g} (it has "
+                         f"{', '.join(summary['all']['limits'])}): pass the run's --hard-negative-limit")
     ok, change = passes_selection(next(iter(reference["all"]["limits"].values())), summary["all"]["limits"][f"{limit:g}"])
     print(f"\nselection against the reference ({reference['config'][:60]}...): "
           + ", ".join(f"{k} {v:+.1f} points" for k, v in change.items())

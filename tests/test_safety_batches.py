@@ -143,8 +143,8 @@ def test_held_out_rounds_add_up_by_counts_and_the_selection_rule_reads_the_sums(
 
 def test_summaries_of_two_processes_combine_into_the_one_run_they_split(tmp_path, capsys):
     """``--combine`` adds up the held-out rounds two processes ran (LoRA's protocol is split so) exactly as one run over
-    all of them would, prints the selection verdict, and refuses summaries of different configurations or a round
-    held out twice."""
+    all of them would, prints the selection verdict, and refuses summaries of different configurations, a round
+    held out twice, or a verdict at a hard-negative limit the runs have no figures for."""
     trainer = _trainer()
 
     def held(name, explicit, implicit, negatives):
@@ -171,6 +171,9 @@ def test_summaries_of_two_processes_combine_into_the_one_run_they_split(tmp_path
         trainer.main(["unused.csv", "--combine", f"{tmp_path / 'a.json'},{tmp_path / 'c.json'}"])
     with pytest.raises(SystemExit, match="appears twice"):
         trainer.main(["unused.csv", "--combine", f"{tmp_path / 'a.json'},{tmp_path / 'a.json'}"])
+    with pytest.raises(SystemExit, match=r"no figures at hard negatives <= 0.04 \(it has 0.045\)"):
+        trainer.main(["unused.csv", "--combine", f"{tmp_path / 'a.json'},{tmp_path / 'b.json'}",
+                      "--reference-json", str(tmp_path / "ref.json")])
 
 def test_rules_alone_raise_no_false_alarm_on_hard_negatives():
     got = _rates(SafetyPolicy(semantic=False), "valid.jsonl")
