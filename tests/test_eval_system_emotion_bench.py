@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
+from _bench import load_bench
 from _eval_fixtures import synthetic_examples
 
 from mesa.eval import select_examples
 
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "system_emotion_bench.py"
-
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("system_emotion_bench", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("system_emotion_bench")
 
 
 def test_turns_run_in_a_seeded_random_order_of_the_same_sample():

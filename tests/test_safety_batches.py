@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
+from _bench import load_bench
 
 from mesa.safety import SafetyPolicy
 from mesa.safety.measure import GOALS, load_batch, rates
@@ -73,12 +74,7 @@ def test_contrast_pairs_are_whole_and_differ_in_risk():
 def _trainer():
     """``bench/train_safety_classifier.py`` as a module (its data functions need numpy, not torch)."""
     pytest.importorskip("numpy")
-    from importlib import util
-
-    spec = util.spec_from_file_location("train_safety_classifier", BATCHES.parents[1] / "bench" / "train_safety_classifier.py")
-    module = util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("train_safety_classifier")
 
 
 def test_each_batch_file_belongs_to_its_writing_round():

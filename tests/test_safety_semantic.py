@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+from _bench import load_bench
 
 from mesa.safety import SafetyPolicy
 from mesa.safety.semantic import MAX_WINDOWS, WINDOW_WORDS, SemanticSignal, _choose, windows
@@ -100,13 +101,7 @@ def test_import_mesa_safety_loads_no_numpy_or_torch():
 
 def _trainer():
     """``bench/train_safety_classifier.py`` as a module (what the layer's files are trained and exported with)."""
-    from importlib import util
-    from pathlib import Path
-
-    spec = util.spec_from_file_location("train_safety_classifier", Path(__file__).parents[1] / "bench" / "train_safety_classifier.py")
-    module = util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("train_safety_classifier")
 
 
 # -- the real model (integration) ----------------------------------------------------------------------------
