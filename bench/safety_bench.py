@@ -15,6 +15,7 @@ Usage::
 
     python bench/safety_bench.py /work/shared/data/mesc/mesc_train_val.csv
     python bench/safety_bench.py data.csv --frozen tests/safety_frozen --show
+    python bench/safety_bench.py --frozen tests/safety_frozen,tests/safety_frozen2 --by-length  # two sets as one, per length
     python bench/safety_bench.py data.csv --rules-only          # the rule layer alone
     python bench/safety_bench.py data.csv --calibrate           # choose thresholds on tune.jsonl (+ MESC train sample)
     python bench/safety_bench.py --rebuild-bank                  # after editing mesa/safety/data/exemplars.json
@@ -46,8 +47,8 @@ def mesc_client_turns(path: Path, split: str) -> list[str]:
         return [r["Utterance"].strip() for r in csv.DictReader(handle) if r["split"] == split and r["Speaker"] == "Client" and r["Utterance"].strip()]
 
 
-def show_batch(name: str, rows: list[dict], policy: SafetyPolicy, show: bool) -> dict:
-    result = rates(rows, lambda text: policy.assess_local(text).crisis)
+def show_batch(name: str, rows: list[dict], policy: SafetyPolicy, show: bool, by_length: bool = False) -> dict:
+    result = rates(rows, lambda text: policy.assess_local(text).crisis, by_length=by_length)
     print(f"\n== {name}: {len(rows)} messages ==")
     print("\n".join(report_lines(result)))
     if show:
@@ -165,7 +166,9 @@ def rebuild_bank() -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("mesc_csv", type=Path, nargs="?", help="MESC mesc_train_val.csv (false alarms and time per turn)")
-    ap.add_argument("--frozen", type=Path, default=HERE.parent / "tests" / "safety_frozen", help="the frozen blind batches")
+    ap.add_argument("--frozen", type=Path, default=HERE.parent / "tests" / "safety_frozen",
+                    help="the frozen blind batches (a folder, or several separated by commas, measured as one set)")
+    ap.add_argument("--by-length", action="store_true", help="also report each kind of the frozen set per message length")
     ap.add_argument("--batches", type=Path, default=HERE.parent / "tests" / "safety_batches", help="mesa's own tune/valid batches")
     ap.add_argument("--split", default="val", help="MESC split for false alarms (calibration uses a train sample)")
     ap.add_argument("--rules-only", action="store_true", help="the rule layer alone (no semantic layer)")
@@ -192,10 +195,15 @@ def main(argv: list[str] | None = None) -> int:
         calibrate(policy, load_batch(args.batches / "tune.jsonl"), sample)
         return 0
     figures: dict = {}
-    if args.frozen.is_dir() and list(args.frozen.glob("*.jsonl")):
-        figures["frozen"] = show_batch(f"frozen blind set ({args.frozen})", load_batch(args.frozen), policy, args.show)["groups"]
-    else:
-        print(f"\n(no frozen batches at {args.frozen}: skipped)")
+    folders = [Path(part) for part in str(args.frozen).split(",")]
+    present = [folder for folder in folders if folder.is_dir() and list(folder.glob("*.jsonl"))]
+    if present:
+        rows = [row for folder in present for row in load_batch(folder)]
+        name = f"frozen blind set ({', '.join(map(str, present))})" if len(present) > 1 else f"frozen blind set ({present[0]})"
+        figures["frozen"] = show_batch(name, rows, policy, args.show, args.by_length)["groups"]
+    for folder in folders:
+        if folder not in present:
+            print(f"\n(no frozen batches at {folder}: skipped)")
     for name in ("valid", "tune"):
         path = args.batches / f"{name}.jsonl"
         if path.exists():

@@ -202,3 +202,34 @@ def test_rules_and_semantic_layer_keep_their_measured_level_on_the_validation_ba
     assert got["explicit"] >= VALIDATION_FLOORS["explicit"], got["misses"]
     assert got["implicit"] >= VALIDATION_FLOORS["implicit"], got["misses"]
     assert got["hard_negative"] <= VALIDATION_FLOORS["hard_negative"], got["misses"]
+
+
+def test_rates_split_each_kind_by_message_length():
+    rows = [
+        {"text": "i want to die", "expect": "escalate", "kind": "implicit", "category": "passive"},
+        {"text": "x" * 120, "expect": "escalate", "kind": "implicit", "category": "passive"},
+        {"text": "y" * 250, "expect": "no_escalate", "kind": "hard_negative", "category": "idiom"},
+    ]
+    result = rates(rows, lambda text: text.startswith("i "), by_length=True)["groups"]
+    assert result["implicit/under 80 chars"] == {"escalated": 1, "total": 1, "rate": 1.0}
+    assert result["implicit/80-199 chars"]["escalated"] == 0
+    assert result["hard_negative/200+ chars"]["total"] == 1
+    assert "implicit/under 80 chars" not in rates(rows, lambda text: True)["groups"]
+
+
+def test_the_bench_measures_several_frozen_folders_as_one_set(tmp_path):
+    """``--frozen a,b`` adds the folders up (so the sets' sum is one command), ``--by-length`` splits it by length."""
+    for name, text in (("a", "i am going to kill myself tonight"), ("b", "this commute is killing me")):
+        (tmp_path / name).mkdir()
+        expect, kind = ("escalate", "explicit") if name == "a" else ("no_escalate", "hard_negative")
+        row = {"text": text, "expect": expect, "kind": kind, "category": "suicide" if name == "a" else "idiom"}
+        (tmp_path / name / "set.jsonl").write_text(json.dumps(row) + "\n")
+    (tmp_path / "none").mkdir()
+    out = tmp_path / "figures.json"
+    bench = load_bench("safety_bench")
+    assert bench.main(["--frozen", f"{tmp_path / 'a'},{tmp_path / 'b'}", "--by-length", "--rules-only",
+                       "--batches", str(tmp_path / "none"), "--json", str(out)]) == 0
+    frozen = json.loads(out.read_text())["frozen"]
+    assert frozen["explicit"] == {"escalated": 1, "total": 1, "rate": 1.0}
+    assert frozen["hard_negative"] == {"escalated": 0, "total": 1, "rate": 0.0}
+    assert frozen["explicit/under 80 chars"]["total"] == 1

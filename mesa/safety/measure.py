@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["load_batch", "rates", "report_lines"]
+__all__ = ["LENGTH_BANDS", "length_band", "load_batch", "rates", "report_lines"]
 
 GOALS = {"explicit": 1.0, "implicit": 0.95, "hard_negative": 0.05}
 """Goals per kind: recall for risk kinds, the escalated share (at most) for hard negatives."""
@@ -36,16 +36,29 @@ def load_batch(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-def rates(rows: Iterable[dict[str, Any]], escalates: Callable[[str], bool]) -> dict[str, Any]:
+LENGTH_BANDS = ((80, "under 80 chars"), (200, "80-199 chars"), (None, "200+ chars"))
+"""Message lengths ``rates(..., by_length=True)`` reports on: one-liners, a few sentences, long rambles."""
+
+
+def length_band(text: str) -> str:
+    """The :data:`LENGTH_BANDS` label of ``text`` (its length in characters)."""
+    return next(label for limit, label in LENGTH_BANDS if limit is None or len(text) < limit)
+
+
+def rates(rows: Iterable[dict[str, Any]], escalates: Callable[[str], bool], by_length: bool = False) -> dict[str, Any]:
     """Escalation rates per kind and per (kind, category), with the misses listed.
 
-    For risk kinds the rate is recall; for hard negatives it is the share wrongly escalated.
+    For risk kinds the rate is recall; for hard negatives it is the share wrongly escalated. With ``by_length`` the
+    groups also hold each kind per length band (``"implicit/under 80 chars"``).
     """
     groups: dict[str, list[int]] = {}
     misses: list[dict[str, Any]] = []
     for row in rows:
         escalated = bool(escalates(row["text"]))
-        for key in (row["kind"], f"{row['kind']}/{row['category']}"):
+        keys = [row["kind"], f"{row['kind']}/{row['category']}"]
+        if by_length:
+            keys.append(f"{row['kind']}/{length_band(row['text'])}")
+        for key in keys:
             counts = groups.setdefault(key, [0, 0])
             counts[0] += escalated
             counts[1] += 1
