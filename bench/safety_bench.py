@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     present = [folder for folder in folders if folder.is_dir() and list(folder.glob("*.jsonl"))]
     if present:
         rows = [row for folder in present for row in load_batch(folder)]
-        name = f"frozen blind set ({', '.join(map(str, present))})" if len(present) > 1 else f"frozen blind set ({present[0]})"
+        name = f"frozen blind set ({', '.join(map(str, present))})"
         figures["frozen"] = show_batch(name, rows, policy, args.show, args.by_length)["groups"]
     for folder in folders:
         if folder not in present:
