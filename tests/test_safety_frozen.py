@@ -26,8 +26,8 @@ HAS_EXTRA = all(importlib.util.find_spec(m) for m in ("numpy", "tokenizers", "sa
 # rule (rules + semantic layer, no LLM; MiniLM with the adapter merged, one 256-unit head and the character n-grams),
 # `python bench/safety_bench.py --frozen DIR` (explicit / implicit / hard negatives escalated; the previous classifier's
 # figures, trained on rounds 1 and 3 to 6, in brackets):
-# - safety_frozen9 (450, blind: written after this classifier was chosen and measured on it first):
-#   98.9 % (94/95), 87.7 % (171/195), 3.8 % (6/160) [97.9 / 83.6 / 5.0, measured once the same day].
+# - safety_frozen9 (450, blind: written after this classifier was chosen; measured once on each classifier, read for
+#   no choice): 98.9 % (94/95), 87.7 % (171/195), 3.8 % (6/160) [97.9 / 83.6 / 5.0].
 # - safety_frozen8 (450, blind for this classifier: written after the previous one shipped, measured once on it, read
 #   for no choice): 96.8 % (92/95), 81.5 % (159/195), 6.2 % (10/160) [97.9 / 81.0 / 5.0].
 # - safety_frozen7 (450): 95.8 % (91/95), 80.5 % (157/195), 5.0 % (8/160) [94.7 / 79.5 / 5.6].
