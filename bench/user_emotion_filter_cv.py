@@ -15,6 +15,7 @@ user message before it), variants combine the distributions of the user messages
     python bench/user_emotion_filter_cv.py DATA/mesc hybrid3 TAG_EARLIER TAG_TURN TAG_EXTRA TAU_EARLIER TAUS_EXTRA
     python bench/user_emotion_filter_cv.py DATA/mesc stack TAG HEAD_C DECAYS BETAS  # running averages, stacked
     python bench/user_emotion_filter_cv.py DATA/mesc holdout filter 0  # the real training, scored on fold 0
+    python bench/user_emotion_filter_cv.py DATA/mesc holdout filter 0 MODEL  # ... with another sentence encoder
     python bench/user_emotion_filter_cv.py DATA/mesc prior 1.0-tfidf 0.002 1.0-tfidf 0,-0.25,-0.5  # x label shares^b
     python bench/user_emotion_filter_cv.py DATA/mesc reweighted 1.0-tfidf 0.002 1.0-tfidf  # at val's label mix
 
@@ -346,8 +347,9 @@ if __name__ == "__main__" and sys.argv[2] == "hybrid":
     )
 
 
-def run_holdout(data, user_context, fold_k=0):
-    """The real training (SupervisedClassifier.train) on 3 of the 4 folds, scored live on the 4th."""
+def run_holdout(data, user_context, fold_k=0, embedding_model=None):
+    """The real training (SupervisedClassifier.train) on 3 of the 4 folds, scored live on the 4th; with
+    ``embedding_model`` (a SentenceTransformer path or id) in place of the packaged MiniLM."""
     from mesa.eval import SupervisedClassifier
     from mesa.eval.report import score_run
     from mesa.eval.runner import ClassifierPredictor, run_predictor
@@ -357,7 +359,12 @@ def run_holdout(data, user_context, fold_k=0):
     fit = [e for e in examples if folds[e.dialogue_id] != fold_k]
     held = [e for e in examples if folds[e.dialogue_id] == fold_k]
     clf = SupervisedClassifier.train(
-        fit, MESC, c_grid=(0.0005, 0.002, 0.02), weight_powers=(1.0,), user_context=user_context
+        fit,
+        MESC,
+        c_grid=(0.0005, 0.002, 0.02),
+        weight_powers=(1.0,),
+        user_context=user_context,
+        embedder=default_embedder(embedding_model),
     )
     log("trained", user_context, clf.info["tasks"]["user_emotion"]["C"], clf.info["tasks"]["strategy"]["C"])
     for protocol in ("predicted", "gold"):
@@ -371,7 +378,7 @@ def run_holdout(data, user_context, fold_k=0):
 
 
 if __name__ == "__main__" and sys.argv[2] == "holdout":
-    run_holdout(sys.argv[1], sys.argv[3], int(sys.argv[4]) if len(sys.argv) > 4 else 0)
+    run_holdout(sys.argv[1], sys.argv[3], int(sys.argv[4]) if len(sys.argv) > 4 else 0, *sys.argv[5:6])
 
 
 def oof_reply(data, c):
