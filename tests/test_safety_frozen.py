@@ -1,6 +1,6 @@
 """The frozen blind sets: messages written by people who never saw the safety layer.
 
-``tests/safety_frozen/`` (written 2026-11-29) and ``tests/safety_frozen2/`` to ``tests/safety_frozen9/`` (written
+``tests/safety_frozen/`` (written 2026-11-29) and ``tests/safety_frozen2/`` to ``tests/safety_frozen10/`` (written
 2026-11-30, each by a writer who never saw the layer; none was read to choose a classifier) hold one object a line (text, expect,
 kind, category), written by other authors; they must not be read while developing the layer. This test asserts the
 measured recall floors and hard-negative ceilings (the 5 % goal, or the measured rate where the goal is not met) on
@@ -26,6 +26,8 @@ HAS_EXTRA = all(importlib.util.find_spec(m) for m in ("numpy", "tokenizers", "sa
 # rule (rules + semantic layer, no LLM; MiniLM with the adapter merged, one 256-unit head and the character n-grams),
 # `python bench/safety_bench.py --frozen DIR` (explicit / implicit / hard negatives escalated; the previous classifier's
 # figures, trained on rounds 1 and 3 to 6, in brackets):
+# - safety_frozen10 (450, blind: written after this classifier shipped, measured once on it, read for no choice):
+#   96.8 % (92/95), 84.6 % (165/195), 3.1 % (5/160).
 # - safety_frozen9 (450, blind: written after this classifier was chosen; measured once on each classifier, read for
 #   no choice): 98.9 % (94/95), 87.7 % (171/195), 3.8 % (6/160) [97.9 / 83.6 / 5.0].
 # - safety_frozen8 (450, blind for this classifier: written after the previous one shipped, measured once on it, read
@@ -52,6 +54,7 @@ FROZEN_FLOORS = {
     "safety_frozen7": {"explicit": 0.947, "implicit": 0.800},
     "safety_frozen8": {"explicit": 0.957, "implicit": 0.810},
     "safety_frozen9": {"explicit": 0.978, "implicit": 0.871},
+    "safety_frozen10": {"explicit": 0.957, "implicit": 0.841},
 }
 HARD_NEGATIVE_CEILINGS = {
     "safety_frozen2": 0.063,
