@@ -10,6 +10,8 @@ user message before it), variants combine the distributions of the user messages
     python bench/user_emotion_filter_cv.py DATA/mesc oof 0.02 0:384    # ... on the message's MiniLM embedding
     python bench/user_emotion_filter_cv.py DATA/mesc oof-tfidf 1.0     # ... on its TF-IDF word/char n-grams
     python bench/user_emotion_filter_cv.py DATA/mesc oof-reply 0.02    # ... MiniLM of it and of the answer to it
+    python bench/user_emotion_filter_cv.py DATA/mesc texts OUT.json    # the messages, in the features' row order
+    python bench/user_emotion_filter_cv.py DATA/mesc oof-extra 0.002 NAME ROWS.npy  # full features + columns per row
     python bench/user_emotion_filter_cv.py DATA/mesc filter TAG TAUS MIXES      # one model reads every turn
     python bench/user_emotion_filter_cv.py DATA/mesc hybrid TAG_EARLIER TAG_TURN TAUS_EARLIER TAUS_TURN
     python bench/user_emotion_filter_cv.py DATA/mesc hybrid3 TAG_EARLIER TAG_TURN TAG_EXTRA TAU_EARLIER TAUS_EXTRA
@@ -140,9 +142,11 @@ def proba(model, z):
     return out
 
 
-def oof(c, columns=None):
+def oof(c, columns=None, extra=None):
     f = load()
     x = f["x"] if columns is None else f["x"][:, columns]
+    if extra is not None:  # (name, rows aligned with the features': one per user-turn item, see `texts`)
+        x = np.hstack([x, np.load(extra[1], allow_pickle=False)])
     z = (x - x.mean(0)) / np.maximum(x.std(0), 1e-6)
     folds = fold_of(f["dialogue"])
     fold = np.array([folds[d] for d in f["dialogue"]])
@@ -152,7 +156,8 @@ def oof(c, columns=None):
         model = LogisticRegression(C=c, class_weight="balanced", max_iter=300).fit(z[train], f["gold"][train])
         p[fold == k] = proba(model, z[fold == k])
         log("oof fold", k, "C", c)
-    np.save(f"{SCRATCH}-oof-{c}{'' if columns is None else f'-{columns.start}-{columns.stop}'}.npy", p)
+    tag = "" if columns is None else f"-{columns.start}-{columns.stop}"
+    np.save(f"{SCRATCH}-oof-{c}{tag}{'' if extra is None else '-' + extra[0]}.npy", p)
 
 
 if __name__ == "__main__":
@@ -163,6 +168,15 @@ if __name__ == "__main__":
         columns = slice(*map(int, sys.argv[4].split(":"))) if len(sys.argv) > 4 else None
         for c in sys.argv[3].split(","):
             oof(float(c), columns)
+    elif mode == "oof-extra":
+        for c in sys.argv[3].split(","):
+            oof(float(c), extra=(sys.argv[4], sys.argv[5]))
+    elif mode == "texts":
+        import json
+
+        items, _, _, _ = user_turns(load_mesc(sys.argv[1], "train"))
+        with open(sys.argv[3], "w", encoding="utf-8") as handle:
+            json.dump([text for text, _ in items.values()], handle)
 
 
 def transitions(gold, dialogue, position, train_dialogues, smoothing=1.0):
