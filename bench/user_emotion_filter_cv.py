@@ -85,6 +85,12 @@ def user_turns(examples):
     return items, gold, dialogue, sequences
 
 
+def user_messages(data):
+    """The words of every user-turn item of MESC train, in the features' row order (``features`` keeps that order)."""
+    items, _, _, _ = user_turns(load_mesc(data, "train"))
+    return [text for text, _ in items.values()]
+
+
 def features(data):
     examples = load_mesc(data, "train")
     items, gold, dialogue, sequences = user_turns(examples)
@@ -174,9 +180,8 @@ if __name__ == "__main__":
     elif mode == "texts":
         import json
 
-        items, _, _, _ = user_turns(load_mesc(sys.argv[1], "train"))
         with open(sys.argv[3], "w", encoding="utf-8") as handle:
-            json.dump([text for text, _ in items.values()], handle)
+            json.dump(user_messages(sys.argv[1]), handle)
 
 
 def transitions(gold, dialogue, position, train_dialogues, smoothing=1.0):
@@ -435,8 +440,7 @@ def oof_tfidf(data, c):
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.pipeline import FeatureUnion
 
-    items, _, _, _ = user_turns(load_mesc(data, "train"))
-    texts = [text for text, _ in items.values()]
+    texts = user_messages(data)
     f = load()
     assert len(texts) == len(f["gold"])
     folds = fold_of(f["dialogue"])
