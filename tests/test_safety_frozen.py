@@ -26,6 +26,8 @@ HAS_EXTRA = all(importlib.util.find_spec(m) for m in ("numpy", "tokenizers", "sa
 # rule (rules + semantic layer, no LLM; MiniLM with the adapter merged, one 256-unit head and the character n-grams),
 # `python bench/safety_bench.py --frozen DIR` (explicit / implicit / hard negatives escalated; the previous classifier's
 # figures, trained on rounds 1 and 3 to 8, in brackets):
+# - safety_frozen11 (449, blind for both: written after this classifier was chosen, measured once on each, read for
+#   no choice): 98.9 % (94/95), 82.1 % (160/195), 3.1 % (5/159) [98.9 / 76.4 / 5.0].
 # - safety_frozen10 (450, blind for this classifier: written after the previous one shipped, measured once on each,
 #   read for no choice): 95.8 % (91/95), 86.2 % (168/195), 3.1 % (5/160) [96.8 / 84.6 / 3.1].
 # - safety_frozen9 (450, measured once on each of the last three classifiers, read for no choice): 98.9 % (94/95),
@@ -54,6 +56,7 @@ FROZEN_FLOORS = {
     "safety_frozen8": {"explicit": 0.978, "implicit": 0.861},
     "safety_frozen9": {"explicit": 0.978, "implicit": 0.902},
     "safety_frozen10": {"explicit": 0.947, "implicit": 0.856},
+    "safety_frozen11": {"explicit": 0.978, "implicit": 0.815},
 }
 HARD_NEGATIVE_CEILINGS = {
     "safety_frozen2": 0.063,
