@@ -9,6 +9,7 @@ user message before it), variants combine the distributions of the user messages
     python bench/user_emotion_filter_cv.py DATA/mesc oof 0.002         # per-turn model on the full features, C
     python bench/user_emotion_filter_cv.py DATA/mesc oof 0.02 0:384    # ... on the message's MiniLM embedding
     python bench/user_emotion_filter_cv.py DATA/mesc oof-tfidf 1.0     # ... on its TF-IDF word/char n-grams
+    python bench/user_emotion_filter_cv.py DATA/mesc oof-tfidf-weak 1.0 DATA/esconv 0.3  # ... + ESConv, weak labels
     python bench/user_emotion_filter_cv.py DATA/mesc oof-reply 0.02    # ... MiniLM of it and of the answer to it
     python bench/user_emotion_filter_cv.py DATA/mesc texts OUT.json    # the messages, in the features' row order
     python bench/user_emotion_filter_cv.py DATA/mesc oof-extra 0.002 NAME ROWS.npy  # full features + columns per row
@@ -463,6 +464,63 @@ def oof_tfidf(data, c):
 
 if __name__ == "__main__" and sys.argv[2] == "oof-tfidf":
     oof_tfidf(sys.argv[1], float(sys.argv[3]))
+
+
+ESCONV_TO_MESC = {"depression": "depression", "sadness": "sadness", "anger": "anger", "disgust": "disgust",
+                  "fear": "fear", "anxiety": "fear", "nervousness": "fear"}
+"""ESConv conversation emotions that name a MESC user emotion; shame, guilt, jealousy and pain name none."""
+
+
+def weak_esconv(path, min_words=4):
+    """ESConv TRAIN seeker messages of at least ``min_words`` words, each labelled with its conversation's emotion
+    mapped to MESC's (a weak label: ESConv has no per-turn emotion); conversations with no MESC emotion are left out."""
+    import json
+
+    texts, labels = [], []
+    with open(os.path.join(path, "train.jsonl"), encoding="utf-8") as handle:
+        for line in handle:
+            record = json.loads(line)
+            label = ESCONV_TO_MESC.get(str(record.get("emotion_type", "")).strip().lower())
+            for turn in record["dialog"] if label else ():
+                if turn["speaker"] == "usr" and len(turn["text"].split()) >= min_words:
+                    texts.append(turn["text"])
+                    labels.append(label)
+    return texts, np.array(labels)
+
+
+def oof_tfidf_weak(data, c, esconv, weight):
+    """The TF-IDF per-turn reading with ESConv's seeker messages added to every fold's training at ``weight``."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import FeatureUnion
+
+    texts, f = user_messages(data), load()
+    weak_texts, weak_labels = weak_esconv(esconv)
+    log("weak ESConv messages", len(weak_texts), {n: int((weak_labels == n).sum()) for n in NAMES})
+    folds = fold_of(f["dialogue"])
+    fold = np.array([folds[d] for d in f["dialogue"]])
+    p = np.zeros((len(texts), len(NAMES)))
+    for k in range(FOLDS):
+        train = np.flatnonzero((fold != k) & (f["gold"] != ""))
+        vec = FeatureUnion(
+            [
+                ("w", TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)),
+                ("c", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), min_df=3, sublinear_tf=True)),
+            ]
+        )
+        xt = vec.fit_transform([texts[i] for i in train] + weak_texts)
+        y = np.concatenate([f["gold"][train], weak_labels])
+        # "balanced" class weights computed on the MESC rows alone, so the weak rows do not shift them
+        shares = {n: np.mean(f["gold"][train] == n) for n in NAMES}
+        w = np.array([1.0 / (len(NAMES) * shares[label]) for label in y])
+        w[len(train):] *= weight
+        model = LogisticRegression(C=c, max_iter=300).fit(xt, y, sample_weight=w)
+        p[fold == k] = proba(model, vec.transform([texts[i] for i in np.flatnonzero(fold == k)]))
+        log("oof-tfidf-weak fold", k, "C", c, "wF1", round(100 * wf1(f["gold"][fold == k], p[fold == k]), 1))
+    np.save(f"{SCRATCH}-oof-{c}-tfidf-esconv{weight}.npy", p)
+
+
+if __name__ == "__main__" and sys.argv[2] == "oof-tfidf-weak":
+    oof_tfidf_weak(sys.argv[1], float(sys.argv[3]), sys.argv[4], float(sys.argv[5]))
 
 
 def run_hybrid3(c_history, c_turn, c_extra, tau_h, taus_extra):
