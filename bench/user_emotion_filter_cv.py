@@ -436,11 +436,21 @@ if __name__ == "__main__" and sys.argv[2] == "oof-reply":
     oof_reply(sys.argv[1], float(sys.argv[3]))
 
 
-def oof_tfidf(data, c):
-    """Per-turn readings from the words as TF-IDF word and character n-grams (not the sentence embedding)."""
+def tfidf_vectorizer():
+    """The TF-IDF reading's features: word 1-2-grams and character 2-4-grams of the message."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.pipeline import FeatureUnion
 
+    return FeatureUnion(
+        [
+            ("w", TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)),
+            ("c", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), min_df=3, sublinear_tf=True)),
+        ]
+    )
+
+
+def oof_tfidf(data, c):
+    """Per-turn readings from the words as TF-IDF word and character n-grams (not the sentence embedding)."""
     texts = user_messages(data)
     f = load()
     assert len(texts) == len(f["gold"])
@@ -449,12 +459,7 @@ def oof_tfidf(data, c):
     p = np.zeros((len(texts), len(NAMES)))
     for k in range(FOLDS):
         train = (fold != k) & (f["gold"] != "")
-        vec = FeatureUnion(
-            [
-                ("w", TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)),
-                ("c", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), min_df=3, sublinear_tf=True)),
-            ]
-        )
+        vec = tfidf_vectorizer()
         xt = vec.fit_transform([texts[i] for i in np.flatnonzero(train)])
         model = LogisticRegression(C=c, class_weight="balanced", max_iter=300).fit(xt, f["gold"][train])
         p[fold == k] = proba(model, vec.transform([texts[i] for i in np.flatnonzero(fold == k)]))
@@ -490,9 +495,6 @@ def weak_esconv(path, min_words=4):
 
 def oof_tfidf_weak(data, c, esconv, weight):
     """The TF-IDF per-turn reading with ESConv's seeker messages added to every fold's training at ``weight``."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.pipeline import FeatureUnion
-
     texts, f = user_messages(data), load()
     weak_texts, weak_labels = weak_esconv(esconv)
     log("weak ESConv messages", len(weak_texts), {n: int((weak_labels == n).sum()) for n in NAMES})
@@ -501,12 +503,7 @@ def oof_tfidf_weak(data, c, esconv, weight):
     p = np.zeros((len(texts), len(NAMES)))
     for k in range(FOLDS):
         train = np.flatnonzero((fold != k) & (f["gold"] != ""))
-        vec = FeatureUnion(
-            [
-                ("w", TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)),
-                ("c", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), min_df=3, sublinear_tf=True)),
-            ]
-        )
+        vec = tfidf_vectorizer()
         xt = vec.fit_transform([texts[i] for i in train] + weak_texts)
         y = np.concatenate([f["gold"][train], weak_labels])
         # "balanced" class weights computed on the MESC rows alone, so the weak rows do not shift them
