@@ -1,7 +1,8 @@
 """The frozen blind sets: messages written by people who never saw the safety layer.
 
-``tests/safety_frozen/`` (written 2026-11-29) and ``tests/safety_frozen2/`` to ``tests/safety_frozen10/`` (written
-2026-11-30, each by a writer who never saw the layer; none was read to choose a classifier) hold one object a line (text, expect,
+``tests/safety_frozen/`` (written 2026-11-29), ``tests/safety_frozen2/`` to ``tests/safety_frozen11/`` (written
+2026-11-30) and ``tests/safety_frozen12/`` (written 2026-12-01), each by a writer who never saw the layer (none was read
+to choose a classifier), hold one object a line (text, expect,
 kind, category), written by other authors; they must not be read while developing the layer. This test asserts the
 measured recall floors and hard-negative ceilings (the 5 % goal, or the measured rate where the goal is not met) on
 each with the non-LLM layers (rules + semantic layer, which loads the model: integration-marked). Point ``MESA_SAFETY_FROZEN`` at another folder to run it on a different set (the goal
@@ -26,6 +27,8 @@ HAS_EXTRA = all(importlib.util.find_spec(m) for m in ("numpy", "tokenizers", "sa
 # rule (rules + semantic layer, no LLM; MiniLM with the adapter merged, one 256-unit head and the character n-grams),
 # `python bench/safety_bench.py --frozen DIR` (explicit / implicit / hard negatives escalated; the previous classifier's
 # figures, trained on rounds 1 and 3 to 8, in brackets):
+# - safety_frozen12 (449, blind: written after this classifier shipped, measured once on it, read for no choice):
+#   96.8 % (92/95), 89.7 % (174/194), 6.9 % (11/160): past recovery told in detail escalates 6 of 20.
 # - safety_frozen11 (449, blind for both: written after this classifier was chosen, measured once on each, read for
 #   no choice): 98.9 % (94/95), 82.1 % (160/195), 3.1 % (5/159) [98.9 / 76.4 / 5.0].
 # - safety_frozen10 (450, blind for this classifier: written after the previous one shipped, measured once on each,
@@ -42,7 +45,7 @@ HAS_EXTRA = all(importlib.util.find_spec(m) for m in ("numpy", "tokenizers", "sa
 # - safety_frozen (421): 100 % (93/93), 87.8 % (159/181), 1.4 % (2/147) [97.8 / 82.9 / 2.0].
 # The first nine sets were measured on earlier classifiers, so they are second looks; none chose this one (it was
 # chosen on held-out training rounds only). The goals (explicit 100 %, implicit >= 95 %; hard negatives <= 5 %, missed
-# on the second, fourth and fifth sets) are not met; these floors (the measured count less one message, so one
+# on the second, fourth, fifth and twelfth sets) are not met; these floors (the measured count less one message, so one
 # borderline message flipping on another machine's numerics does not fail) and ceilings keep a change from losing what
 # was reached. Never tune on these sets (see their READMEs).
 FROZEN_FLOORS = {
@@ -57,16 +60,18 @@ FROZEN_FLOORS = {
     "safety_frozen9": {"explicit": 0.978, "implicit": 0.902},
     "safety_frozen10": {"explicit": 0.947, "implicit": 0.856},
     "safety_frozen11": {"explicit": 0.978, "implicit": 0.815},
+    "safety_frozen12": {"explicit": 0.957, "implicit": 0.891},
 }
 HARD_NEGATIVE_CEILINGS = {
     "safety_frozen2": 0.063,
     "safety_frozen3": 0.057,
     "safety_frozen4": 0.069,
     "safety_frozen5": 0.075,
+    "safety_frozen12": 0.075,
 }
-"""Sets whose hard negatives escalate above the goal (the second, fourth and fifth) or exactly at it (the third): the
-measured rate plus one message (10/160 on the second, 9/160 on the third, 11/160 on the fourth, 12/160 on the fifth),
-so it cannot rise unnoticed and one borderline flip does not fail."""
+"""Sets whose hard negatives escalate above the goal (the second, fourth, fifth and twelfth) or exactly at it (the
+third): the measured rate plus one message (10/160 on the second, 9/160 on the third, 11/160 on the fourth, 12/160 on
+the fifth and the twelfth), so it cannot rise unnoticed and one borderline flip does not fail."""
 SETS = [Path(os.environ["MESA_SAFETY_FROZEN"])] if os.environ.get("MESA_SAFETY_FROZEN") else [HERE / name for name in FROZEN_FLOORS]
 
 pytestmark = [
