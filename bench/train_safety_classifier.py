@@ -1183,6 +1183,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="the exported elevated threshold keeps this share of hard negatives escalated (out of fold)")
     ap.add_argument("--compare-limits", default="0.05", help="held-out rounds: also report thresholds chosen at these "
                     "hard-negative limits (comma-separated; the same models, other thresholds)")
+    ap.add_argument("--oof-json", type=Path, default=None, help="write every training message's grouped out-of-fold "
+                    "score here (with the CV; the same folds for every reader)")
     ap.add_argument("--summary-json", type=Path, default=None, help="write the held-out rounds' counts (added up) here")
     ap.add_argument("--reference-json", type=Path, default=None, help="a reference run's --summary-json: print whether "
                     "this run passes the selection rule against it (summed over the same held-out rounds)")
@@ -1228,6 +1230,17 @@ def main(argv: list[str] | None = None) -> int:
     run(args, rows, windows_of, rules)
     print(f"took {time.perf_counter() - start:.0f} s")
     return 0
+
+
+def save_out_of_fold(path: Path | None, rows: list[dict], scores: np.ndarray, rules: np.ndarray) -> None:
+    """Keep each training message's grouped out-of-fold score (``--oof-json``): runs of different readers use the same
+    folds, so their scores can be combined and calibrated together afterwards."""
+    if path is None:
+        return
+    keys = [hashlib.sha1(r["text"].encode("utf-8")).hexdigest() for r in rows]
+    path.write_text(json.dumps({"keys": keys, "scores": [float(x) for x in scores], "rules": [bool(x) for x in rules],
+                                "kinds": [r["kind"] for r in rows], "synthetic": [bool(r.get("synthetic")) for r in rows]}),
+                    encoding="utf-8")
 
 
 def rule_hits(rows: list[dict], cache: Path | None) -> np.ndarray:
@@ -1276,6 +1289,7 @@ def run_frozen(args, rows: list[dict], windows_of, rules: np.ndarray) -> None:
         print(f"\ngrouped {args.folds}-fold CV, the rules alone ({len(shown)} messages):")
         report(shown, np.zeros(len(shown)), rules[real], 1.0)
         elevated, ask = calibrate(shown, scores[real], rules[real], limit=args.hard_negative_limit)
+        save_out_of_fold(args.oof_json, rows, scores, rules)
         print("  by kind of implicit risk:")
         print_kind_rates(kind_rates(shown, rules[real] | (scores[real] >= elevated)))
     if not args.dry_run:
@@ -1316,6 +1330,7 @@ def run_lora(args, rows: list[dict], windows_of, rules: np.ndarray) -> None:
         print(f"\nthe rules alone ({len(held_out)} held-out messages):")
         report(held_out, np.zeros(len(held_out)), rules[scored], 1.0)
         elevated, ask = calibrate(held_out, scores[scored], rules[scored], limit=args.hard_negative_limit)
+        save_out_of_fold(args.oof_json, rows, scores, rules)
     if not args.dry_run:
         model = train(rows, windows_of, cache, [i for i, r in enumerate(rows) if r.get("fit", True)], args, ngrams)
         export(model, args, elevated, ask, len(rows))
