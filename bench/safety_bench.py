@@ -172,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batches", type=Path, default=HERE.parent / "tests" / "safety_batches", help="mesa's own tune/valid batches")
     ap.add_argument("--split", default="val", help="MESC split for false alarms (calibration uses a train sample)")
     ap.add_argument("--rules-only", action="store_true", help="the rule layer alone (no semantic layer)")
+    ap.add_argument("--reader", choices=("default", "large"), default="default",
+                    help="the semantic layer's reader: the default (MiniLM) or the opt-in larger one (all-mpnet-base-v2)")
     ap.add_argument("--show", action="store_true", help="list every wrong message and MESC false alarm")
     ap.add_argument("--calibrate", action="store_true", help="choose the semantic thresholds on the tuning batch")
     ap.add_argument("--rebuild-bank", action="store_true", help="recompute mesa/safety/data/exemplars.npz")
@@ -184,10 +186,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.rebuild_bank:
         rebuild_bank()
         return 0
-    policy = SafetyPolicy(semantic=not args.rules_only)
+    policy = SafetyPolicy(semantic=False if args.rules_only else args.reader)
     start = time.perf_counter()
     policy.assess_local("hello")  # loads the semantic layer
-    print(f"layers: {'rules' if args.rules_only else 'rules + semantic'}; load {time.perf_counter() - start:.2f} s")
+    layers = "rules" if args.rules_only else f"rules + semantic ({args.reader} reader)"
+    print(f"layers: {layers}; load {time.perf_counter() - start:.2f} s")
     if args.calibrate:
         sample = []
         if args.mesc_csv:

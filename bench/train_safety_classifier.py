@@ -65,8 +65,13 @@ inner fold and held-out round (20 for five rounds, 4 to 6 minutes each here): sp
 (``--holdout-round 1,3,4`` and ``--holdout-round 5,6``, each with ``--summary-json``; 48 and 38 minutes beside a third
 training) and add them up with ``--combine a.json,b.json --reference-json ref.json``, which trains nothing.
 ``--rank 8 --holdout-round N --screen`` screens one round instead (ranking only, one adapter). ``--encoder DIR``
-screens another sentence encoder's frozen features under the same protocol (``--rank 0 --dry-run``; never exported). Needs torch (CPU build),
-scipy (the n-gram rows) and the ``safety`` extra; inference needs numpy only. Usage::
+trains the heads on another sentence encoder's frozen features under the same protocol (``--rank 0``) and exports
+``classifier-<folder name>.npz`` (the opt-in pair's second reader: ``--encoder /path/to/all-mpnet-base-v2``).
+``--oof-json`` keeps every training message's out-of-fold score; two readers' files (the same rounds, so the same
+folds) go to ``--pair FIRST.json,SECOND.json``, which chooses the pair's threshold as every classifier's is chosen and
+writes ``second-opinion.json`` (:class:`mesa.safety.semantic.SecondOpinionLayer`; docs/safety-classifier.md, "Two
+readers"). Needs torch (CPU build), scipy (the n-gram rows) and the ``safety`` extra; the default reader's inference
+needs numpy only. Usage::
 
     nice python bench/train_safety_classifier.py /work/shared/data/mesc/mesc_train_val.csv --rounds 1,3,4,5,6 --hidden 256 --seeds 3 --ngrams 4096 --hard-negative-limit 0.045 --batch 64 --threads 1 --holdout-round all --cache /tmp/win.npz
     nice python bench/train_safety_classifier.py data.csv --hidden 256 --seeds 3 --batch 64 --threads 1 --holdout-round all --no-cv --dry-run --compare-limits 0.045,0.05 --summary-json ref.json  # reference
@@ -98,7 +103,7 @@ import numpy as np
 from mesa.safety import SafetyPolicy
 from mesa.safety.measure import load_batch
 from mesa.safety.minilm import MAX_TOKENS, adapter_base_digest, default_model_dir, save_adapter
-from mesa.safety.semantic import _choose, char_ngrams, save_classifier, windows
+from mesa.safety.semantic import BASE_NAME, _choose, char_ngrams, save_classifier, windows
 
 SEED = 20261129
 CATEGORIES = ["suicide", "self_harm", "harm_to_others", "abuse"]
@@ -438,7 +443,7 @@ class PooledCache:
 class SentenceEncoderCache:
     """Another sentence encoder's embedding of each window text (``--encoder DIR``: a sentence-transformers model
     folder, e.g. all-mpnet-base-v2), mean-pooled and L2-normalised by the model's own pooling, kept in an npz between
-    runs. For screening only: the layer runs MiniLM, so these heads are never exported."""
+    runs. The heads trained on them export as ``classifier-<model folder name>.npz``."""
 
     def __init__(self, path: Path | None, model_dir: Path) -> None:
         self.path, self.model_dir, self.vectors = path, model_dir, {}
@@ -1116,12 +1121,14 @@ def export_heads(members: list, args, elevated: float, ask: float, n_rows: int) 
     linears = [n for n, layer in enumerate(members[0].risk) if isinstance(layer, nn.Linear)] if args.hidden else []
     hidden = [(stacked(lambda m, n=n: m.risk[n].weight), stacked(lambda m, n=n: m.risk[n].bias)) for n in linears[:-1]]
     output = (lambda m: m.risk[linears[-1]]) if args.hidden else (lambda m: m.risk)
-    save_classifier(args.out / "classifier.npz", stacked(lambda m: output(m).weight[0]), stacked(lambda m: output(m).bias[0]),
+    path = args.out / (f"classifier-{args.encoder.name}.npz" if args.encoder else "classifier.npz")
+    save_classifier(path, stacked(lambda m: output(m).weight[0]), stacked(lambda m: output(m).bias[0]),
                     stacked(lambda m: m.category.weight).mean(0), stacked(lambda m: m.category.bias).mean(0), CATEGORIES,
                     elevated, ask, describe(args, n_rows), nearest_rule=args.nearest, hidden=hidden or None,
                     pools=POOL_NAMES[args.pool], packed=args.windows == "packed",
-                    ngrams=(stacked(lambda m: m.ngram.weight[0]), args.ngram_idf) if args.ngrams else None)
-    print(f"wrote {args.out / 'classifier.npz'}")
+                    ngrams=(stacked(lambda m: m.ngram.weight[0]), args.ngram_idf) if args.ngrams else None,
+                    encoder=args.encoder.name if args.encoder else BASE_NAME)
+    print(f"wrote {path}")
 
 
 def export(model, args, elevated: float, ask: float, n_rows: int) -> None:
@@ -1183,13 +1190,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="the exported elevated threshold keeps this share of hard negatives escalated (out of fold)")
     ap.add_argument("--compare-limits", default="0.05", help="held-out rounds: also report thresholds chosen at these "
                     "hard-negative limits (comma-separated; the same models, other thresholds)")
+    ap.add_argument("--pair", default="", help="FIRST.json,SECOND.json: two readers' --oof-json files; choose the "
+                    "pair's threshold (mesa.safety.semantic.SecondOpinionLayer) and write second-opinion.json to --out")
     ap.add_argument("--oof-json", type=Path, default=None, help="write every training message's grouped out-of-fold "
                     "score here (with the CV; the same folds for every reader)")
     ap.add_argument("--summary-json", type=Path, default=None, help="write the held-out rounds' counts (added up) here")
     ap.add_argument("--reference-json", type=Path, default=None, help="a reference run's --summary-json: print whether "
                     "this run passes the selection rule against it (summed over the same held-out rounds)")
-    ap.add_argument("--encoder", type=Path, default=None, help="screen another sentence encoder's frozen features "
-                    "(a sentence-transformers folder; --rank 0 --dry-run only: the layer runs MiniLM)")
+    ap.add_argument("--encoder", type=Path, default=None, help="heads on another sentence encoder's frozen features "
+                    "(a sentence-transformers folder named after the model, --rank 0; exports classifier-<name>.npz)")
     ap.add_argument("--nearest", action="store_true", help="keep the nearest-exemplar rule beside it (--rank 0 only)")
     ap.add_argument("--folds-run", type=int, default=0, help="run only the first N folds (LoRA; figures on their rows)")
     ap.add_argument("--mesc-fit", type=int, default=1000, help="MESC sample turns trained on (all are scored)")
@@ -1204,13 +1213,16 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--nearest reads base-model embeddings: only with --rank 0")
     if args.rank and (args.seeds > 1 or args.pool != "mean" or args.windows != "packed"):
         ap.error("--seeds, --pool and --windows are for the frozen encoder (--rank 0)")
-    if args.encoder and (args.rank or args.nearest or not args.dry_run):
-        ap.error("--encoder screens frozen features of another encoder: with --rank 0 and --dry-run, without --nearest")
+    if args.encoder and (args.rank or args.nearest):
+        ap.error("--encoder reads another encoder's frozen features: with --rank 0, without --nearest")
     if args.screen and not (args.rank and args.holdout_round and "," not in args.holdout_round and args.holdout_round != "all"):
         ap.error("--screen needs --rank and one --holdout-round")
     args.limits = [args.hard_negative_limit, *(float(x) for x in args.compare_limits.split(",") if x)]
     if args.combine:
         combine_summaries([Path(p) for p in args.combine.split(",")], args)
+        return 0
+    if args.pair:
+        calibrate_pair([Path(p) for p in args.pair.split(",")], args)
         return 0
     import torch
 
@@ -1241,6 +1253,36 @@ def save_out_of_fold(path: Path | None, rows: list[dict], scores: np.ndarray, ru
     path.write_text(json.dumps({"keys": keys, "scores": [float(x) for x in scores], "rules": [bool(x) for x in rules],
                                 "kinds": [r["kind"] for r in rows], "synthetic": [bool(r.get("synthetic")) for r in rows]}),
                     encoding="utf-8")
+
+
+def calibrate_pair(paths: list[Path], args) -> None:
+    """``--pair FIRST.json,SECOND.json``: the two readers' out-of-fold scores (``--oof-json`` runs on the same rows and
+    folds) combined as :class:`mesa.safety.semantic.SecondOpinionLayer` combines them at inference (below the first
+    reader's packaged ``ask`` threshold its score alone, never escalating; above, the mean of the two), and the pair's
+    ``elevated`` threshold chosen as every classifier's; written to ``second-opinion.json`` beside the classifiers."""
+    from mesa.safety.semantic import SECOND_OPINION, load_classifier
+
+    first, second = (json.loads(p.read_text(encoding="utf-8")) for p in paths)
+    if first["keys"] != second["keys"]:
+        raise SystemExit("--pair: the two runs scored different training messages (use the same --rounds and options)")
+    gate = load_classifier("packaged")["ask"]
+    a, b = np.array(first["scores"]), np.array(second["scores"])
+    real = ~np.array(first["synthetic"])
+    rows = [{"kind": k} for k, keep in zip(first["kinds"], real, strict=True) if keep]
+    rules = np.array(first["rules"])[real]
+    paired = np.where(a >= gate, (a + b) / 2, 0.0)[real]
+    elevated, _ = calibrate(rows, paired, rules, quiet=True, limit=args.hard_negative_limit)
+    for name, scores, threshold in (("first reader alone", a[real], calibrate(rows, a[real], rules, quiet=True, limit=args.hard_negative_limit)[0]),
+                                    ("the pair", paired, elevated)):
+        hit = rules | (scores >= threshold)
+        print(f"{name} (threshold {threshold:.6f}), out of fold: " + ", ".join(
+            f"{k} {100 * rate(hit, np.array([r['kind'] == k for r in rows])):.1f} %" for k in ("explicit", "implicit", "hard_negative", "mesc")))
+    print(f"the pair: gate {gate:.6f} (the first reader's ask), elevated {elevated:.6f}")
+    if not args.dry_run:
+        path = args.out / SECOND_OPINION
+        how = f"bench/train_safety_classifier.py --pair {','.join(p.name for p in paths)} (hard negatives <= {args.hard_negative_limit:.1%}, MESC sample <= {MESC_LIMIT:.0%})"
+        path.write_text(json.dumps({"gate": gate, "elevated": elevated, "how": how}, indent=1) + "\n", encoding="utf-8")
+        print(f"wrote {path}")
 
 
 def rule_hits(rows: list[dict], cache: Path | None) -> np.ndarray:

@@ -15,6 +15,8 @@ category and level, without any text or thread id, for an operator's report
     python examples/escalation_hook.py                  # keyless scripted model (instant)
     python examples/escalation_hook.py --embedded       # the embedded offline model
     python examples/escalation_hook.py --model openai/gpt-4o-mini --locale GB
+    python examples/escalation_hook.py --reader large   # the default reader plus all-mpnet-base-v2's second opinion
+                                                        # (the safety-large extra and its weights: docs/safety.md)
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="a LiteLLM model string")
     parser.add_argument("--embedded", action="store_true", help="use the embedded offline model")
     parser.add_argument("--locale", default="US", help="country for crisis contacts (US, GB, DE, IN, ...)")
+    parser.add_argument("--reader", choices=("default", "large"), default="default", help="the crisis layer's reader")
     args = parser.parse_args()
 
     if args.model or args.embedded:
@@ -58,7 +61,7 @@ def main() -> None:
 
         model = ScriptedModel(reply="That sounds like a lot to carry. What has been the hardest part?")
 
-    policy = SafetyPolicy(locale=args.locale, on_escalation=[record, page_on_call], hook_timeout=10.0)
+    policy = SafetyPolicy(locale=args.locale, on_escalation=[record, page_on_call], hook_timeout=10.0, semantic=args.reader)
     with SupportAgent(model=model, safety=policy) as agent:
         for text in ("Work has been really stressful lately.", "Honestly, everyone would be better off without me."):
             reply = agent.respond(text, thread_id="user-42")

@@ -40,9 +40,10 @@ class MesaError(Exception):
 class MissingExtraError(MesaError, ImportError):
     """An optional dependency is not installed; the message says which extra to install."""
 
-    def __init__(self, what: str, extra: str, module: str | None = None) -> None:
+    def __init__(self, what: str, extra: str, module: str | None = None, install: str | None = None) -> None:
         self.extra = extra
-        super().__init__(f'{what} needs the "{extra}" extra: pip install "mesa-esc[{extra}]"')
+        install = install or f'pip install "mesa-esc[{extra}]"'
+        super().__init__(f'{what} needs the "{extra}" extra: {install}')
         self.name = module
 
 

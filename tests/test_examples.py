@@ -53,6 +53,11 @@ def test_escalation_hook():
     assert "alerts recorded: 1" in out and "[on-call]" in out
 
 
+def test_escalation_hook_with_the_second_reader():
+    out = run("escalation_hook.py", "--reader", "large")
+    assert "crisis: False" in out and "crisis: True" in out and "alerts recorded: 1" in out
+
+
 def test_evaluate(tmp_path):
     from _eval_fixtures import write_mesc_csv
 

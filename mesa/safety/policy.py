@@ -263,7 +263,10 @@ class SafetyPolicy:
         hook_timeout: seconds a hook (sync or async) may run before it is abandoned (logged). Hooks run off the
             reply path: the crisis reply never waits for them.
         semantic: the embedding layer (``True``: load it at first use when the ``safety`` extra is installed,
-            else warn once and go on with rules + LLM; ``False``: off; or a ready :class:`~mesa.safety.semantic.SemanticLayer`).
+            else warn once and go on with rules + LLM; ``"default"``: the same; ``"large"``: the opt-in pair, the
+            default reader with the larger reader's second opinion (all-mpnet-base-v2) on the turns it flags
+            (``safety-large`` extra and its weights; without them, warn once and use the default reader); ``False``: off; or a ready
+            :class:`~mesa.safety.semantic.SemanticLayer`).
         judgement_timeout: seconds the LLM safety judgement may take; on expiry the rules/semantic result stands.
         wording_timeout: seconds the LLM may take to word the crisis reply; on expiry the vetted template is used.
         disclosure_interval: repeat the AI disclosure when this much time has passed since the last one
@@ -327,6 +330,12 @@ class SafetyPolicy:
         self.disclosure_interval = disclosure_interval
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
         self.counters = EscalationCounters(self.clock)
+        if isinstance(semantic, str):
+            from mesa.safety.semantic import READERS
+
+            if semantic not in READERS:
+                raise ValueError(f"semantic={semantic!r}: one of {sorted(READERS)}, True, False or a SemanticLayer")
+            semantic = True if semantic == "default" else semantic
         self._semantic_choice = semantic
         self._semantic: Any = None
         self._semantic_lock = threading.Lock()
@@ -382,10 +391,15 @@ class SafetyPolicy:
 
     def _load_semantic(self) -> Any:
         choice = self._semantic_choice
-        if choice is not True:
+        if choice is not True and choice != "large":
             return choice
         from mesa.safety.semantic import load_semantic_layer
 
+        if choice == "large":
+            try:
+                return load_semantic_layer("large")
+            except ImportError as exc:
+                log.warning("mesa.safety: the larger reader is not running (%s); using the default reader.", exc)
         try:
             return load_semantic_layer()
         except ImportError as exc:

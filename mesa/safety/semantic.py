@@ -29,6 +29,10 @@ Deciders, each per window, the higher level wins:
 
 A message's verdict is its riskiest window, so one buried sentence in a long ramble still counts.
 
+Two readers (opt-in, ``SafetyPolicy(semantic="large")``): :class:`SecondOpinionLayer` runs this layer on every turn
+and, on the turns it flags, a second layer whose heads read all-mpnet-base-v2's frozen embeddings
+(``data/classifier-all-mpnet-base-v2.npz``, :mod:`mesa.safety.mpnet`); the mean of the two scores decides.
+
 Size policy: a message is cut into windows of up to :data:`WINDOW_WORDS` words. Messages with more than
 :data:`MAX_WINDOWS` windows are read in part by this layer: the windows with the most risk vocabulary,
 plus the first and the last (the rule layer still reads every character).
@@ -49,9 +53,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from mesa.errors import ClassifierFileError
 from mesa.safety.textfold import fold
 
 BASE_NAME = "all-MiniLM-L6-v2"  # as mesa.safety.minilm names it (not imported here: that module needs the extra)
+LARGE_NAME = "all-mpnet-base-v2"  # the opt-in larger reader's encoder (mesa.safety.mpnet.MODEL_NAME)
 
 __all__ = ["SemanticLayer", "SemanticSignal", "load_semantic_layer", "save_classifier"]
 
@@ -191,7 +197,7 @@ class SemanticLayer:
                 matrix = data["embeddings"]
         except (OSError, KeyError, ValueError):
             return None
-        return matrix if matrix.shape == (len(self.labels), 384) else None
+        return matrix if matrix.shape == (len(self.labels), getattr(self.encoder, "dim", 384)) else None
 
     def similarities(self, texts: list[str]) -> Any:
         """Cosine similarity of each text to each exemplar: ``(len(texts), n_exemplars)``."""
@@ -256,6 +262,29 @@ class SemanticLayer:
         if level == "none":
             category = "none"
         return SemanticSignal(level, category, kind, risk, margin, window, exemplar)
+
+
+class SecondOpinionLayer:
+    """Two readers: ``first`` reads every turn; on the turns it flags (its score at ``gate`` or above) ``second`` reads
+    the turn too, and the turn escalates when the mean of their two scores reaches ``elevated``, else it stays ``low``
+    (the LLM judgement is asked). Below the gate the first reader's verdict stands, so most turns cost what the first
+    reader costs. The packaged pair (``SafetyPolicy(semantic="large")``): the default reader, then the larger reader
+    (all-mpnet-base-v2); its thresholds were chosen on training data (docs/safety-classifier.md, "Two readers")."""
+
+    def __init__(self, first: Any, second: Any, gate: float, elevated: float) -> None:
+        self.first, self.second, self.gate, self.elevated = first, second, float(gate), float(elevated)
+
+    def assess(self, text: str) -> SemanticSignal | None:
+        signal = self.first.assess(text)
+        if signal is None or signal.score < self.gate:
+            return signal
+        other = self.second.assess(text)
+        if other is None:
+            return signal
+        mean = (signal.score + other.score) / 2
+        level = "elevated" if mean >= self.elevated else "low"
+        category = signal.category if signal.category != "none" else other.category
+        return SemanticSignal(level, category, f"pair~{signal.kind}", mean, mean - self.elevated, signal.window, signal.exemplar)
 
 
 NGRAM_SIZES = (3, 4, 5)
@@ -345,6 +374,8 @@ def load_classifier(source: str | Path) -> dict[str, Any]:
             # a linear reading of the windows' character n-grams beside the MLP (absent: none)
             "ngram_weights": _member_rows(data["ngram_weights"]) if "ngram_weights" in data.files else None,
             "ngram_idf": data["ngram_idf"].astype(np.float32) if "ngram_idf" in data.files else None,
+            # the encoder the heads read (absent: MiniLM, the only one before the larger reader)
+            "encoder": str(data["encoder"]) if "encoder" in data.files else BASE_NAME,
         }
 
 
@@ -359,7 +390,8 @@ def _member_rows(weights: Any) -> Any:
 def save_classifier(path: Path, risk_weights: Any, risk_bias: Any, category_weights: Any, category_bias: Any,
                     categories: list[str], elevated: float, ask: float, how: str, adapter: str = "",
                     nearest_rule: bool = True, hidden: tuple[Any, Any] | list[tuple[Any, Any]] | None = None,
-                    pools: tuple[str, ...] = ("mean",), packed: bool = True, ngrams: tuple[Any, Any] | None = None) -> None:
+                    pools: tuple[str, ...] = ("mean",), packed: bool = True, ngrams: tuple[Any, Any] | None = None,
+                    encoder: str = BASE_NAME) -> None:
     """Write the classifier's weights and thresholds as an npz of plain arrays (readable with ``allow_pickle=False``).
 
     ``adapter``: the digest of the MiniLM adapter the heads were trained on ("" for the base model);
@@ -369,7 +401,8 @@ def save_classifier(path: Path, risk_weights: Any, risk_bias: Any, category_weig
     ``pools``: the window features the heads read (``mean``, ``max``, ``first``: :meth:`MiniLM.encode_pooled`);
     ``packed``: short sentences share a window (else one window per sentence);
     ``ngrams``: ``(weights (members, buckets), idf (buckets,))`` of a linear reading of the windows' character n-grams
-    (:func:`char_ngrams`) added to each member's logit."""
+    (:func:`char_ngrams`) added to each member's logit;
+    ``encoder``: the sentence encoder whose embeddings the heads read (a name of :data:`ENCODERS`)."""
     import numpy as np
 
     layers = [] if hidden is None else [hidden] if isinstance(hidden, tuple) else list(hidden)
@@ -396,6 +429,7 @@ def save_classifier(path: Path, risk_weights: Any, risk_bias: Any, category_weig
             nearest_rule=np.array(nearest_rule),
             pools=np.array(pools, dtype=str),
             packed=np.array(packed),
+            encoder=np.array(encoder),
             **arrays,
         )
 
@@ -413,17 +447,50 @@ def bank_digest(raw: str, encoder: str = BASE_NAME) -> str:
     return hashlib.sha256((encoder + "\n" + raw).encode("utf-8")).hexdigest()[:16]
 
 
+PACKAGED_CLASSIFIERS = {"packaged": "classifier.npz", "packaged-large": f"classifier-{LARGE_NAME}.npz"}
+"""The classifiers shipped in ``mesa/safety/data``: the default reader (MiniLM with its adapter) and the opt-in larger
+reader (heads on all-mpnet-base-v2's frozen embeddings, ``mesa-esc[safety-large]``)."""
+
+READERS = {"default": "packaged", "large": "packaged-large"}
+"""What ``SafetyPolicy(semantic=...)`` may name (``True`` is ``"default"``), and the classifier each reads with."""
+
+SECOND_OPINION = "second-opinion.json"
+"""The packaged pair's thresholds (``gate``: the default reader's score from which the larger reader is asked;
+``elevated``: the two scores' mean that escalates), written by ``bench/train_safety_classifier.py --pair``."""
+
+
 def _classifier_file(source: str | Path) -> Any:
-    return resources.files("mesa.safety").joinpath("data", "classifier.npz") if source == "packaged" else Path(source)
+    if isinstance(source, str) and source in PACKAGED_CLASSIFIERS:
+        return resources.files("mesa.safety").joinpath("data", PACKAGED_CLASSIFIERS[source])
+    return Path(source)
 
 
-def _encoder_for(source: str | Path | None, classifier: dict[str, Any] | None) -> Any:
-    """The MiniLM the classifier was trained on: with its adapter (shipped beside it as ``adapter.npz``) or the base."""
+def _minilm(source: str | Path | None, classifier: dict[str, Any] | None) -> Any:
+    """MiniLM as the classifier was trained on it: with its adapter (shipped beside it as ``adapter.npz``) or the base."""
     from mesa.safety.minilm import MiniLM, packaged_adapter
 
     if classifier is None or not classifier["adapter"]:
         return MiniLM()
     return MiniLM(adapter=packaged_adapter() if source == "packaged" else Path(source).with_name("adapter.npz"))
+
+
+def _mpnet(source: str | Path | None, classifier: dict[str, Any] | None) -> Any:
+    """all-mpnet-base-v2, frozen (its weights from the ``safety-large`` extra)."""
+    from mesa.safety.mpnet import MPNet
+
+    return MPNet()
+
+
+ENCODERS = {BASE_NAME: _minilm, LARGE_NAME: _mpnet}
+"""The sentence encoders a classifier file may name (its ``encoder``), each with how to load it."""
+
+
+def _encoder_for(source: str | Path | None, classifier: dict[str, Any] | None) -> Any:
+    """The encoder the classifier was trained on (MiniLM when there are no heads)."""
+    name = BASE_NAME if classifier is None else classifier["encoder"]
+    if name not in ENCODERS:
+        raise ClassifierFileError(f"the safety classifier reads {name!r} embeddings; mesa knows {sorted(ENCODERS)}")
+    return ENCODERS[name](source, classifier)
 
 
 def _check_encoder(encoder: Any, classifier: dict[str, Any] | None) -> None:
@@ -433,7 +500,7 @@ def _check_encoder(encoder: Any, classifier: dict[str, Any] | None) -> None:
     identity = getattr(encoder, "identity", None)
     if classifier is None or identity is None:
         return  # no heads, or a stand-in encoder (tests) that says nothing about itself
-    wanted = f"{BASE_NAME}+{classifier['adapter']}" if classifier["adapter"] else BASE_NAME
+    wanted = f"{classifier['encoder']}+{classifier['adapter']}" if classifier["adapter"] else classifier["encoder"]
     if identity != wanted:
         raise AdapterMismatchError(f"the safety classifier was trained on {wanted} embeddings, the encoder gives {identity}")
 
@@ -458,10 +525,21 @@ def save_bank_embeddings(path: Path, matrix: Any, digest: str) -> None:
         log.info("mesa.safety: could not cache the exemplar embeddings at %s: %s", path, exc)
 
 
-@lru_cache(maxsize=1)
-def load_semantic_layer() -> SemanticLayer:
-    """The shared default layer (loaded once per process). Raises ``MissingExtraError`` without the extra."""
+@lru_cache(maxsize=2)
+def load_semantic_layer(reader: str = "default") -> Any:
+    """The shared layer of a packaged reader (loaded once per process): ``"default"`` (MiniLM with its adapter, a
+    :class:`SemanticLayer`) or ``"large"`` (the default reader with all-mpnet-base-v2's second opinion, a
+    :class:`SecondOpinionLayer`). Raises ``MissingExtraError`` without the reader's extra."""
     from mesa.safety.minilm import _imports
 
+    if reader not in READERS:
+        raise ValueError(f"unknown safety reader {reader!r}: one of {sorted(READERS)}")
     _imports()  # the install hint, before anything else is loaded
-    return SemanticLayer()
+    if reader == "default":
+        return SemanticLayer()
+    from mesa.safety.mpnet import part_files
+
+    part_files()  # the larger reader's install hint, before anything is read
+    pair = json.loads(resources.files("mesa.safety").joinpath("data", SECOND_OPINION).read_text(encoding="utf-8"))
+    first = load_semantic_layer("default")
+    return SecondOpinionLayer(first, SemanticLayer(classifier=READERS[reader]), pair["gate"], pair["elevated"])
