@@ -17,6 +17,7 @@ Usage::
     python bench/safety_bench.py data.csv --frozen tests/safety_frozen --show
     python bench/safety_bench.py --frozen tests/safety_frozen,tests/safety_frozen2 --by-length  # two sets as one, per length
     python bench/safety_bench.py data.csv --rules-only          # the rule layer alone
+    python bench/safety_bench.py data.csv --reader large --frozen tests/safety_frozen13   # the opt-in pair (safety-large)
     python bench/safety_bench.py data.csv --calibrate           # choose thresholds on tune.jsonl (+ MESC train sample)
     python bench/safety_bench.py --rebuild-bank                  # after editing mesa/safety/data/exemplars.json
     python bench/safety_bench.py data.csv --time-against old/classifier.npz  # time per turn: packaged vs another
@@ -173,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", default="val", help="MESC split for false alarms (calibration uses a train sample)")
     ap.add_argument("--rules-only", action="store_true", help="the rule layer alone (no semantic layer)")
     ap.add_argument("--reader", choices=("default", "large"), default="default",
-                    help="the semantic layer's reader: the default (MiniLM) or the opt-in larger one (all-mpnet-base-v2)")
+                    help="the semantic layer's reader: the default (MiniLM) or the opt-in pair (with all-mpnet-base-v2)")
     ap.add_argument("--show", action="store_true", help="list every wrong message and MESC false alarm")
     ap.add_argument("--calibrate", action="store_true", help="choose the semantic thresholds on the tuning batch")
     ap.add_argument("--rebuild-bank", action="store_true", help="recompute mesa/safety/data/exemplars.npz")

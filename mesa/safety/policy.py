@@ -265,8 +265,8 @@ class SafetyPolicy:
         semantic: the embedding layer (``True``: load it at first use when the ``safety`` extra is installed,
             else warn once and go on with rules + LLM; ``"default"``: the same; ``"large"``: the opt-in pair, the
             default reader with the larger reader's second opinion (all-mpnet-base-v2) on the turns it flags
-            (``safety-large`` extra and its weights; without them, warn once and use the default reader); ``False``: off; or a ready
-            :class:`~mesa.safety.semantic.SemanticLayer`).
+            (``safety-large`` extra and its weights; without them, warn once and use the default reader);
+            ``False``: off; or a ready :class:`~mesa.safety.semantic.SemanticLayer`).
         judgement_timeout: seconds the LLM safety judgement may take; on expiry the rules/semantic result stands.
         wording_timeout: seconds the LLM may take to word the crisis reply; on expiry the vetted template is used.
         disclosure_interval: repeat the AI disclosure when this much time has passed since the last one

@@ -59,7 +59,7 @@ from mesa.safety.textfold import fold
 BASE_NAME = "all-MiniLM-L6-v2"  # as mesa.safety.minilm names it (not imported here: that module needs the extra)
 LARGE_NAME = "all-mpnet-base-v2"  # the opt-in larger reader's encoder (mesa.safety.mpnet.MODEL_NAME)
 
-__all__ = ["SemanticLayer", "SemanticSignal", "load_semantic_layer", "save_classifier"]
+__all__ = ["SecondOpinionLayer", "SemanticLayer", "SemanticSignal", "load_semantic_layer", "save_classifier"]
 
 log = logging.getLogger("mesa.safety")
 
