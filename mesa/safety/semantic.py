@@ -48,12 +48,13 @@ import re
 import zlib
 from collections import Counter
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from mesa.errors import ClassifierFileError
+from mesa.safety.storage import cache_root
 from mesa.safety.textfold import fold
 
 BASE_NAME = "all-MiniLM-L6-v2"  # as mesa.safety.minilm names it (not imported here: that module needs the extra)
@@ -179,7 +180,7 @@ class SemanticLayer:
         cached (npz, no pickle) under the mesa cache folder, keyed by the bank's digest."""
         digest = bank_digest(raw, getattr(self.encoder, "identity", BASE_NAME))
         packaged = resources.files("mesa.safety").joinpath("data", "exemplars.npz")
-        folder = Path(cache_dir) if cache_dir is not None else _cache_root()
+        folder = Path(cache_dir) if cache_dir is not None else cache_root()
         cached = folder / f"safety-bank-{digest}.npz"
         for source in (packaged, cached):
             matrix = self._load_matrix(source, digest)
@@ -437,11 +438,6 @@ def save_classifier(path: Path, risk_weights: Any, risk_bias: Any, category_weig
 _LEVEL_RANK = {"none": 0, "low": 1, "elevated": 2, "imminent": 3}
 
 
-def _cache_root() -> Path:
-    base = os.environ.get("MESA_CACHE_DIR") or os.path.join(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "mesa")
-    return Path(base)
-
-
 def bank_digest(raw: str, encoder: str = BASE_NAME) -> str:
     """What identifies a bank's embeddings: its text and the model (with its adapter, if any)."""
     return hashlib.sha256((encoder + "\n" + raw).encode("utf-8")).hexdigest()[:16]
@@ -525,15 +521,20 @@ def save_bank_embeddings(path: Path, matrix: Any, digest: str) -> None:
         log.info("mesa.safety: could not cache the exemplar embeddings at %s: %s", path, exc)
 
 
-@lru_cache(maxsize=2)
 def load_semantic_layer(reader: str = "default") -> Any:
     """The shared layer of a packaged reader (loaded once per process): ``"default"`` (MiniLM with its adapter, a
     :class:`SemanticLayer`) or ``"large"`` (the default reader with all-mpnet-base-v2's second opinion, a
-    :class:`SecondOpinionLayer`). Raises ``MissingExtraError`` without the reader's extra."""
-    from mesa.safety.minilm import _imports
-
+    :class:`SecondOpinionLayer` whose first reader is the shared default one). Raises ``MissingExtraError`` without
+    the reader's extra."""
     if reader not in READERS:
         raise ValueError(f"unknown safety reader {reader!r}: one of {sorted(READERS)}")
+    return _load_reader(reader)
+
+
+@cache
+def _load_reader(reader: str) -> Any:
+    from mesa.safety.minilm import _imports
+
     _imports()  # the install hint, before anything else is loaded
     if reader == "default":
         return SemanticLayer()
@@ -541,5 +542,4 @@ def load_semantic_layer(reader: str = "default") -> Any:
 
     part_files()  # the larger reader's install hint, before anything is read
     pair = json.loads(resources.files("mesa.safety").joinpath("data", SECOND_OPINION).read_text(encoding="utf-8"))
-    first = load_semantic_layer("default")
-    return SecondOpinionLayer(first, SemanticLayer(classifier=READERS[reader]), pair["gate"], pair["elevated"])
+    return SecondOpinionLayer(_load_reader("default"), SemanticLayer(classifier=READERS[reader]), pair["gate"], pair["elevated"])
