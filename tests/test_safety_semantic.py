@@ -312,6 +312,39 @@ def test_a_classifier_names_the_encoder_its_heads_read_and_no_other_serves_them(
         SemanticLayer(bank=bank, cache_dir=tmp_path, classifier=tmp_path / "word2vec.npz")
 
 
+@needs_extra
+def test_the_pairs_threshold_is_chosen_on_both_readers_out_of_fold_scores(tmp_path, capsys):
+    """``--pair``: two readers' out-of-fold files combined as the pair reads (below the first reader's ``ask`` the turn
+    never escalates; above, the mean), the lowest threshold keeping hard negatives within the limit, written beside
+    the classifiers; files of different messages are refused."""
+    import json
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from mesa.safety.semantic import load_classifier
+
+    trainer = _trainer()
+    gate = load_classifier("packaged")["ask"]
+    kinds = ["explicit"] + ["implicit"] * 4 + ["hard_negative"] * 20 + ["mesc"] * 200
+    rows = [{"text": f"m{i}", "kind": kind} for i, kind in enumerate(kinds)]
+    first, second = np.full(len(rows), 0.01), np.full(len(rows), 0.01)
+    first[:5], second[:5] = [0.99, 0.99, 0.97, 0.96, 0.2], [0.99, 0.99, 0.99, 0.98, 1.0]  # the last under the gate
+    first[5], second[5] = 0.99, 0.2  # a hard negative the first reader is sure of and the second is not: mean 0.595
+    rules = np.zeros(len(rows), dtype=bool)
+    trainer.save_out_of_fold(tmp_path / "a.json", rows, first, rules)
+    trainer.save_out_of_fold(tmp_path / "b.json", rows, second, rules)
+    args = SimpleNamespace(hard_negative_limit=0.0, dry_run=False, out=tmp_path)
+    trainer.calibrate_pair([tmp_path / "a.json", tmp_path / "b.json"], args)
+    written = json.loads((tmp_path / "second-opinion.json").read_text())
+    assert written["gate"] == gate and 0.595 < written["elevated"] <= 0.6  # just above the hard negative's mean
+    pair_line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("the pair ("))
+    assert "implicit 75.0 %" in pair_line  # the message under the gate (mean 0.6) is not caught
+    trainer.save_out_of_fold(tmp_path / "c.json", rows[:-1], first[:-1], rules[:-1])
+    with pytest.raises(SystemExit):
+        trainer.calibrate_pair([tmp_path / "a.json", tmp_path / "c.json"], args)
+
+
 class ScoredLayer:
     """A reader that gives every message one score (and counts what it was asked)."""
 
