@@ -1195,8 +1195,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="the exported elevated threshold keeps this share of hard negatives escalated (out of fold)")
     ap.add_argument("--compare-limits", default="0.05", help="held-out rounds: also report thresholds chosen at these "
                     "hard-negative limits (comma-separated; the same models, other thresholds)")
-    ap.add_argument("--pair", default="", help="FIRST.json,SECOND.json: two readers' --oof-json files; choose the "
-                    "pair's threshold (mesa.safety.semantic.SecondOpinionLayer) and write second-opinion.json to --out")
+    ap.add_argument("--pair", default="", help="FIRST.json,SECOND.json: two readers' --oof-json files (FIRST may be "
+                    "A.json+B.json, read by message, A first); choose the pair's threshold "
+                    "(mesa.safety.semantic.SecondOpinionLayer) and write second-opinion.json to --out")
+    ap.add_argument("--packaged-scores", type=Path, default=None, help="write the packaged default reader's own scores "
+                    "on the --rounds messages here, in --oof-json's format (for rounds it never trained on), and stop")
     ap.add_argument("--oof-json", type=Path, default=None, help="write every training message's grouped out-of-fold "
                     "score here (with the CV; the same folds for every reader)")
     ap.add_argument("--summary-json", type=Path, default=None, help="write the held-out rounds' counts (added up) here")
@@ -1227,7 +1230,8 @@ def main(argv: list[str] | None = None) -> int:
         combine_summaries([Path(p) for p in args.combine.split(",")], args)
         return 0
     if args.pair:
-        calibrate_pair([Path(p) for p in args.pair.split(",")], args)
+        first, second = args.pair.split(",")
+        calibrate_pair([*(Path(p) for p in first.split("+")), Path(second)], args)
         return 0
     import torch
 
@@ -1236,6 +1240,9 @@ def main(argv: list[str] | None = None) -> int:
     np.random.seed(SEED)
     start = time.perf_counter()
     rows = training_rows(args.batches, args.mesc_csv, args.mesc_fit, tuple(args.rounds.split(",")) if args.rounds else None)
+    if args.packaged_scores:
+        save_packaged_scores(args.packaged_scores, rows, rule_hits(rows, args.cache))
+        return 0
     if args.bury:
         rows += buried_variants(rows, args.mesc_csv, args.bury, ("3", "4"))
     if args.mine_mesc:
@@ -1260,16 +1267,43 @@ def save_out_of_fold(path: Path | None, rows: list[dict], scores: np.ndarray, ru
                     encoding="utf-8")
 
 
+def save_packaged_scores(path: Path, rows: list[dict], rules: np.ndarray) -> None:
+    """``--packaged-scores OUT.json``: the packaged default reader's own score for each message, as the product reads
+    it, in ``--oof-json``'s format. Honest only on rounds it never trained on (pass those with ``--rounds``)."""
+    from mesa.safety.semantic import load_semantic_layer
+
+    reader = load_semantic_layer()
+    scores = []
+    for row in rows:
+        signal = reader.assess(row["text"])
+        scores.append(0.0 if signal is None else float(signal.score))
+    save_out_of_fold(path, rows, np.array(scores), rules)
+    print(f"wrote the packaged reader's scores on {len(rows)} messages to {path}")
+
+
 def calibrate_pair(paths: list[Path], args) -> None:
-    """``--pair FIRST.json,SECOND.json``: the two readers' out-of-fold scores (``--oof-json`` runs on the same rows and
-    folds) combined as :class:`mesa.safety.semantic.SecondOpinionLayer` combines them at inference (below the first
-    reader's packaged ``ask`` threshold its score alone, never escalating; above, the mean of the two), and the pair's
-    ``elevated`` threshold chosen as every classifier's; written to ``second-opinion.json`` beside the classifiers."""
+    """``--pair FIRST.json,SECOND.json``: the two readers' out-of-fold scores (``--oof-json`` runs) combined as
+    :class:`mesa.safety.semantic.SecondOpinionLayer` combines them at inference (below the first reader's packaged
+    ``ask`` threshold its score alone, never escalating; above, the mean of the two), and the pair's ``elevated``
+    threshold chosen as every classifier's; written to ``second-opinion.json`` beside the classifiers.
+
+    FIRST may be several files joined by ``+`` (``oof.json+packaged.json``): read by message, the earlier file's score
+    first. So the packaged first reader's own scores (``--packaged-scores``) can stand for rounds it never trained on
+    beside its out-of-fold scores on the rounds it did. Every message SECOND scored needs a first-reader score."""
     from mesa.safety.semantic import SECOND_OPINION, load_classifier
 
-    first, second = (json.loads(p.read_text(encoding="utf-8")) for p in paths)
-    if first["keys"] != second["keys"]:
-        raise SystemExit("--pair: the two runs scored different training messages (use the same --rounds and options)")
+    first_paths, second_path = paths[:-1], paths[-1]
+    second = json.loads(second_path.read_text(encoding="utf-8"))
+    first_by_key: dict[str, float] = {}
+    for path in first_paths:
+        scored = json.loads(path.read_text(encoding="utf-8"))
+        for key, score in zip(scored["keys"], scored["scores"], strict=True):
+            first_by_key.setdefault(key, score)
+    missing = sum(key not in first_by_key for key in second["keys"])
+    if missing:
+        raise SystemExit(f"--pair: {missing} message(s) the second reader scored have no first-reader score (add a "
+                         "--packaged-scores file for the rounds the first reader's --oof-json run left out)")
+    first = dict(second, scores=[first_by_key[key] for key in second["keys"]])
     gate = load_classifier("packaged")["ask"]
     a, b = np.array(first["scores"]), np.array(second["scores"])
     real = ~np.array(first["synthetic"])
@@ -1285,7 +1319,7 @@ def calibrate_pair(paths: list[Path], args) -> None:
     print(f"the pair: gate {gate:.6f} (the first reader's ask), elevated {elevated:.6f}")
     if not args.dry_run:
         path = args.out / SECOND_OPINION
-        how = f"bench/train_safety_classifier.py --pair {','.join(p.name for p in paths)} (hard negatives <= {args.hard_negative_limit:.1%}, MESC sample <= {MESC_LIMIT:.0%})"
+        how = f"bench/train_safety_classifier.py --pair {'+'.join(p.name for p in first_paths)},{second_path.name} (hard negatives <= {args.hard_negative_limit:.1%}, MESC sample <= {MESC_LIMIT:.0%})"
         path.write_text(json.dumps({"gate": gate, "elevated": elevated, "how": how}, indent=1) + "\n", encoding="utf-8")
         print(f"wrote {path}")
 

@@ -8,6 +8,7 @@ import os
 import stat
 import subprocess
 import sys
+from unittest.mock import ANY
 
 import pytest
 from _bench import load_bench
@@ -340,9 +341,16 @@ def test_the_pairs_threshold_is_chosen_on_both_readers_out_of_fold_scores(tmp_pa
     assert written["gate"] == gate and 0.595 < written["elevated"] <= 0.6  # just above the hard negative's mean
     pair_line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("the pair ("))
     assert "implicit 75.0 %" in pair_line  # the message under the gate (mean 0.6) is not caught
-    trainer.save_out_of_fold(tmp_path / "c.json", rows[:-1], first[:-1], rules[:-1])
-    with pytest.raises(SystemExit):
-        trainer.calibrate_pair([tmp_path / "a.json", tmp_path / "c.json"], args)
+    # the first reader's scores may come in parts (out of fold on some rounds, its own on others), read by message
+    # (the second part also scores the hard negative, lower: the first part's score is the one read)
+    trainer.save_out_of_fold(tmp_path / "a1.json", rows[:10], first[:10], rules[:10])
+    trainer.save_out_of_fold(tmp_path / "a2.json", rows[5:], np.where(np.arange(5, len(rows)) == 5, 0.01, first[5:]), rules[5:])
+    (tmp_path / "second-opinion.json").unlink()
+    trainer.calibrate_pair([tmp_path / "a1.json", tmp_path / "a2.json", tmp_path / "b.json"], args)
+    assert json.loads((tmp_path / "second-opinion.json").read_text()) == dict(written, how=ANY)
+    # a message the second reader scored with no first-reader score is refused
+    with pytest.raises(SystemExit, match="no first-reader score"):
+        trainer.calibrate_pair([tmp_path / "a1.json", tmp_path / "b.json"], args)
 
 
 class ScoredLayer:
