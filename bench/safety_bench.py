@@ -16,6 +16,7 @@ Usage::
     python bench/safety_bench.py /work/shared/data/mesc/mesc_train_val.csv
     python bench/safety_bench.py data.csv --frozen tests/safety_frozen --show
     python bench/safety_bench.py --frozen tests/safety_frozen,tests/safety_frozen2 --by-length  # two sets as one, per length
+    python bench/safety_bench.py --frozen tests/safety_frozen14 --by-layer   # which layer each wrong answer comes from
     python bench/safety_bench.py data.csv --rules-only          # the rule layer alone
     python bench/safety_bench.py data.csv --reader large --frozen tests/safety_frozen13   # the opt-in pair (safety-large)
     python bench/safety_bench.py data.csv --calibrate           # choose thresholds on tune.jsonl (+ MESC train sample)
@@ -48,14 +49,34 @@ def mesc_client_turns(path: Path, split: str) -> list[str]:
         return [r["Utterance"].strip() for r in csv.DictReader(handle) if r["split"] == split and r["Speaker"] == "Client" and r["Utterance"].strip()]
 
 
-def show_batch(name: str, rows: list[dict], policy: SafetyPolicy, show: bool, by_length: bool = False) -> dict:
+def show_batch(name: str, rows: list[dict], policy: SafetyPolicy, show: bool, by_length: bool = False,
+               by_layer: bool = False) -> dict:
     result = rates(rows, lambda text: policy.assess_local(text).crisis, by_length=by_length)
     print(f"\n== {name}: {len(rows)} messages ==")
     print("\n".join(report_lines(result)))
+    if by_layer:
+        print("\n".join(layer_lines(result["misses"], policy)))
     if show:
         for row in result["misses"]:
             print(f"    wrong [{row['kind']}/{row['category']}] {row['text'][:140]!r}")
     return result
+
+
+def layer_lines(misses: list[dict], policy: SafetyPolicy) -> list[str]:
+    """Which layer each wrong answer comes from: a hard negative escalated by the rule layer (the semantic layer cannot
+    lower a level) or by the semantic layer alone; a risk message missed with the semantic layer at ``low`` (in the
+    default grounded mode the LLM judgement is asked about it) or at ``none`` (nothing asks the LLM)."""
+    counts: dict[str, int] = {}
+    for row in misses:
+        if row["kind"] == "hard_negative":
+            key = "hard negatives escalated by the rules" if policy.assess_rules(row["text"]).crisis else \
+                "hard negatives escalated by the semantic layer alone"
+        else:
+            signal = policy.semantic.assess(row["text"]) if policy.semantic is not None else None
+            asked = signal is not None and signal.level == "low"
+            key = f"{row['kind']} missed, {'put to the LLM judgement (semantic: low)' if asked else 'asked of nobody (semantic: none)'}"
+        counts[key] = counts.get(key, 0) + 1
+    return ["  by layer:", *(f"    {key:<62} {n}" for key, n in sorted(counts.items()))]
 
 
 def timed_mesc(policy: SafetyPolicy, turns: list[str], show: bool) -> tuple[int, list[float], int]:
@@ -170,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frozen", type=Path, default=HERE.parent / "tests" / "safety_frozen",
                     help="the frozen blind batches (a folder, or several separated by commas, measured as one set)")
     ap.add_argument("--by-length", action="store_true", help="also report each kind of the frozen set per message length")
+    ap.add_argument("--by-layer", action="store_true", help="also say which layer each wrong answer on the frozen set "
+                    "comes from (hard negatives: the rules or the semantic layer; misses: put to the LLM or not)")
     ap.add_argument("--batches", type=Path, default=HERE.parent / "tests" / "safety_batches", help="mesa's own tune/valid batches")
     ap.add_argument("--split", default="val", help="MESC split for false alarms (calibration uses a train sample)")
     ap.add_argument("--rules-only", action="store_true", help="the rule layer alone (no semantic layer)")
@@ -204,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     if present:
         rows = [row for folder in present for row in load_batch(folder)]
         name = f"frozen blind set ({', '.join(map(str, present))})"
-        figures["frozen"] = show_batch(name, rows, policy, args.show, args.by_length)["groups"]
+        figures["frozen"] = show_batch(name, rows, policy, args.show, args.by_length, args.by_layer)["groups"]
     for folder in folders:
         if folder not in present:
             print(f"\n(no frozen batches at {folder}: skipped)")

@@ -233,3 +233,36 @@ def test_the_bench_measures_several_frozen_folders_as_one_set(tmp_path):
     assert frozen["explicit"] == {"escalated": 1, "total": 1, "rate": 1.0}
     assert frozen["hard_negative"] == {"escalated": 0, "total": 1, "rate": 0.0}
     assert frozen["explicit/under 80 chars"]["total"] == 1
+
+
+def test_the_bench_says_which_layer_each_wrong_answer_comes_from():
+    """``--by-layer``: a hard negative the rules escalate is put on the rules, one only the semantic layer escalates on
+    it; a missed risk message is told apart by whether the semantic layer put it to the LLM (``low``) or not."""
+    from mesa.safety.semantic import SemanticSignal
+
+    levels = {"my mum's a lovely cook": "elevated", "the flat is tidy now, for whoever comes after": "low"}
+
+    class ByText:
+        """A semantic layer that reads a fixed level per message."""
+
+        def assess(self, text: str) -> SemanticSignal:
+            level = levels.get(text, "none")
+            return SemanticSignal(level, "suicide" if level != "none" else "none", "k", 0.5, 0.0, text, "e")
+
+    policy = SafetyPolicy(semantic=ByText())
+    misses = [
+        {"text": "this traffic makes me want to jump off a bridge", "kind": "hard_negative"},
+        {"text": "my mum's a lovely cook", "kind": "hard_negative"},
+        {"text": "the flat is tidy now, for whoever comes after", "kind": "implicit"},
+        {"text": "quiet words", "kind": "implicit"},
+        {"text": "more quiet words", "kind": "implicit"},
+    ]
+    assert policy.assess_rules(misses[0]["text"]).crisis and not policy.assess_rules(misses[1]["text"]).crisis
+    lines = load_bench("safety_bench").layer_lines(misses, policy)
+    found = {line.rsplit(None, 1)[0].strip(): int(line.rsplit(None, 1)[1]) for line in lines[1:]}
+    assert found == {
+        "hard negatives escalated by the rules": 1,
+        "hard negatives escalated by the semantic layer alone": 1,
+        "implicit missed, put to the LLM judgement (semantic: low)": 1,
+        "implicit missed, asked of nobody (semantic: none)": 2,
+    }
