@@ -223,3 +223,44 @@ def test_rules_escalate_harm_to_others_and_abuse_said_plainly(text):
 )
 def test_rules_do_not_escalate_lookalikes_of_harm_and_abuse(text):
     assert assess_rules(text).level in ("none", "low")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "i took an overdose at 17. i'm 31, i work in a pharmacy and i'm good at it",
+        "i was scratching my arms till they bled in year 9. clean 3 years now",
+        "i had a really bad time after my divorce and thought about not being here. that was 2019. now i volunteer at a mens shed",
+        "tried to drown myself off the pier at 52. been dry 15 years now, i go to meetings",
+        "this is my last message for two weeks, off to greece with no wifi! see you all after",
+        "last day at work today, said goodbye to everyone. new job starts monday",
+        "bought a rope for the new tyre swing in the garden, how high should i hang it",
+        "whats the lethal dose of chocolate for a dog? mine just ate a brownie",
+    ],
+)
+def test_a_crisis_told_as_over_and_safe_lookalikes_are_low_signals(text):
+    """A past-tense story with a time of life that is over ("at 17", "in year 9"), or with a time that is over and the
+    writer saying they are safe now; a goodbye beside a move, a trip or a new job; a rope for a swing; a lethal dose
+    asked about a dog: kept as ``low`` evidence, never a crisis on their own."""
+    assessment = assess_rules(text)
+    assert not assessment.crisis and assessment.level == "low", assessment.evidence
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "i took an overdose at 17 and i'm going to do it again this weekend",
+        "i overdosed last night. i'm fine now, i got help",
+        "when i was 19 i tried to hang myself. i'm 20 now and planning it for friday",
+        "i tried to kill myself. i'm fine now",
+        "my last day at work was today. tomorrow i'm going to kill myself",
+        "this is my last message. goodbye everyone",
+        "bought a rope today and it's not for a swing",
+        "what's the lethal dose of my sleeping pills",
+        "it started last term and now i'm cutting my thigh almost every day",
+    ],
+)
+def test_a_crisis_that_is_not_over_still_escalates(text):
+    """The story and look-alike checks never spare a recent attempt, a risk that is back or ongoing, a past story
+    with no time that is over, a goodbye with no move in it, a denied look-alike, or another match in the message."""
+    assert assess_rules(text).crisis, assess_rules(text).evidence

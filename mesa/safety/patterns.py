@@ -607,6 +607,73 @@ PRESENT_AGAIN = (
 
 PAST_INTENT = r"\b(?:wanted to|wanted|was going to|were going to|was gonna|thought about|could have|could've|would have|would've|almost|nearly|tried to)\b"
 
+PAST_VERB = (
+    r"(?:\b(?:i|i'd|i had|we)\b(?: \w+){0,3} |^)(?:tried|took|overdosed|swallowed|self[- ]?harmed|harmed|hurt|cut|burn(?:ed|t)|"
+    r"starved|scratched|gave|wrote|said|thought|had|was|were|wanted|planned|attempted|jumped|stockpiled|started|stopped|spent|"
+    r"used to|nearly|almost|went)\b"
+)
+"""The writer's own verb in the past tense before the match (in its clause): the story is told as over. Needed by
+the two weaker past checks below, so a present plan beside a date ("at 11") is never read as the past."""
+
+STORY_PAST = (
+    r"\b(?:at (?:the )?(?:age (?:of )?)?(?:1[3-9]|[2-9]\d)(?! ?(?:am|pm|o'?clock|tonight|today|tomorrow|this|on|:))|aged? (?:1[3-9]|[2-9]\d)|"
+    r"in (?:year|grade|form) \d+|(?:first|second|third|fourth|final|last|senior|junior|sophomore|freshman) year(?! (?:now|this))|"
+    r"in (?:my|the) (?:early |mid |late )?(?:teens|twenties|thirties|forties|fifties|sixties|20s|30s|40s|50s|60s|70s|80s|90s|'\d0s)|"
+    r"(?:a few|some|two|three|four|five|\d+) years back|years back|this time last year|there was a (?:time|winter|summer|year|spring|period|spell|point)|"
+    r"back when|the old me|\d+ ?(?:year|yr)s? old me|(?:\d+|a|two|three|four|five|six|seven|eight|nine|ten|\w+teen|twenty) (?:years?|yrs) (?:later|on|behind me)|"
+    r"(?:in|through|during) (?:most of )?my (?:teens|twenties|thirties|forties|childhood|degree|engineering|a.?levels|gcses|\w+ (?:exams?|boards?))|"
+    r"(?:it'?s been|been) (?:\w+ ){0,2}(?:years?|months?|yrs) since|that was (?:in )?(?:19|20)\d\d|the (?:year|time|summer|winter|period) (?:when )?i)\b"
+)
+"""A time in the writer's life that is over ("at 15", "in year 9", "a few years back", "this time last year"): with
+:data:`PAST_VERB`, the match's sentence tells a past story (the plain markers of :data:`DISTANT_PAST` need no verb)."""
+
+RECOVERED = (
+    r"\b(?:i'?m (?:\w+ ){0,4}(?:ok|okay|fine|well|safe|good|better|alright|happy|thriving)(?: now| these days)?\b|"
+    r"(?:in a|in a much|in a really|in a way) (?:good|better|great|much better|safer) (?:place|space)|"
+    r"(?:clean|free|dry|sober) (?:for )?(?:\d+|a|one|two|three|four|five|six|seven|eight|nine|ten|several|many) (?:years?|months?|yrs)|"
+    r"(?:\d+|a|one|two|three|four|five|six|seven|eight|nine|ten|several|many) (?:years?|months?|yrs) (?:clean|free|sober|dry)|"
+    r"haven'?t (?:\w+ ){0,4}(?:since|in (?:years|ages|a long time|over a year))|(?:got|get|getting|found|had) (?:proper |real |the |some )?(?:help|support|treatment|therapy)|"
+    r"recover(?:ed|y)|that was (?:\w+ ){0,2}(?:years?|months?|decades?|yrs) ago|that was (?:in )?(?:19|20)\d\d|glad (?:i'?m|to be) (?:still )?(?:here|alive)|"
+    r"now i (?:am|have|work|volunteer|run|help|teach|live|love|mentor)\b|i'?m \d+ now|(?:saved|changed) my life|back on track|"
+    r"don'?t (?:have|get) (?:those|these|them|the|any) (?:thoughts|urges)|not for (?:over )?(?:a|\d+|two|three|four|five) (?:years?|months?)|"
+    r"(?:feeling|doing) (?:ok|okay|fine|well|good|better|great) now|therapy (?:works|worked|helped))"
+)
+"""The writer says the crisis is over and they are safe now ("i'm well now", "clean 3 years", "that was 15 years
+ago"): with a past verb and a time that is over anywhere in the message, a past-sensitive match is the story of it."""
+
+_DEPARTURE = (
+    r"\b(?:emigrat\w*|relocat\w*|moving (?:to|back|house|abroad|out|in|across)|we move|move (?:to|back to)|"
+    r"(?:new|full[- ]time|first) job|job (?:in|at|starts)|starting (?:at|a|my|uni|school|college)|retir\w*|leaving do|send[- ]?off|"
+    r"handed in my (?:notice|badge|laptop|keys)|maternity leave|gap year|no (?:wifi|signal|phones?|internet|reception)|off grid|"
+    r"silent retreat|meditation retreat|switching to|new (?:number|sim|phone|account|company|role|house|flat|school)|"
+    r"(?:fly|flying|flight) (?:to|out|home)|holiday|posting|posted to|deployment|on exchange|leavers|prom|shift pattern|camping)\b"
+)
+LOOKALIKES: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "suicide_goodbye": ((
+        r"^(?:my (?:last|final) (?:message|day|night|week)|(?:wrote|written|write|writing|left|finished) (?:a |my )?goodbye (?:note|letter)s?)",
+        _DEPARTURE, "message"),),
+    "suicide_giving_away": ((r"^(?:(?:saying|said|say) (?:my )?goodbyes? to|giv\w* away|gave away|gave my|giv\w* my)", _DEPARTURE, "message"),),
+    "suicide_means_acquired": ((
+        r"\brope$",
+        r"\b(?:swing|ladder|treehouse|tree house|climbing|tow(?:ing)?|washing line|clothes ?line|tent|boat|hammock|tyre|tire|horse|tug of war|skipping)\b",
+        "sentence"),),
+    "suicide_method_seeking": ((
+        r"^(?:lethal|fatal|deadly) (?:dose|amount)",
+        r"\b(?:for|to|in) (?:a|my|the|our|his|her) (?:\w+ )?(?:dog|cat|puppy|kitten|pet|rabbit|horse|hamster|parrot|spaniel|labrador|terrier)s?\b",
+        "sentence"),),
+}
+"""Safe look-alikes of a pattern, read in context: ``pattern id -> ((what the match says, what the context says,
+"sentence" or "message"), ...)``. "my last day" beside a new job or a move, "said goodbye to everyone" beside
+emigrating, a rope bought for a swing, a lethal dose asked about a dog. Only the match that says the first part is
+spared; any other match in the message still counts (so "my last day at work" beside "kill myself" escalates)."""
+
+RECENT = (
+    r"\b(?:last (?:night|week|weekend|month|friday|saturday|sunday|monday|tuesday|wednesday|thursday)|yesterday|this (?:morning|afternoon|evening|week|month)|"
+    r"earlier today|today|just now|(?:an|one|two|few|couple of|\d+) (?:hours?|days?) ago|the other (?:day|night))\b"
+)
+"""A time that is not over ("last night", "yesterday", "two days ago"): a match in its sentence is never read as a
+past story, whatever else the message says."""
+
 FICTION = (
     r"\b(?:novel|story|stories|fiction|fanfic|fan fiction|book|movie|film|tv show|show|series|episode|character|characters|protagonist|"
     r"villain|lyrics?|song|poem|poetry|screenplay|roleplay|role-play|role play|d&d|dnd|video game|in the game|in game|final boss|boss fight|boss battle|playthrough|speedrun|plot|chapter|"

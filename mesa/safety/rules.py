@@ -218,6 +218,10 @@ class RuleEngine:
         self._past = re.compile(P.DISTANT_PAST)
         self._again = re.compile(P.PRESENT_AGAIN)
         self._past_intent = re.compile(P.PAST_INTENT)
+        self._past_verb = re.compile(P.PAST_VERB)
+        self._story_past = re.compile(P.STORY_PAST)
+        self._recovered = re.compile(P.RECOVERED)
+        self._recent = re.compile(P.RECENT)
         self._fiction = re.compile(P.FICTION)
         self._reported = re.compile(P.REPORTED_SPEECH)
         self._subject = re.compile(f"(?P<first>{P.FIRST_PERSON_SUBJECT})|(?P<third>{P.THIRD_PARTY_SUBJECT})")
@@ -244,6 +248,23 @@ class RuleEngine:
         if not self._speaker_is_subject(prefix, snippet):
             return True
         return not (self._imminence.search(sentence) or self._reality.search(message))
+
+    def _past_story(self, prefix: str, snippet: str, sentence: str, message: str) -> bool:
+        """A match told as the writer's own past: a past verb in its clause, no recent time in its sentence, and
+        either a time of life that is over in the sentence ("at 15", "a few years back") or, in the message, a time
+        that is over and the writer saying they are safe now ("that was 2019 ... i'm well now")."""
+        if not self._past_verb.search(" ".join(f"{prefix} {snippet}".split())) or self._recent.search(sentence):
+            return False
+        if self._story_past.search(sentence):
+            return True
+        over = self._past.search(message) or self._story_past.search(message)
+        return bool(over and self._recovered.search(message))
+
+    @staticmethod
+    def _said_plainly(regex: str, text: str) -> bool:
+        """``regex`` occurs in ``text`` and is not denied just before ("not for a swing")."""
+        return any(not re.search(r"\b(?:not|no|isn't|wasn't|ain't|never)\b[^.!?]{0,12}$", text[max(0, m.start() - 16) : m.start()])
+                   for m in re.finditer(regex, text))
 
     def _negated(self, prefix: str) -> bool:
         words = prefix.split()
@@ -292,6 +313,11 @@ class RuleEngine:
                 return "past"
             if pattern.category in ("suicide", "self_harm") and self._past_intent.search(snippet) and re.search(r"\b(?:when|then|that (?:day|night|time|year)|before)\b", sentence):
                 return "past"
+            if self._past_story(prefix, snippet, sentence, masked):
+                return "past"
+        for says, context_says, scope in P.LOOKALIKES.get(pattern.id, ()):
+            if re.search(says, snippet) and self._said_plainly(context_says, sentence if scope == "sentence" else masked):
+                return "a safe look-alike"
         if pattern.category == "harm_to_others" and pattern.level != "imminent" and message_flags["hyperbole"]:
             return "hyperbole"
         return None
