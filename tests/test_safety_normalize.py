@@ -52,6 +52,14 @@ def test_a_megabyte_is_read_to_its_last_sentence():
     assert not RuleEngine().assess(filler).crisis
 
 
+def test_whole_message_context_is_read_once_however_many_matches():
+    """The look-alike and told-as-over checks read the whole message once, not once per match: thousands of
+    goodbyes with the move named only at the end are all read as a move (and the risk line after them still counts)."""
+    goodbyes = "my last day. " * 5000 + "we are moving to perth on friday."
+    assert not RuleEngine().assess(goodbyes).crisis
+    assert RuleEngine().assess(goodbyes + " and i am going to kill myself tonight.").crisis
+
+
 def test_a_run_on_sentence_without_breaks_is_handled():
     """No sentence breaks at all (the old context scan went back to the start for every match)."""
     text = " ".join(["i want to die"] * 5000)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -159,6 +159,13 @@ class _Context:
         spans = [m.span() for m in _QUOTED.finditer(masked)]  # non-overlapping, in order
         self._quote_starts = [a for a, _ in spans]
         self._quote_ends = [b for _, b in spans]
+        self._once: dict[str, bool] = {}
+
+    def once(self, key: str, compute: Callable[[], bool]) -> bool:
+        """A whole-message check, computed at its first use and kept (so a message with many matches is read once)."""
+        if key not in self._once:
+            self._once[key] = compute()
+        return self._once[key]
 
     def quoted(self, start: int, end: int) -> bool:
         """Whether ``[start, end)`` lies inside one quotation."""
@@ -249,7 +256,7 @@ class RuleEngine:
             return True
         return not (self._imminence.search(sentence) or self._reality.search(message))
 
-    def _past_story(self, prefix: str, snippet: str, sentence: str, message: str) -> bool:
+    def _past_story(self, prefix: str, snippet: str, sentence: str, message: str, context: _Context) -> bool:
         """A match told as the writer's own past: a past verb in its clause, no recent time in its sentence, and
         either a time of life that is over in the sentence ("at 15", "a few years back") or, in the message, a time
         that is over and the writer saying they are safe now ("that was 2019 ... i'm well now")."""
@@ -257,8 +264,8 @@ class RuleEngine:
             return False
         if self._story_past.search(sentence):
             return True
-        over = self._past.search(message) or self._story_past.search(message)
-        return bool(over and self._recovered.search(message))
+        return context.once("told as over", lambda: bool(
+            (self._past.search(message) or self._story_past.search(message)) and self._recovered.search(message)))
 
     @staticmethod
     def _said_plainly(regex: str, text: str) -> bool:
@@ -313,10 +320,16 @@ class RuleEngine:
                 return "past"
             if pattern.category in ("suicide", "self_harm") and self._past_intent.search(snippet) and re.search(r"\b(?:when|then|that (?:day|night|time|year)|before)\b", sentence):
                 return "past"
-            if self._past_story(prefix, snippet, sentence, masked):
+            if self._past_story(prefix, snippet, sentence, masked, context):
                 return "past"
         for says, context_says, scope in P.LOOKALIKES.get(pattern.id, ()):
-            if re.search(says, snippet) and self._said_plainly(context_says, sentence if scope == "sentence" else masked):
+            if not re.search(says, snippet):
+                continue
+            if scope == "sentence":
+                plain = self._said_plainly(context_says, sentence)
+            else:
+                plain = context.once(context_says, lambda regex=context_says: self._said_plainly(regex, masked))
+            if plain:
                 return "a safe look-alike"
         if pattern.category == "harm_to_others" and pattern.level != "imminent" and message_flags["hyperbole"]:
             return "hyperbole"
