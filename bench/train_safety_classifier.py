@@ -1233,16 +1233,16 @@ def main(argv: list[str] | None = None) -> int:
         first, second = args.pair.split(",")
         calibrate_pair([*(Path(p) for p in first.split("+")), Path(second)], args)
         return 0
+    start = time.perf_counter()
+    rows = training_rows(args.batches, args.mesc_csv, args.mesc_fit, tuple(args.rounds.split(",")) if args.rounds else None)
+    if args.packaged_scores:  # the packaged reader runs in numpy: no torch
+        save_packaged_scores(args.packaged_scores, rows, rule_hits(rows, args.cache))
+        return 0
     import torch
 
     torch.set_num_threads(args.threads)
     random.seed(SEED)
     np.random.seed(SEED)
-    start = time.perf_counter()
-    rows = training_rows(args.batches, args.mesc_csv, args.mesc_fit, tuple(args.rounds.split(",")) if args.rounds else None)
-    if args.packaged_scores:
-        save_packaged_scores(args.packaged_scores, rows, rule_hits(rows, args.cache))
-        return 0
     if args.bury:
         rows += buried_variants(rows, args.mesc_csv, args.bury, ("3", "4"))
     if args.mine_mesc:

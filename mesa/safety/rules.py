@@ -35,6 +35,7 @@ _SENTENCE_BREAK = re.compile(r"[.!?;\n]|\bbut\b|\bhowever\b")
 _CONTEXT_REACH = 400
 """How far (characters) a match's clause and sentence may reach each way: keeps context checks constant-time
 per match, so the rule layer is linear in the text however long a sentence runs."""
+_DENIED_BEFORE = re.compile(r"\b(?:not|no|isn't|wasn't|ain't|never)\b[^.!?]{0,12}$")
 _QUOTED = re.compile(r"\"[^\"]{2,400}\"|(?:(?<=\s)|^)'[^']{3,300}'(?=[\s.,!?]|$)")
 
 
@@ -229,6 +230,10 @@ class RuleEngine:
         self._story_past = re.compile(P.STORY_PAST)
         self._recovered = re.compile(P.RECOVERED)
         self._recent = re.compile(P.RECENT)
+        self._lookalikes = {
+            pattern_id: tuple((re.compile(says), re.compile(context_says), scope) for says, context_says, scope in checks)
+            for pattern_id, checks in P.LOOKALIKES.items()
+        }
         self._fiction = re.compile(P.FICTION)
         self._reported = re.compile(P.REPORTED_SPEECH)
         self._subject = re.compile(f"(?P<first>{P.FIRST_PERSON_SUBJECT})|(?P<third>{P.THIRD_PARTY_SUBJECT})")
@@ -268,10 +273,9 @@ class RuleEngine:
             (self._past.search(message) or self._story_past.search(message)) and self._recovered.search(message)))
 
     @staticmethod
-    def _said_plainly(regex: str, text: str) -> bool:
+    def _said_plainly(regex: re.Pattern[str], text: str) -> bool:
         """``regex`` occurs in ``text`` and is not denied just before ("not for a swing")."""
-        return any(not re.search(r"\b(?:not|no|isn't|wasn't|ain't|never)\b[^.!?]{0,12}$", text[max(0, m.start() - 16) : m.start()])
-                   for m in re.finditer(regex, text))
+        return any(not _DENIED_BEFORE.search(text[max(0, m.start() - 16) : m.start()]) for m in regex.finditer(text))
 
     def _negated(self, prefix: str) -> bool:
         words = prefix.split()
@@ -322,13 +326,13 @@ class RuleEngine:
                 return "past"
             if self._past_story(prefix, snippet, sentence, masked, context):
                 return "past"
-        for says, context_says, scope in P.LOOKALIKES.get(pattern.id, ()):
-            if not re.search(says, snippet):
+        for says, context_says, scope in self._lookalikes.get(pattern.id, ()):
+            if not says.search(snippet):
                 continue
             if scope == "sentence":
                 plain = self._said_plainly(context_says, sentence)
             else:
-                plain = context.once(context_says, lambda regex=context_says: self._said_plainly(regex, masked))
+                plain = context.once(context_says.pattern, lambda regex=context_says: self._said_plainly(regex, masked))
             if plain:
                 return "a safe look-alike"
         if pattern.category == "harm_to_others" and pattern.level != "imminent" and message_flags["hyperbole"]:
