@@ -70,7 +70,10 @@ trains the heads on another sentence encoder's frozen features under the same pr
 ``--oof-json`` keeps every training message's out-of-fold score; two readers' files (the same rounds, so the same
 folds) go to ``--pair FIRST.json,SECOND.json``, which chooses the pair's threshold as every classifier's is chosen and
 writes ``second-opinion.json`` (:class:`mesa.safety.semantic.SecondOpinionLayer`; docs/safety-classifier.md, "Two
-readers"). Needs torch (CPU build), scipy (the n-gram rows) and the ``safety`` extra; the default reader's inference
+readers"). ``--recalibrate FIRST.json`` chooses the default reader's ``elevated`` threshold again from its stored
+scores and rewrites only that in ``classifier.npz``; with ``--rules-now`` (beside it or ``--pair``) the rules sit
+beside the scores as the rule layer is now, not as the scores' run recorded them (the rule layer changes more often
+than the readers). Needs torch (CPU build), scipy (the n-gram rows) and the ``safety`` extra; the default reader's inference
 needs numpy only. Usage::
 
     nice python bench/train_safety_classifier.py /work/shared/data/mesc/mesc_train_val.csv --rounds 1,3,4,5,6 --hidden 256 --seeds 3 --ngrams 4096 --hard-negative-limit 0.045 --batch 64 --threads 1 --holdout-round all --cache /tmp/win.npz
@@ -79,6 +82,7 @@ needs numpy only. Usage::
     nice python bench/train_safety_classifier.py data.csv --rank 8 --top 2 --hidden 256 --epochs 4 --holdout-round 4 --screen --no-cv --dry-run --cache /tmp/lower.npz  # LoRA screen
     nice python bench/train_safety_classifier.py data.csv --rounds 1,3,4,5,6 --rank 8 --top 2 --hidden 256 --epochs 4 --hard-negative-limit 0.045 --threads 1 --holdout-round 1,3,4 --no-cv --dry-run --cache /tmp/lower.npz --summary-json a.json  # LoRA, full protocol (and 5,6 into b.json)
     python bench/train_safety_classifier.py data.csv --hard-negative-limit 0.045 --combine a.json,b.json --reference-json ref.json  # the verdict
+    python bench/train_safety_classifier.py data.csv --recalibrate first.json --rules-now --hard-negative-limit 0.045  # a threshold beside today's rules
 """
 
 from __future__ import annotations
@@ -88,6 +92,7 @@ import csv
 import hashlib
 import json
 import math
+import os
 import random
 import re
 import sys
@@ -1198,6 +1203,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pair", default="", help="FIRST.json,SECOND.json: two readers' --oof-json files (FIRST may be "
                     "A.json+B.json, read by message, A first); choose the pair's threshold "
                     "(mesa.safety.semantic.SecondOpinionLayer) and write second-opinion.json to --out")
+    ap.add_argument("--recalibrate", type=Path, default=None, help="the default reader's --oof-json file: choose its "
+                    "elevated threshold again from those scores (no training) and write classifier.npz to --out")
+    ap.add_argument("--rules-now", action="store_true", help="with --pair or --recalibrate: the rule layer's verdicts "
+                    "as it is now on each training message, in place of those the --oof-json files recorded")
     ap.add_argument("--packaged-scores", type=Path, default=None, help="write the packaged default reader's own scores "
                     "on the --rounds messages here, in --oof-json's format (for rounds it never trained on), and stop")
     ap.add_argument("--oof-json", type=Path, default=None, help="write every training message's grouped out-of-fold "
@@ -1225,13 +1234,19 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--encoder reads another encoder's frozen features: with --rank 0, without --nearest")
     if args.screen and not (args.rank and args.holdout_round and "," not in args.holdout_round and args.holdout_round != "all"):
         ap.error("--screen needs --rank and one --holdout-round")
+    if args.rules_now and not (args.pair or args.recalibrate):
+        ap.error("--rules-now is for --pair and --recalibrate (a training run reads the rules as they are now anyway)")
     args.limits = [args.hard_negative_limit, *(float(x) for x in args.compare_limits.split(",") if x)]
     if args.combine:
         combine_summaries([Path(p) for p in args.combine.split(",")], args)
         return 0
+    rules_by_key = current_rules_by_key(args) if args.rules_now else None
     if args.pair:
         first, second = args.pair.split(",")
-        calibrate_pair([*(Path(p) for p in first.split("+")), Path(second)], args)
+        calibrate_pair([*(Path(p) for p in first.split("+")), Path(second)], args, rules_by_key)
+        return 0
+    if args.recalibrate:
+        recalibrate_reader(args.recalibrate, args, rules_by_key)
         return 0
     start = time.perf_counter()
     rows = training_rows(args.batches, args.mesc_csv, args.mesc_fit, tuple(args.rounds.split(",")) if args.rounds else None)
@@ -1281,7 +1296,7 @@ def save_packaged_scores(path: Path, rows: list[dict], rules: np.ndarray) -> Non
     print(f"wrote the packaged reader's scores on {len(rows)} messages to {path}")
 
 
-def calibrate_pair(paths: list[Path], args) -> None:
+def calibrate_pair(paths: list[Path], args, rules_by_key: dict[str, bool] | None = None) -> None:
     """``--pair FIRST.json,SECOND.json``: the two readers' out-of-fold scores (``--oof-json`` runs) combined as
     :class:`mesa.safety.semantic.SecondOpinionLayer` combines them at inference (below the first reader's packaged
     ``ask`` threshold its score alone, never escalating; above, the mean of the two), and the pair's ``elevated``
@@ -1289,7 +1304,9 @@ def calibrate_pair(paths: list[Path], args) -> None:
 
     FIRST may be several files joined by ``+`` (``oof.json+packaged.json``): read by message, the earlier file's score
     first. So the packaged first reader's own scores (``--packaged-scores``) can stand for rounds it never trained on
-    beside its out-of-fold scores on the rounds it did. Every message SECOND scored needs a first-reader score."""
+    beside its out-of-fold scores on the rounds it did. Every message SECOND scored needs a first-reader score.
+
+    ``rules_by_key`` (``--rules-now``): the rule layer's verdicts as it is now, in place of those the files recorded."""
     from mesa.safety.semantic import SECOND_OPINION, load_classifier
 
     first_paths, second_path = paths[:-1], paths[-1]
@@ -1308,7 +1325,7 @@ def calibrate_pair(paths: list[Path], args) -> None:
     a, b = np.array(first["scores"]), np.array(second["scores"])
     real = ~np.array(first["synthetic"])
     rows = [{"kind": k} for k, keep in zip(first["kinds"], real, strict=True) if keep]
-    rules = np.array(first["rules"])[real]
+    rules = stored_or_current_rules(second, rules_by_key)[real]
     paired = np.where(a >= gate, (a + b) / 2, 0.0)[real]
     elevated, _ = calibrate(rows, paired, rules, quiet=True, limit=args.hard_negative_limit)
     for name, scores, threshold in (("first reader alone", a[real], calibrate(rows, a[real], rules, quiet=True, limit=args.hard_negative_limit)[0]),
@@ -1319,9 +1336,58 @@ def calibrate_pair(paths: list[Path], args) -> None:
     print(f"the pair: gate {gate:.6f} (the first reader's ask), elevated {elevated:.6f}")
     if not args.dry_run:
         path = args.out / SECOND_OPINION
-        how = f"bench/train_safety_classifier.py --pair {'+'.join(p.name for p in first_paths)},{second_path.name} (hard negatives <= {args.hard_negative_limit:.1%}, MESC sample <= {MESC_LIMIT:.0%})"
+        rules_note = ", the rules as they are now" if rules_by_key is not None else ""
+        how = (f"bench/train_safety_classifier.py --pair {'+'.join(p.name for p in first_paths)},{second_path.name} "
+               f"(hard negatives <= {args.hard_negative_limit:.1%}, MESC sample <= {MESC_LIMIT:.0%}{rules_note})")
         path.write_text(json.dumps({"gate": gate, "elevated": elevated, "how": how}, indent=1) + "\n", encoding="utf-8")
         print(f"wrote {path}")
+
+
+def stored_or_current_rules(scored: dict, rules_by_key: dict[str, bool] | None) -> np.ndarray:
+    """The rule verdicts an ``--oof-json`` file recorded, or with ``rules_by_key`` the rule layer's as it is now."""
+    if rules_by_key is None:
+        return np.array(scored["rules"])
+    missing = sum(key not in rules_by_key for key in scored["keys"])
+    if missing:
+        raise SystemExit(f"--rules-now: {missing} scored message(s) are not among the training messages of --batches")
+    return np.array([rules_by_key[key] for key in scored["keys"]])
+
+
+def current_rules_by_key(args) -> dict[str, bool]:
+    """``--rules-now``: the rule layer's verdict, as it is now, on every training message (all rounds), by text digest.
+    Thresholds chosen from stored out-of-fold scores then sit beside the rules that will run with them."""
+    rows = training_rows(args.batches, args.mesc_csv, args.mesc_fit)
+    hits = rule_hits(rows, args.cache)
+    return {hashlib.sha1(r["text"].encode("utf-8")).hexdigest(): bool(hit) for r, hit in zip(rows, hits, strict=True)}
+
+
+def recalibrate_reader(path: Path, args, rules_by_key: dict[str, bool] | None = None) -> None:
+    """``--recalibrate OOF.json``: choose the default reader's ``elevated`` threshold again from its stored out-of-fold
+    scores (no training), as every classifier's is chosen, and write the packaged ``classifier.npz`` to ``--out`` with
+    only ``elevated`` (and the record in ``how``) changed. ``ask`` reads the scores alone, so it stays."""
+    scored = json.loads(path.read_text(encoding="utf-8"))
+    real = ~np.array(scored["synthetic"])
+    rows = [{"kind": k} for k, keep in zip(scored["kinds"], real, strict=True) if keep]
+    scores, rules = np.array(scored["scores"])[real], stored_or_current_rules(scored, rules_by_key)[real]
+    with (DATA / "classifier.npz").open("rb") as handle, np.load(handle, allow_pickle=False) as data:
+        arrays = {name: data[name] for name in data.files}
+    before = float(arrays["elevated"])
+    elevated, _ = calibrate(rows, scores, rules, quiet=True, limit=args.hard_negative_limit)
+    for name, threshold in (("as packaged", before), ("chosen again", elevated)):
+        hit = rules | (scores >= threshold)
+        print(f"{name} (elevated {threshold:.6f}), out of fold: " + ", ".join(
+            f"{k} {100 * rate(hit, np.array([r['kind'] == k for r in rows])):.1f} %" for k in ("explicit", "implicit", "hard_negative", "mesc")))
+    if not args.dry_run:
+        rules_note = "the rules as they are now" if rules_by_key is not None else "the rules it recorded"
+        arrays["elevated"] = np.array(elevated)
+        arrays["how"] = np.array(f"{arrays['how']}; elevated chosen again by --recalibrate {path.name} with {rules_note} "
+                                 f"(hard negatives <= {args.hard_negative_limit:.1%}, MESC sample <= {MESC_LIMIT:.0%})")
+        args.out.mkdir(mode=0o700, parents=True, exist_ok=True)
+        target = args.out / "classifier.npz"
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, **arrays)
+        print(f"wrote {target}")
 
 
 def rule_hits(rows: list[dict], cache: Path | None) -> np.ndarray:

@@ -189,10 +189,10 @@ def test_the_semantic_layer_adds_recall_the_rules_lack_on_unseen_messages():
 
 # The goals (explicit 100 %, implicit >= 95 %, hard negatives <= 5 %) are not met yet; docs/safety.md has the
 # figures. These floors are the levels measured on the validation batch (never tuned on): a change that loses
-# recall or adds false alarms there fails here. Implicit: 89.6 % (43/48) with the classifier trained on rounds 1 and
-# 3 to 10, less one message; the one before it read 85.4 % (41/48) here, and the ten frozen sets (1,936 implicit
-# messages, none read for a choice) 87.9 % against 83.4 % (docs/safety.md, "Measured").
-VALIDATION_FLOORS = {"explicit": 0.96, "implicit": 0.875, "hard_negative": 0.05}
+# recall or adds false alarms there fails here. Implicit: 91.7 % (44/48) with the classifier trained on rounds 1 and
+# 3 to 10 at `elevated` 0.8474 (chosen again beside the rule checks), less one message; at 0.9037 it read 89.6 %
+# (43/48), and the classifier before it 85.4 % (41/48) (docs/safety.md, "Measured").
+VALIDATION_FLOORS = {"explicit": 0.96, "implicit": 0.895, "hard_negative": 0.05}
 
 
 @pytest.mark.integration

@@ -353,6 +353,52 @@ def test_the_pairs_threshold_is_chosen_on_both_readers_out_of_fold_scores(tmp_pa
         trainer.calibrate_pair([tmp_path / "a1.json", tmp_path / "b.json"], args)
 
 
+def test_thresholds_are_chosen_again_from_stored_scores_beside_the_rules_as_they_are_now(tmp_path, capsys):
+    """``--recalibrate`` and ``--pair`` with ``--rules-now``: the same out-of-fold scores, the rule verdicts of today in
+    place of the recorded ones. A hard negative the rules no longer escalate leaves room under the limit, so the
+    threshold drops and catches a risk message it missed; only ``elevated`` (and its record) change in the file."""
+    import json
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from mesa.safety.semantic import load_classifier
+
+    trainer = _trainer()
+    kinds = ["explicit"] + ["implicit"] * 3 + ["hard_negative"] * 20 + ["mesc"] * 200
+    rows = [{"text": f"m{i}", "kind": kind} for i, kind in enumerate(kinds)]
+    scores = np.full(len(rows), 0.01)
+    scores[:4] = [0.99, 0.95, 0.92, 0.85]  # the explicit message, then three implicit ones
+    scores[5:7] = [0.9, 0.8]  # two hard negatives the reader scores high
+    recorded = np.zeros(len(rows), dtype=bool)
+    recorded[4] = True  # a hard negative the rules escalated then (a past story the context checks now spare)
+    trainer.save_out_of_fold(tmp_path / "a.json", rows, scores, recorded)
+    keys = json.loads((tmp_path / "a.json").read_text())["keys"]
+    now = dict.fromkeys(keys, False)
+    args = SimpleNamespace(hard_negative_limit=0.05, dry_run=False, out=tmp_path)  # one hard negative of twenty
+
+    trainer.recalibrate_reader(tmp_path / "a.json", args)  # the recorded rules: the classifier may escalate none
+    with np.load(tmp_path / "classifier.npz") as written:
+        assert 0.9 < float(written["elevated"]) <= 0.901
+    trainer.recalibrate_reader(tmp_path / "a.json", args, now)  # today's rules: it may escalate one
+    with np.load(tmp_path / "classifier.npz") as written:
+        assert 0.8 < float(written["elevated"]) <= 0.801
+        assert "with the rules as they are now" in str(written["how"])
+        packaged = load_classifier("packaged")
+        assert float(written["ask"]) == packaged["ask"] and str(written["how"]).startswith(packaged["how"])
+        assert np.array_equal(written["risk_weights"], np.load(trainer.DATA / "classifier.npz")["risk_weights"])
+    chosen_again = capsys.readouterr().out.splitlines()[-2]  # the last call's line before "wrote ..."
+    assert chosen_again.startswith("chosen again (elevated 0.80") and "implicit 100.0 %, hard_negative 5.0 %" in chosen_again
+
+    trainer.save_out_of_fold(tmp_path / "b.json", rows, scores, recorded)  # a second reader that agrees
+    trainer.calibrate_pair([tmp_path / "a.json", tmp_path / "b.json"], args, now)
+    assert 0.8 < json.loads((tmp_path / "second-opinion.json").read_text())["elevated"] <= 0.801
+    with pytest.raises(SystemExit, match="not among the training messages"):
+        trainer.recalibrate_reader(tmp_path / "a.json", args, {keys[0]: False})
+    with pytest.raises(SystemExit):
+        trainer.main(["mesc.csv", "--rules-now"])  # only beside --pair or --recalibrate
+
+
 class ScoredLayer:
     """A reader that gives every message one score (and counts what it was asked)."""
 
