@@ -264,3 +264,39 @@ def test_a_crisis_that_is_not_over_still_escalates(text):
     """The story and look-alike checks never spare a recent attempt, a risk that is back or ongoing, a past story
     with no time that is over, a goodbye with no move in it, a denied look-alike, or another match in the message."""
     assert assess_rules(text).crisis, assess_rules(text).evidence
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "build failed at 5pm on a friday. kms (jk, pushing the fix on monday)",
+        "if this printer jams once more i'm hanging myself with the usb cable (not literally)",
+        "i'm going to strangle my flatmate, he left the hob on (not really, he made me tea after)",
+        "i overdosed on coffee before the exam, four espressos and my hands won't stop shaking",
+        "i think i've overdosed on netflix this weekend, three whole seasons",
+    ],
+)
+def test_a_match_the_writer_says_was_not_meant_is_a_low_signal(text):
+    """The writer says right after the match that it was not meant ("(jk ...)", "(not literally)"), or an overdose is
+    of coffee or television: ``low`` evidence (the semantic layer and the LLM still read the turn), never a crisis on
+    its own."""
+    assessment = assess_rules(text)
+    assert not assessment.crisis and assessment.level == "low", assessment.evidence
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "i want to kill myself lol jk. kinda not jk",
+        "i want to end it all (not jk)",
+        "kms jk. for real though i think about it every day",
+        "i'll hang myself (jk) i have the rope ready",
+        "i've overdosed on my sleeping pills and coffee",
+        "i overdosed on caffeine pills an hour ago",
+        "kms. i'm not joking",
+    ],
+)
+def test_a_joke_taken_back_or_a_real_overdose_still_escalates(text):
+    """"Not meant" counts only when nothing takes it back ("kinda not jk", "not jk", "for real"), never beside means
+    or a plan, and an overdose of pills is never a look-alike."""
+    assert assess_rules(text).crisis, assess_rules(text).evidence

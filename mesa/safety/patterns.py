@@ -648,6 +648,15 @@ _DEPARTURE = (
     r"silent retreat|meditation retreat|switching to|new (?:number|sim|phone|account|company|role|house|flat|school)|"
     r"(?:fly|flying|flight) (?:to|out|home)|holiday|posting|posted to|deployment|on exchange|leavers|prom|shift pattern|camping)\b"
 )
+_OVERDOSE_OF_A_TREAT = (
+    r"^(?!.*\b(?:pills?|tablets?|meds|medications?|paracetamol|tylenol|ibuprofen|aspirin|insulin|opioids?|oxy\w*|codeine|"
+    r"morphine|heroin|fentanyl|xanax|sleeping|antidepressants?|sertraline|prescription|drugs?)\b).*"
+    r"\boverdos\w* on (?:\w+ ){0,2}(?:coffee|caffeine|espresso|flat whites?|lattes?|tea|energy drinks?|red bull|monster|sugar|"
+    r"sweets|candy|chocolate|easter eggs|cake|cheese|pizza|carbs|crisps|chips|biscuits|cookies|ice cream|junk food|food|"
+    r"netflix|tv|telly|true crime|documentaries|youtube|tiktok|anime|reality tv|podcasts?|christmas|nostalgia|sunshine|"
+    r"vitamin c|dopamine|serotonin|cuteness|memes|taylor swift|k-?pop)\b"
+)
+"""An overdose "on" coffee, sweets or television, in a sentence that names no medicine or drug."""
 LOOKALIKES: dict[str, tuple[tuple[str, str, str], ...]] = {
     "suicide_goodbye": ((
         r"^(?:my (?:last|final) (?:message|day|night|week)|(?:wrote|written|write|writing|left|finished) (?:a |my )?goodbye (?:note|letter)s?)",
@@ -661,10 +670,15 @@ LOOKALIKES: dict[str, tuple[tuple[str, str, str], ...]] = {
         r"^(?:lethal|fatal|deadly) (?:dose|amount)",
         r"\b(?:for|to|in) (?:a|my|the|our|his|her) (?:\w+ )?(?:dog|cat|puppy|kitten|pet|rabbit|horse|hamster|parrot|spaniel|labrador|terrier)s?\b",
         "sentence"),),
+    "suicide_overdosed": ((
+        r"overdos",
+        _OVERDOSE_OF_A_TREAT,
+        "sentence"),),
 }
 """Safe look-alikes of a pattern, read in context: ``pattern id -> ((what the match says, what the context says,
 "sentence" or "message"), ...)``. "my last day" beside a new job or a move, "said goodbye to everyone" beside
-emigrating, a rope bought for a swing, a lethal dose asked about a dog. Only the match that says the first part is
+emigrating, a rope bought for a swing, a lethal dose asked about a dog, an overdose of coffee or television (never
+with a medicine named in the sentence). Only the match that says the first part is
 spared; any other match in the message still counts (so "my last day at work" beside "kill myself" escalates)."""
 
 RECENT = (
@@ -743,3 +757,14 @@ IMMINENCE = (
 )
 """Means, plan or time: together with a current suicide/self-harm/violence finding they make it imminent."""
 
+
+NOT_SERIOUS = (
+    r"\((?:\s*)(?:jk|j/k|just kidding|kidding|joking|not literally|i'm fine|im fine|i'm not|obviously not|not really)\b[^)]*\)|"
+    r"\bnot literally\b|\bjk\b|\bjust kidding\b|\b(?:i'm|i am) (?:only |just )?(?:joking|kidding)\b"
+)
+"""The writer says, right after a match, that it was not meant: "kms (jk it's fine)", "i'll hang myself with the
+cable (not literally)". Read only after the match, never beside a plan or means, and never when the message says it
+is real ("not joking", "for real")."""
+
+NOT_SERIOUS_UNDONE = r"\b(?:not jk|not kidding|unless|or am i|kind of|kinda|sort of|half|partly|only half|not even|not really joking|not joking)\b"
+"""What takes a "jk" back: "jk... unless", "half joking"."""

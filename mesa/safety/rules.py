@@ -4,7 +4,8 @@
 leetspeak, misspellings, stretched letters), masks figures of speech ("this
 exam is killing me"), runs every :class:`~mesa.safety.patterns.RiskPattern`,
 and checks each match's context (negation, subject, distant past, fiction or
-quoted speech, hyperbole). A match that fails a check becomes ``low`` evidence:
+quoted speech, hyperbole, safe look-alikes, a joke the writer says was not
+meant). A match that fails a check becomes ``low`` evidence:
 it is kept as a signal but never makes a crisis on its own.
 """
 
@@ -240,6 +241,8 @@ class RuleEngine:
         self._hyperbole = re.compile(P.HYPERBOLE)
         self._imminence = re.compile(P.IMMINENCE)
         self._reality = re.compile(P.REALITY)
+        self._not_serious = re.compile(P.NOT_SERIOUS)
+        self._not_serious_undone = re.compile(P.NOT_SERIOUS_UNDONE)
 
     # -- context -----------------------------------------------------------------------------------
 
@@ -335,6 +338,12 @@ class RuleEngine:
                 plain = context.once(context_says.pattern, lambda regex=context_says: self._said_plainly(regex, masked))
             if plain:
                 return "a safe look-alike"
+        if pattern.level != "imminent" and pattern.category in ("suicide", "self_harm", "harm_to_others"):
+            after = masked[end : end + 90]
+            said = self._not_serious.search(after)
+            if said and not self._not_serious_undone.search(after[max(0, said.start() - 12) : said.end() + 30]) and not context.once(
+                    "real or planned", lambda: bool(self._reality.search(masked) or self._imminence.search(masked))):
+                return "not meant"
         if pattern.category == "harm_to_others" and pattern.level != "imminent" and message_flags["hyperbole"]:
             return "hyperbole"
         return None
