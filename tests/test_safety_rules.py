@@ -300,3 +300,34 @@ def test_a_joke_taken_back_or_a_real_overdose_still_escalates(text):
     """"Not meant" counts only when nothing takes it back ("kinda not jk", "not jk", "for real"), never beside means
     or a plan, and an overdose of pills is never a look-alike."""
     assert assess_rules(text).crisis, assess_rules(text).evidence
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "It's been six years since I tried to end my life. I finished my nursing degree last summer and I'm happy.",
+        "during lockdown i was thinking about ending it every day. got help from my gp and i'm doing well now, back at work",
+        "my brother came back from uni and found me after i took an overdose in 2018. i'm in a good place now",
+    ],
+)
+def test_more_crises_told_as_over_are_low_signals(text):
+    """"N years since I ...", a time of life such as lockdown or "my 10th class", and someone who "came back from uni"
+    (a return home is not the risk coming back): the story is over."""
+    assessment = assess_rules(text)
+    assert not assessment.crisis and assessment.level == "low", assessment.evidence
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "i tried to kill myself at 17 and the thoughts have come back",
+        "it's been two days since i tried to end my life",
+        "I took an overdose in my 10th class. my self harm came back after my exams and i'm cutting",
+        "in 2019 i tried to hang myself. the voices came back last month",
+        "been reading about ways to ctb on a forum and it doesn't scare me the way it used to",
+    ],
+)
+def test_a_risk_that_has_come_back_still_escalates(text):
+    """Whatever comes back ("the thoughts have come back", "my self harm came back") keeps a past story current; days
+    are not years; "the way it used to" is not a time that is over."""
+    assert assess_rules(text).crisis, assess_rules(text).evidence

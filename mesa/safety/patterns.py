@@ -595,13 +595,14 @@ NEGATION_FILLERS = (
 
 DISTANT_PAST = (
     r"\b(?:years? ago|months ago|decades? ago|a long time ago|long ago|when i was (?:a |an |younger|little|young|small|in|at|\d+|[a-z]+teen|[a-z]+ty|a teen|a kid|a child)|"
-    r"used to|back (?:then|in|when)|as a (?:kid|child|teen(?:ager)?|student|little girl|little boy)|in (?:high school|middle school|grade school|college|my (?:teens|twenties|youth|thirties))|"
+    r"(?<!the way it )(?<!the way they )(?<!like it )(?<!as it )(?<!than it )used to|back (?:then|in|when)|as a (?:kid|child|teen(?:ager)?|student|little girl|little boy)|in (?:high school|middle school|grade school|college|my (?:teens|twenties|youth|thirties))|"
     r"at the time|(?:in|since|during|around) (?:19|20)\d\d|last year|growing up|in the past|my past|back home|once upon|before i (?:got help|started therapy|got better|met)|"
     r"haven't (?:done|felt|had) (?:that|it|this) (?:in|for|since)|(?:clean|free) (?:for|since) (?:\d+|a|two|three|several|many))\b"
 )
 
 PRESENT_AGAIN = (
-    r"\b(?:again|lately|these days|recently|tonight|starting to|started to|coming back|came back|creeping back|relaps\w*|"
+    r"\b(?:again|lately|these days|recently|tonight|starting to|started to|relaps\w*|"
+    r"(?:coming|came|come|comes|creeping|crept) back(?! (?:from|home|early|late|upstairs|downstairs|inside|to (?:the|my|our|his|her) (?:house|flat|room|car|office|school|uni|dorm|ward))\b)|"
     r"(?:still|now|today) (?:\w+ ){0,2}(?:want|wanna|think|thinking|feel|feeling|do|doing|have (?:the )?urges?|cut|cutting|hurt|hurting|struggle|struggling|plan|planning))\b"
 )
 
@@ -622,7 +623,9 @@ STORY_PAST = (
     r"(?:a few|some|two|three|four|five|\d+) years back|years back|this time last year|there was a (?:time|winter|summer|year|spring|period|spell|point)|"
     r"back when|the old me|\d+ ?(?:year|yr)s? old me|(?:\d+|a|two|three|four|five|six|seven|eight|nine|ten|\w+teen|twenty) (?:years?|yrs) (?:later|on|behind me)|"
     r"(?:in|through|during) (?:most of )?my (?:teens|twenties|thirties|forties|childhood|degree|engineering|a.?levels|gcses|\w+ (?:exams?|boards?))|"
-    r"(?:it'?s been|been) (?:\w+ ){0,2}(?:years?|months?|yrs) since|that was (?:in )?(?:19|20)\d\d|the (?:year|time|summer|winter|period) (?:when )?i)\b"
+    r"(?:it'?s been|been) (?:\w+ ){0,2}(?:years?|months?|yrs) since|that was (?:in )?(?:19|20)\d\d|the (?:year|time|summer|winter|period) (?:when )?i|"
+    r"(?:\d+|two|three|four|five|six|seven|eight|nine|ten|\w+teen|twenty|many) (?:years?|yrs) since i|"
+    r"(?:during|in|through) (?:the )?(?:lockdowns?|pandemic|covid)|in (?:my )?\d+(?:st|nd|rd|th) (?:class|grade|standard|form))\b"
 )
 """A time in the writer's life that is over ("at 15", "in year 9", "a few years back", "this time last year"): with
 :data:`PAST_VERB`, the match's sentence tells a past story (the plain markers of :data:`DISTANT_PAST` need no verb)."""
