@@ -47,7 +47,7 @@ HAS_EXTRA = all(importlib.util.find_spec(m) for m in ("numpy", "tokenizers", "sa
 # - safety_frozen17: 97.9 % (93/95), 93.8 % (180/192), 10.6 % (17/160) [96.8 / 91.1 / 8.8]
 # - safety_frozen16: 98.9 % (93/94), 92.8 % (180/194), 3.1 % (5/160) [97.9 / 91.2 / 3.1]
 # - safety_frozen15: 100.0 % (95/95), 90.1 % (173/192), 3.8 % (6/160) [100.0 / 87.5 / 2.5]
-# - safety_frozen14: 97.9 % (93/95), 96.4 % (187/194), 5.6 % (9/160) [97.9 / 93.3 / 5.6]
+# - safety_frozen14: 97.9 % (93/95), 96.4 % (187/194), 6.2 % (10/160) [97.9 / 93.3 / 6.2]
 # - safety_frozen13: 98.9 % (94/95), 93.8 % (182/194), 2.5 % (4/160) [98.9 / 91.2 / 1.9]
 # - safety_frozen12: 97.9 % (93/95), 93.3 % (181/194), 3.8 % (6/160) [96.8 / 89.7 / 3.8]
 # - safety_frozen11: 98.9 % (94/95), 87.2 % (170/195), 4.4 % (7/159) [98.9 / 82.1 / 3.1]
@@ -103,7 +103,7 @@ HARD_NEGATIVE_CEILINGS = {
     "safety_frozen3": 0.075,
     "safety_frozen4": 0.069,
     "safety_frozen5": 0.069,
-    "safety_frozen14": 0.063,
+    "safety_frozen14": 0.069,
     "safety_frozen17": 0.113,
     "safety_frozen18": 0.069,
     "safety_frozen19": 0.063,
@@ -115,8 +115,8 @@ HARD_NEGATIVE_CEILINGS = {
     "safety_frozen28": 0.088,
 }
 """Sets whose hard negatives escalate at or above the goal with the default reader: the measured rate plus one
-message (8/160 measured on the twenty-first; 9 on the fourteenth, nineteenth and twenty-seventh; 10 on the fourth,
-fifth, eighteenth and twenty-third; 11 on the third; 12 on the twenty-fourth; 13 on the twenty-eighth; 14 on the
+message (8/160 measured on the twenty-first; 9 on the nineteenth and twenty-seventh; 10 on the fourth, fifth,
+fourteenth, eighteenth and twenty-third; 11 on the third; 12 on the twenty-fourth; 13 on the twenty-eighth; 14 on the
 twenty-sixth; 17 on the seventeenth), so it cannot rise unnoticed and one borderline flip does not fail."""
 
 PAIR_FLOORS = {

@@ -306,7 +306,7 @@ def test_a_joke_taken_back_or_a_real_overdose_still_escalates(text):
     "text",
     [
         "It's been six years since I tried to end my life. I finished my nursing degree last summer and I'm happy.",
-        "during lockdown i was thinking about ending it every day. got help from my gp and i'm doing well now, back at work",
+        "during lockdown i was thinking about ending it. got help from my gp and i'm doing well now, back at work",
         "my brother came back from uni and found me after i took an overdose in 2018. i'm in a good place now",
     ],
 )
@@ -330,4 +330,20 @@ def test_more_crises_told_as_over_are_low_signals(text):
 def test_a_risk_that_has_come_back_still_escalates(text):
     """Whatever comes back ("the thoughts have come back", "my self harm came back") keeps a past story current; days
     are not years; "the way it used to" is not a time that is over."""
+    assert assess_rules(text).crisis, assess_rules(text).evidence
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "i'm in year 9 and i cut myself every night",
+        "im in year 10 and i burned myself with a lighter",
+        "i'm in my second year and i cut myself when it gets bad",
+        "I am in 10th class. I cut myself when my father shouts",
+        "in my 10th class i cut myself. it still happens",
+    ],
+)
+def test_a_time_of_life_the_writer_is_in_now_is_not_the_past(text):
+    """"in year 9" tells a story that is over only when the writer is past it: "i'm in year 9", "every night" or "it
+    still happens" keep the match current (an ambiguous "cut" is read as now)."""
     assert assess_rules(text).crisis, assess_rules(text).evidence

@@ -603,7 +603,7 @@ DISTANT_PAST = (
 PRESENT_AGAIN = (
     r"\b(?:again|lately|these days|recently|tonight|starting to|started to|relaps\w*|"
     r"(?:coming|came|come|comes|creeping|crept) back(?! (?:from|home|early|late|upstairs|downstairs|inside|to (?:the|my|our|his|her) (?:house|flat|room|car|office|school|uni|dorm|ward))\b)|"
-    r"(?:still|now|today) (?:\w+ ){0,2}(?:want|wanna|think|thinking|feel|feeling|do|doing|have (?:the )?urges?|cut|cutting|hurt|hurting|struggle|struggling|plan|planning))\b"
+    r"(?:still|now|today) (?:\w+ ){0,2}(?:want|wanna|think|thinking|feel|feeling|do|doing|have (?:the )?urges?|cut|cutting|hurt|hurting|struggle|struggling|plan|planning|happens?|happening|going on))\b"
 )
 
 PAST_INTENT = r"\b(?:wanted to|wanted|was going to|were going to|was gonna|thought about|could have|could've|would have|would've|almost|nearly|tried to)\b"
@@ -686,10 +686,14 @@ spared; any other match in the message still counts (so "my last day at work" be
 
 RECENT = (
     r"\b(?:last (?:night|week|weekend|month|friday|saturday|sunday|monday|tuesday|wednesday|thursday)|yesterday|this (?:morning|afternoon|evening|week|month)|"
-    r"earlier today|today|just now|(?:an|one|two|few|couple of|\d+) (?:hours?|days?) ago|the other (?:day|night))\b"
+    r"earlier today|today|just now|(?:an|one|two|few|couple of|\d+) (?:hours?|days?) ago|the other (?:day|night)|"
+    r"every (?:single )?(?:night|day|morning|evening|week|weekend|time)|each (?:night|day|time)|most (?:nights|days|mornings)|"
+    r"all the time|at the moment|currently|right now|nowadays|"
+    r"(?:i'm|i am) (?:\w+ ){0,2}in (?:my )?(?:(?:year|grade|form) \d+|\d+(?:st|nd|rd|th) (?:class|grade|standard|form)|"
+    r"(?:first|second|third|fourth|final|last|senior|junior|sophomore|freshman) year))\b"
 )
-"""A time that is not over ("last night", "yesterday", "two days ago"): a match in its sentence is never read as a
-past story, whatever else the message says."""
+"""A time that is not over ("last night", "yesterday", "two days ago", "every night", "i'm in year 9"): a match in its
+sentence is never read as a past story, whatever else the message says."""
 
 FICTION = (
     r"\b(?:novel|story|stories|fiction|fanfic|fan fiction|book|movie|film|tv show|show|series|episode|character|characters|protagonist|"
