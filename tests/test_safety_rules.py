@@ -341,6 +341,8 @@ def test_a_risk_that_has_come_back_still_escalates(text):
         "i'm in my second year and i cut myself when it gets bad",
         "I am in 10th class. I cut myself when my father shouts",
         "in my 10th class i cut myself. it still happens",
+        "i took an overdose at 15. i'm 15 and i don't see the point",
+        "i tried to hang myself in year 11. im in year 11",
     ],
 )
 def test_a_time_of_life_the_writer_is_in_now_is_not_the_past(text):

@@ -36,6 +36,8 @@ _SENTENCE_BREAK = re.compile(r"[.!?;\n]|\bbut\b|\bhowever\b")
 _CONTEXT_REACH = 400
 """How far (characters) a match's clause and sentence may reach each way: keeps context checks constant-time
 per match, so the rule layer is linear in the text however long a sentence runs."""
+_TOLD_TIME = re.compile(r"\b(?:at (?:the )?(?:age (?:of )?)?(\d{1,2})(?! ?(?:am|pm|o'?clock|:))|aged? (\d{1,2})|in (?:year|grade|form) (\d{1,2})|in (?:my )?(\d{1,2})(?:st|nd|rd|th) (?:class|grade|standard))\b")
+_NOW_TIME = re.compile(r"\b(?:i'm|i am) (?:only |just |now )?(\d{1,2})\b(?! ?(?:years? ago|mins?|minutes|hours|am|pm))|\b(?:i'm|i am) (?:\w+ ){0,2}in (?:my )?(?:(?:year|grade|form) (\d{1,2})|(\d{1,2})(?:st|nd|rd|th) (?:class|grade|standard))\b")
 _DENIED_BEFORE = re.compile(r"\b(?:not|no|isn't|wasn't|ain't|never)\b[^.!?]{0,12}$")
 _QUOTED = re.compile(r"\"[^\"]{2,400}\"|(?:(?<=\s)|^)'[^']{3,300}'(?=[\s.,!?]|$)")
 
@@ -270,10 +272,20 @@ class RuleEngine:
         that is over and the writer saying they are safe now ("that was 2019 ... i'm well now")."""
         if not self._past_verb.search(" ".join(f"{prefix} {snippet}".split())) or self._recent.search(sentence):
             return False
+        if context.once("in that time now", lambda: self._still_in_that_time(message)):
+            return False
         if self._story_past.search(sentence):
             return True
         return context.once("told as over", lambda: bool(
             (self._past.search(message) or self._story_past.search(message)) and self._recovered.search(message)))
+
+    @staticmethod
+    def _still_in_that_time(message: str) -> bool:
+        """The writer is now at the age or in the school year the story names ("i took an overdose at 15. i'm 15"):
+        the story is not over."""
+        told = {int(n) for m in _TOLD_TIME.finditer(message) for n in m.groups() if n}
+        now = {int(n) for m in _NOW_TIME.finditer(message) for n in m.groups() if n}
+        return bool(told & now)
 
     @staticmethod
     def _said_plainly(regex: re.Pattern[str], text: str) -> bool:
